@@ -1,0 +1,37 @@
+package tier
+
+// Disk is what Hybrid needs of its L2 (implemented by disktier.Store).
+type Disk interface {
+	Tier
+	// Write applies ops in order, atomically, and returns once they are
+	// durable (synced). A later op on the same key wins.
+	Write(ops []Op) error
+	// DropRange removes every key k with start <= k < end. It is used to drop
+	// a model's stale epochs (ModelRange) and must cost O(1) writes, not a
+	// scan; the space is reclaimed in the background.
+	DropRange(start, end []byte) error
+	// Meta returns the value PutMeta stored under name, or ErrNotFound.
+	Meta(name string) ([]byte, error)
+	// PutMeta durably stores value under name, in a namespace apart from
+	// the keys of Get, Set, Write and DropRange.
+	PutMeta(name string, value []byte) error
+	// Stats returns the tier's counters.
+	Stats() Stats
+	// Close flushes and closes the store. It is idempotent.
+	Close() error
+}
+
+// Mem is what Hybrid needs of its L1 (implemented by memtier.Cache).
+type Mem interface {
+	Tier
+	// MaxRecord is the largest record (with its key) L1 accepts; larger
+	// ones stay in L2 only.
+	MaxRecord() int
+	// Range calls fn for every live record until fn returns false. The
+	// records are copies the callee may keep.
+	Range(fn func(key []byte, r Record) bool)
+	// Stats returns the tier's counters.
+	Stats() Stats
+	// Close releases the cache. It is idempotent.
+	Close() error
+}

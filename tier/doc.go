@@ -1,0 +1,38 @@
+// Package tier defines what the cache stores and how its two levels compose.
+//
+// # Basics
+//
+// A Tier maps binary keys to records. A Record is a value with a small header
+// (format version, expiry, the model epoch and version tag it was written
+// under, and a CRC-32C checksum); both levels store records unchanged, so an
+// entry moves between them with a single copy.
+//
+// L1 (package memtier) keeps records in memory, L2 (package disktier) on
+// disk. Hybrid composes them: reads try L1, then writes still in flight, then
+// L2, and copy an L2 hit up to L1 (promotion); entries L1 evicts for space
+// are written down to L2 when L2 does not have them yet (demotion). Writes
+// reach L2 through one flusher goroutine that commits group batches, at the
+// latest FlushInterval after they were acknowledged (write-through), or only
+// on demotion and at Close (write-back).
+//
+// # Keys, models and versions
+//
+// A key of the form {MODEL}rest or {MODEL@VERSION}rest is model-scoped
+// (ParseScope). Hybrid keeps a registry of models, each with its current
+// version and an epoch: a number that changes whenever the model's version
+// does (rollout) or the model is purged. Every record of a scoped key carries
+// the epoch it was written under, and L2 stores it under a key that starts
+// with the model and the epoch (ModelKey), so
+//
+//   - a read compares the record's epoch with the model's: entries of an
+//     older epoch are never served, without any scan;
+//   - a rollout drops the old epochs from L2 with a handful of range deletes
+//     (ModelRange), whatever the number of keys;
+//   - L1 drops stale records lazily, when they are read or evicted.
+//
+// # Caveats
+//
+// Checksums are verified on records read from disk, not on L1 hits: memory
+// is trusted, and verifying a 4 MB value on every hit would cost more than
+// the lookup. Records larger than L1's largest entry are kept in L2 only.
+package tier

@@ -1,0 +1,65 @@
+package tier
+
+import (
+	"encoding/binary"
+)
+
+// L2 keys. The disk tier stores each entry under a logical key built from the
+// user key so that every entry of one model, and of one model epoch, is
+// contiguous and can be dropped with a range delete:
+//
+//	plain key:  0x00 | user key
+//	model key:  0x01 | uvarint(len(MODEL)) | MODEL | epoch (8 bytes, big endian) | user key
+//
+// The length prefix makes the model prefix unambiguous whatever bytes MODEL
+// holds; the big-endian epoch orders a model's epochs so that "every epoch
+// before E" is one range.
+const (
+	lkeyPlain = 0x00
+	lkeyModel = 0x01
+)
+
+// PlainKey returns the L2 key of a plain (unscoped) user key.
+func PlainKey(key []byte) []byte {
+	k := make([]byte, 1+len(key))
+	k[0] = lkeyPlain
+	copy(k[1:], key)
+	return k
+}
+
+// ModelKey returns the L2 key of a model-scoped user key written under epoch.
+func ModelKey(model string, epoch uint64, key []byte) []byte {
+	k := modelPrefix(make([]byte, 0, 1+binary.MaxVarintLen64+len(model)+8+len(key)), model)
+	k = binary.BigEndian.AppendUint64(k, epoch)
+	return append(k, key...)
+}
+
+// ModelRange returns [start, end) covering every L2 key of model with an
+// epoch in [fromEpoch, toEpoch). toEpoch 0 means "no upper bound".
+func ModelRange(model string, fromEpoch, toEpoch uint64) (start, end []byte) {
+	p := modelPrefix(nil, model)
+	start = binary.BigEndian.AppendUint64(append([]byte(nil), p...), fromEpoch)
+	if toEpoch == 0 {
+		return start, prefixEnd(p)
+	}
+	return start, binary.BigEndian.AppendUint64(append([]byte(nil), p...), toEpoch)
+}
+
+func modelPrefix(dst []byte, model string) []byte {
+	dst = append(dst, lkeyModel)
+	dst = binary.AppendUvarint(dst, uint64(len(model)))
+	return append(dst, model...)
+}
+
+// prefixEnd returns the smallest key greater than every key starting with p.
+// p always starts with lkeyModel, so it never consists of 0xff bytes only.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	panic("tier: prefixEnd of an all-0xff prefix")
+}
