@@ -30,6 +30,10 @@ type Mem interface {
 	// Range calls fn for every live record until fn returns false. The
 	// records are copies the callee may keep.
 	Range(fn func(key []byte, r Record) bool)
+	// SetOnEvict installs fn, called for every record L1 evicts to make
+	// space. fn runs under L1's internal lock: it must not block nor call
+	// into L1, and r is only valid during the call (copy it to keep it).
+	SetOnEvict(fn func(key string, r Record))
 	// Stats returns the tier's counters.
 	Stats() Stats
 	// Close releases the cache. It is idempotent.
