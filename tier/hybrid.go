@@ -1,0 +1,520 @@
+package tier
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+)
+
+// Hybrid composes an L1 memory tier and an L2 disk tier into one cache with
+// promotion, demotion, write-through or write-back, and model-version
+// fencing. See the package documentation for the design.
+type Hybrid struct {
+	opts  Options
+	l1    Mem
+	l2    Disk
+	clock Clock
+
+	modelsMu sync.Mutex // serializes ApplyModels and registry persistence
+	reg      atomic.Pointer[registry]
+	regDirty atomic.Bool // the registry in memory is newer than the persisted one
+
+	// stripes order writes of a key against the promotion of an older copy
+	// of it: a writer bumps its stripe's seq under the stripe's mu; a reader
+	// promotes only if the seq it saw before looking the key up is unchanged.
+	seed    maphash.Seed
+	stripes [256]stripe
+
+	pend struct {
+		sync.Mutex // guards the fields below
+		byKey      map[string]*pendingOp
+		queue      []*pendingOp // in write order; the flusher commits from the front
+		bytes      int64
+		failing    bool // the last L2 write failed
+		space      *sync.Cond
+	}
+
+	kick      chan struct{}
+	stop      chan struct{}
+	done      chan struct{}
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+
+	hits, misses           atomic.Uint64
+	l1Hits, l1Misses       atomic.Uint64
+	l2Hits, l2Misses       atomic.Uint64
+	promotions, demotions  atomic.Uint64
+	staleWrites, rollouts  atomic.Uint64
+	l2WriteErrs, l2ReadErr atomic.Uint64
+	dropped                atomic.Uint64
+}
+
+var _ Tier = (*Hybrid)(nil)
+
+type stripe struct {
+	mu  sync.Mutex
+	seq atomic.Uint64
+	_   [48]byte // keep stripes on separate cache lines
+}
+
+// pendingOp is a write waiting for L2. rec is nil for a delete. Records in
+// pendingOps are never modified once queued, so readers may return them.
+type pendingOp struct {
+	key    string
+	lkey   []byte
+	rec    Record
+	model  string // set for scoped keys: the op is dropped if the model's
+	epoch  uint64 // epoch moved on before it reached L2
+	scoped bool
+}
+
+func (op *pendingOp) size() int64 { return int64(len(op.key) + len(op.lkey) + len(op.rec) + 64) }
+
+// NewHybrid composes opts.L1 and opts.L2, loads the persisted model registry
+// from L2 and starts the flusher. Close it to flush and release both tiers.
+func NewHybrid(opts Options) (*Hybrid, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	reg, err := loadRegistry(opts.L2)
+	if err != nil {
+		return nil, err
+	}
+	h := &Hybrid{
+		opts:  opts,
+		l1:    opts.L1,
+		l2:    opts.L2,
+		clock: opts.Clock,
+		seed:  maphash.MakeSeed(),
+		kick:  make(chan struct{}, 1),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	h.reg.Store(reg)
+	h.pend.byKey = make(map[string]*pendingOp)
+	h.pend.space = sync.NewCond(&h.pend.Mutex)
+	h.l1.SetOnEvict(h.onEvict)
+	go h.flushLoop()
+	return h, nil
+}
+
+func (h *Hybrid) stripe(key []byte) *stripe {
+	return &h.stripes[maphash.Bytes(h.seed, key)%uint64(len(h.stripes))]
+}
+
+// l2Key is the L2 key of key: model-scoped keys live under their model and
+// epoch so that a model's stale epochs are one range.
+func l2Key(key []byte, scoped bool, model string, epoch uint64) []byte {
+	if scoped {
+		return ModelKey(model, epoch, key)
+	}
+	return PlainKey(key)
+}
+
+// Get returns the live record of key. A record of a model-scoped key written
+// under an older version of the model, an expired record and an absent key
+// are all ErrNotFound. The caller must not modify the returned record.
+func (h *Hybrid) Get(key []byte) (Record, error) {
+	if h.closed.Load() {
+		return nil, ErrClosed
+	}
+	r, err := h.get(key)
+	switch {
+	case err == nil:
+		h.hits.Add(1)
+	case errors.Is(err, ErrNotFound):
+		h.misses.Add(1)
+	}
+	return r, err
+}
+
+func (h *Hybrid) get(key []byte) (Record, error) {
+	sc, scoped, err := ParseScope(key)
+	if err != nil {
+		return nil, err
+	}
+	var ms ModelState
+	if scoped {
+		ms = h.reg.Load().model(sc.Model)
+		if sc.Versioned && ms.Version != "" && sc.Version != ms.Version {
+			return nil, ErrNotFound
+		}
+	}
+	st := h.stripe(key)
+	seq := st.seq.Load() // before any lookup: see Hybrid.stripes
+
+	if r, err := h.l1.Get(key); err == nil {
+		if !scoped || r.Epoch() == ms.Epoch {
+			h.l1Hits.Add(1)
+			return r, nil
+		}
+		_ = h.l1.Delete(key) // written before the model changed
+	}
+	h.l1Misses.Add(1)
+
+	if op, ok := h.pendingGet(key); ok {
+		if op.rec == nil || (scoped && op.epoch != ms.Epoch) || op.rec.Expired(h.nowMs()) {
+			return nil, ErrNotFound
+		}
+		return op.rec, nil
+	}
+
+	r, err := h.l2.Get(l2Key(key, scoped, sc.Model, ms.Epoch))
+	if err != nil {
+		h.l2Misses.Add(1)
+		if !errors.Is(err, ErrNotFound) {
+			h.l2ReadErr.Add(1)
+			h.opts.OnError("read", err)
+		}
+		return nil, ErrNotFound
+	}
+	if scoped && r.Epoch() != ms.Epoch {
+		// Cannot happen (the L2 key holds the epoch) unless L2 is damaged.
+		h.l2Misses.Add(1)
+		return nil, ErrNotFound
+	}
+	h.l2Hits.Add(1)
+	h.promote(key, r, st, seq)
+	return r, nil
+}
+
+// promote copies an L2 hit into L1 unless a write of the key happened since
+// the lookup started (seq) or the record is too large for L1.
+func (h *Hybrid) promote(key []byte, r Record, st *stripe, seq uint64) {
+	if len(key)+len(r) > h.l1.MaxRecord() {
+		return
+	}
+	r.SetFlags(r.Flags() | FlagClean)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.seq.Load() != seq {
+		return
+	}
+	if h.l1.Set(key, r) == nil {
+		h.promotions.Add(1)
+	}
+}
+
+// Expired reports whether r is expired at nowMs. It must only be called on a
+// record that parsed.
+func (r Record) Expired(nowMs int64) bool {
+	e := r.ExpireAt()
+	return e != 0 && e <= nowMs
+}
+
+func (h *Hybrid) nowMs() int64 { return h.clock.Now().UnixMilli() }
+
+// Set stores r under key, implementing Tier. The record's expiry is kept;
+// for a model-scoped key its epoch and tag are set from the registry (which
+// may copy the record). See SetValue.
+func (h *Hybrid) Set(key []byte, r Record) error {
+	hdr, err := r.Header()
+	if err != nil {
+		return err
+	}
+	if hdr.Epoch == 0 && hdr.Tag == "" && (hdr.Flags&FlagClean != 0) == (h.opts.WritePolicy == WriteThrough) {
+		if _, scoped, err := ParseScope(key); err != nil {
+			return err
+		} else if !scoped {
+			return h.put(key, r, Scope{}, false, 0)
+		}
+	}
+	return h.SetValue(key, r.Value(), hdr.ExpireAt)
+}
+
+// SetValue stores value under key with expiry expireAt (Unix ms, 0 = none).
+//
+// For a key {MODEL@X}… while the registry has MODEL at another version it
+// stores nothing and returns a *StaleError. Records of model-scoped keys are
+// tagged with the model's current epoch and version.
+//
+// With write-through the write is queued for L2 at once; Set returns when
+// it is in L1 (or, for a record too large for L1, in the queue that reads
+// consult), and waits only when more than MaxPending bytes are queued.
+func (h *Hybrid) SetValue(key, value []byte, expireAt int64) error {
+	if h.closed.Load() {
+		return ErrClosed
+	}
+	sc, scoped, err := ParseScope(key)
+	if err != nil {
+		return err
+	}
+	hdr := Header{ExpireAt: expireAt}
+	if scoped {
+		ms := h.reg.Load().model(sc.Model)
+		if sc.Versioned && ms.Version != "" && sc.Version != ms.Version {
+			h.staleWrites.Add(1)
+			return &StaleError{Model: sc.Model, Current: ms.Version}
+		}
+		hdr.Epoch, hdr.Tag = ms.Epoch, ms.Version
+		if sc.Versioned {
+			hdr.Tag = sc.Version
+		}
+	}
+	if h.opts.WritePolicy == WriteThrough {
+		hdr.Flags = FlagClean // L2 has it (or will, before L1 could lose it)
+	}
+	return h.put(key, NewRecord(hdr, value), sc, scoped, hdr.Epoch)
+}
+
+func (h *Hybrid) put(key []byte, r Record, sc Scope, scoped bool, epoch uint64) error {
+	if h.closed.Load() {
+		return ErrClosed
+	}
+	st := h.stripe(key)
+	st.mu.Lock()
+	st.seq.Add(1)
+	inL1 := len(key)+len(r) <= h.l1.MaxRecord() && h.l1.Set(key, r) == nil
+	if !inL1 {
+		_ = h.l1.Delete(key) // an older copy must not shadow this write
+	}
+	op := &pendingOp{key: string(key), rec: r, model: sc.Model, epoch: epoch, scoped: scoped}
+	switch {
+	case h.opts.WritePolicy == WriteThrough || !inL1:
+		op.lkey = l2Key(key, scoped, sc.Model, epoch)
+		h.enqueue(op)
+	case r.ExpireAt() != 0:
+		// Write-back: when this record expires in L1, an older copy in L2
+		// must not reappear, so delete it now.
+		op.rec = nil
+		op.lkey = l2Key(key, scoped, sc.Model, epoch)
+		h.enqueue(op)
+	}
+	st.mu.Unlock()
+	h.waitForSpace()
+	return nil
+}
+
+// Delete removes key from both tiers. Deleting an absent key is not an error.
+func (h *Hybrid) Delete(key []byte) error {
+	if h.closed.Load() {
+		return ErrClosed
+	}
+	sc, scoped, err := ParseScope(key)
+	if err != nil {
+		return err
+	}
+	var epoch uint64
+	if scoped {
+		epoch = h.reg.Load().model(sc.Model).Epoch
+	}
+	st := h.stripe(key)
+	st.mu.Lock()
+	st.seq.Add(1)
+	_ = h.l1.Delete(key)
+	h.enqueue(&pendingOp{key: string(key), lkey: l2Key(key, scoped, sc.Model, epoch), model: sc.Model, epoch: epoch, scoped: scoped})
+	st.mu.Unlock()
+	h.waitForSpace()
+	return nil
+}
+
+// onEvict is L1's eviction callback: it runs under an L1 shard lock, so it
+// only copies the record into the pending queue (demotion). Records L2
+// already has (FlagClean), expired records and stale ones are dropped.
+func (h *Hybrid) onEvict(key string, r Record) {
+	if _, err := r.Header(); err != nil || r.Flags()&FlagClean != 0 || r.Expired(h.nowMs()) {
+		return
+	}
+	sc, scoped, err := ParseScope([]byte(key))
+	if err != nil {
+		return
+	}
+	if scoped && h.reg.Load().model(sc.Model).Epoch != r.Epoch() {
+		return
+	}
+	rec := append(Record(nil), r...)
+	rec.SetFlags(rec.Flags() | FlagClean)
+	h.enqueue(&pendingOp{key: key, lkey: l2Key([]byte(key), scoped, sc.Model, r.Epoch()), rec: rec, model: sc.Model, epoch: r.Epoch(), scoped: scoped})
+	h.demotions.Add(1)
+}
+
+func (h *Hybrid) enqueue(op *pendingOp) {
+	h.pend.Lock()
+	h.pend.byKey[op.key] = op
+	h.pend.queue = append(h.pend.queue, op)
+	h.pend.bytes += op.size()
+	h.pend.Unlock()
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (h *Hybrid) pendingGet(key []byte) (*pendingOp, bool) {
+	h.pend.Lock()
+	op, ok := h.pend.byKey[string(key)]
+	h.pend.Unlock()
+	return op, ok
+}
+
+// waitForSpace applies back-pressure: it waits while more than MaxPending
+// bytes wait for L2, unless L2 is failing (then the flusher sheds the oldest
+// writes instead, and blocking would only stop L1 from serving).
+func (h *Hybrid) waitForSpace() {
+	h.pend.Lock()
+	for h.pend.bytes > h.opts.MaxPending && len(h.pend.queue) > 1 && !h.pend.failing && !h.closed.Load() {
+		h.pend.space.Wait()
+	}
+	h.pend.Unlock()
+}
+
+func (h *Hybrid) flushLoop() {
+	defer close(h.done)
+	t := newTicker(h.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-h.kick:
+		case <-t.C:
+		}
+		_ = h.flush()
+		h.retryPersistRegistry()
+	}
+}
+
+// flush commits the pending queue to L2, in batches of at most MaxBatch
+// bytes, until it is empty or L2 fails.
+func (h *Hybrid) flush() error {
+	for {
+		h.pend.Lock()
+		n, size := 0, int64(0)
+		for n < len(h.pend.queue) && (n == 0 || size+h.pend.queue[n].size() <= h.opts.MaxBatch) {
+			size += h.pend.queue[n].size()
+			n++
+		}
+		batch := append([]*pendingOp(nil), h.pend.queue[:n]...)
+		h.pend.Unlock()
+		if n == 0 {
+			return nil
+		}
+
+		reg, now := h.reg.Load(), h.nowMs()
+		ops := make([]Op, 0, n)
+		for _, op := range batch {
+			if op.scoped && reg.model(op.model).Epoch != op.epoch {
+				continue // the model moved on: the entry is stale
+			}
+			if op.rec != nil && op.rec.Expired(now) {
+				ops = append(ops, Op{Key: op.lkey}) // never store it; drop any older copy
+				continue
+			}
+			ops = append(ops, Op{Key: op.lkey, Record: op.rec})
+		}
+		err := h.l2.Write(ops)
+
+		h.pend.Lock()
+		if err != nil {
+			h.pend.failing = true
+			h.l2WriteErrs.Add(1)
+			h.shedLocked()
+			h.pend.space.Broadcast()
+			h.pend.Unlock()
+			h.opts.OnError("write", err)
+			return err
+		}
+		h.pend.failing = false
+		h.removeFrontLocked(n)
+		h.pend.space.Broadcast()
+		h.pend.Unlock()
+	}
+}
+
+// removeFrontLocked removes the first n ops of the queue, which were
+// committed (or shed).
+func (h *Hybrid) removeFrontLocked(n int) {
+	for _, op := range h.pend.queue[:n] {
+		if h.pend.byKey[op.key] == op {
+			delete(h.pend.byKey, op.key)
+		}
+		h.pend.bytes -= op.size()
+	}
+	clear(h.pend.queue[:n])
+	h.pend.queue = h.pend.queue[n:]
+	if len(h.pend.queue) == 0 {
+		h.pend.queue = nil
+	}
+}
+
+// shedLocked drops the oldest pending writes while more than MaxPending
+// bytes wait for a failing L2; L1 keeps serving what it holds.
+func (h *Hybrid) shedLocked() {
+	n := 0
+	for b := h.pend.bytes; b > h.opts.MaxPending && n < len(h.pend.queue)-1; n++ {
+		b -= h.pend.queue[n].size()
+	}
+	if n > 0 {
+		h.dropped.Add(uint64(n))
+		h.removeFrontLocked(n)
+	}
+}
+
+// Flush commits every pending write to L2 now.
+func (h *Hybrid) Flush() error {
+	if h.closed.Load() {
+		return ErrClosed
+	}
+	return h.flush()
+}
+
+// Close stops the flusher, writes L1-only records down to L2 (write-back),
+// commits what is pending, and closes both tiers. It is idempotent and
+// returns the first error.
+func (h *Hybrid) Close() error {
+	h.closeOnce.Do(func() {
+		h.closed.Store(true)
+		close(h.stop)
+		<-h.done
+		h.pend.Lock()
+		h.pend.space.Broadcast()
+		h.pend.Unlock()
+
+		var errs []error
+		if h.opts.WritePolicy == WriteBack {
+			errs = append(errs, h.writeBackAll())
+		}
+		if err := h.flush(); err != nil {
+			errs = append(errs, fmt.Errorf("tier: final flush: %w", err))
+		}
+		h.retryPersistRegistry()
+		if h.regDirty.Load() {
+			errs = append(errs, errors.New("tier: model registry not persisted"))
+		}
+		errs = append(errs, h.l1.Close(), h.l2.Close())
+		h.closeErr = errors.Join(errs...)
+	})
+	return h.closeErr
+}
+
+// writeBackAll queues every dirty L1 record for L2, flushing in batches so
+// that memory stays bounded.
+func (h *Hybrid) writeBackAll() error {
+	var firstErr error
+	h.l1.Range(func(key []byte, r Record) bool {
+		if r.Flags()&FlagClean != 0 || r.Expired(h.nowMs()) {
+			return true
+		}
+		sc, scoped, err := ParseScope(key)
+		if err != nil || (scoped && h.reg.Load().model(sc.Model).Epoch != r.Epoch()) {
+			return true
+		}
+		h.enqueue(&pendingOp{key: string(key), lkey: l2Key(key, scoped, sc.Model, r.Epoch()), rec: r, model: sc.Model, epoch: r.Epoch(), scoped: scoped})
+		h.demotions.Add(1)
+		h.pend.Lock()
+		full := h.pend.bytes >= h.opts.MaxBatch
+		h.pend.Unlock()
+		if full {
+			if err := h.flush(); err != nil {
+				firstErr = err
+				return false
+			}
+		}
+		return true
+	})
+	return firstErr
+}

@@ -1,0 +1,171 @@
+package tier
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"sort"
+)
+
+// modelsMeta is the name of the L2 meta record holding the registry state.
+const modelsMeta = "models"
+
+// ModelState is what the cache knows of one model.
+type ModelState struct {
+	// Version is the model's current version; "" after a purge.
+	Version string `json:"v,omitempty"`
+	// Epoch changes with every version change and purge; records written
+	// under another epoch are stale. Epochs are local to this cache.
+	Epoch uint64 `json:"e"`
+}
+
+// ModelChange is one change to the model registry.
+type ModelChange struct {
+	Model string
+	// Version is the model's new version; "" purges the model (drops all of
+	// its entries and forgets its version).
+	Version string
+}
+
+// registry is an immutable snapshot of the model registry; a new one is
+// published on every change, so the request path reads it without locking.
+type registry struct {
+	Revision  uint64                `json:"revision"`
+	NextEpoch uint64                `json:"next_epoch"`
+	Models    map[string]ModelState `json:"models"`
+}
+
+func (r *registry) model(name string) ModelState { return r.Models[name] }
+
+// loadRegistry reads the persisted registry from L2; a missing one is empty.
+func loadRegistry(l2 Disk) (*registry, error) {
+	reg := &registry{NextEpoch: 1, Models: map[string]ModelState{}}
+	b, err := l2.Meta(modelsMeta)
+	if errors.Is(err, ErrNotFound) {
+		return reg, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tier: reading model registry: %w", err)
+	}
+	if err := json.Unmarshal(b, reg); err != nil {
+		return nil, fmt.Errorf("tier: decoding model registry: %w", err)
+	}
+	if reg.Models == nil {
+		reg.Models = map[string]ModelState{}
+	}
+	for _, m := range reg.Models {
+		if m.Epoch >= reg.NextEpoch {
+			reg.NextEpoch = m.Epoch + 1
+		}
+	}
+	return reg, nil
+}
+
+// ApplyModels applies changes to the registry and records rev as the
+// registry revision they bring the cache to (the revision only moves
+// forward). A change that does not change anything (same version; purge of
+// a purged model) is a no-op, so replaying changes is harmless.
+//
+// From the moment ApplyModels returns, and for readers running concurrently
+// from the moment the new state is published, no record of a changed model
+// written under its previous epoch is served, and writes of {MODEL@X} with X
+// other than the new version fail with a StaleError. L2 space is reclaimed
+// with range deletes (no scan); stale L1 records are dropped when read or
+// evicted.
+//
+// The new state is applied in memory even if persisting it fails; the error
+// is returned so the caller can retry (the persisted revision stays behind,
+// which makes a restarted cache replay the change).
+func (h *Hybrid) ApplyModels(changes []ModelChange, rev uint64) error {
+	h.modelsMu.Lock()
+	defer h.modelsMu.Unlock()
+	if h.closed.Load() {
+		return ErrClosed
+	}
+	old := h.reg.Load()
+	next := &registry{Revision: max(old.Revision, rev), NextEpoch: old.NextEpoch, Models: maps.Clone(old.Models)}
+	type drop struct {
+		model string
+		epoch uint64
+	}
+	var drops []drop
+	for _, c := range changes {
+		cur, known := next.Models[c.Model]
+		if known && cur.Version == c.Version {
+			continue
+		}
+		next.Models[c.Model] = ModelState{Version: c.Version, Epoch: next.NextEpoch}
+		drops = append(drops, drop{c.Model, next.NextEpoch})
+		next.NextEpoch++
+	}
+	if len(drops) == 0 && next.Revision == old.Revision {
+		return nil
+	}
+	h.reg.Store(next)
+	if len(drops) > 0 {
+		h.rollouts.Add(uint64(len(drops)))
+	}
+	var errs []error
+	if err := h.persistRegistryLocked(next); err != nil {
+		errs = append(errs, err)
+	}
+	for _, d := range drops {
+		start, end := ModelRange(d.model, 0, d.epoch)
+		if err := h.l2.DropRange(start, end); err != nil {
+			h.opts.OnError("drop model range", err)
+			errs = append(errs, fmt.Errorf("tier: dropping stale entries of %q: %w", d.model, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (h *Hybrid) persistRegistryLocked(reg *registry) error {
+	b, err := json.Marshal(reg)
+	if err != nil {
+		return fmt.Errorf("tier: encoding model registry: %w", err)
+	}
+	if err := h.l2.PutMeta(modelsMeta, b); err != nil {
+		h.regDirty.Store(true)
+		h.opts.OnError("persist model registry", err)
+		return fmt.Errorf("tier: persisting model registry: %w", err)
+	}
+	h.regDirty.Store(false)
+	return nil
+}
+
+// retryPersistRegistry persists the registry if an earlier attempt failed.
+func (h *Hybrid) retryPersistRegistry() {
+	if !h.regDirty.Load() {
+		return
+	}
+	h.modelsMu.Lock()
+	defer h.modelsMu.Unlock()
+	if h.regDirty.Load() {
+		_ = h.persistRegistryLocked(h.reg.Load())
+	}
+}
+
+// Model returns the state of model; ok is false for a model the registry
+// does not know or has purged.
+func (h *Hybrid) Model(model string) (version string, ok bool) {
+	m := h.reg.Load().model(model)
+	return m.Version, m.Version != ""
+}
+
+// Models returns every model with a current version, sorted by name, as
+// name/version pairs.
+func (h *Hybrid) Models() [][2]string {
+	reg := h.reg.Load()
+	out := make([][2]string, 0, len(reg.Models))
+	for name, m := range reg.Models {
+		if m.Version != "" {
+			out = append(out, [2]string{name, m.Version})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
+	return out
+}
+
+// ModelsRevision returns the registry revision the cache has applied.
+func (h *Hybrid) ModelsRevision() uint64 { return h.reg.Load().Revision }

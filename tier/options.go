@@ -1,0 +1,113 @@
+package tier
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// WritePolicy says when writes reach L2.
+type WritePolicy int
+
+const (
+	// WriteThrough sends every write to L2, durable at most FlushInterval
+	// after it was acknowledged.
+	WriteThrough WritePolicy = iota
+	// WriteBack keeps writes in L1; L2 receives an entry when L1 evicts it
+	// (demotion) and at Close.
+	WriteBack
+)
+
+// String returns "through" or "back", the names the daemon's flag uses.
+func (p WritePolicy) String() string {
+	switch p {
+	case WriteThrough:
+		return "through"
+	case WriteBack:
+		return "back"
+	}
+	return fmt.Sprintf("WritePolicy(%d)", int(p))
+}
+
+// ParseWritePolicy parses "through" or "back".
+func ParseWritePolicy(s string) (WritePolicy, error) {
+	switch s {
+	case "through":
+		return WriteThrough, nil
+	case "back":
+		return WriteBack, nil
+	}
+	return 0, fmt.Errorf("tier: write policy %q: want through or back", s)
+}
+
+// Options configure a Hybrid.
+type Options struct {
+	// L1 is the memory tier. Required.
+	L1 Mem
+	// L2 is the disk tier. Required.
+	L2 Disk
+	// WritePolicy defaults to WriteThrough.
+	WritePolicy WritePolicy
+	// FlushInterval is the longest an acknowledged write-through write waits
+	// before it is durable in L2. Default 200ms. The flusher commits as soon
+	// as writes are queued; the interval bounds the wait when it is busy and
+	// paces retries after an L2 error.
+	FlushInterval time.Duration
+	// MaxPending is how many bytes of writes may wait for L2 before Set waits
+	// for the flusher (back-pressure). While L2 is failing, the oldest
+	// pending writes beyond it are dropped instead (they stay in L1). A
+	// single record larger than MaxPending is still accepted when nothing
+	// else is pending. Default 256 MiB.
+	MaxPending int64
+	// MaxBatch is the most bytes the flusher commits in one L2 batch.
+	// Default 64 MiB.
+	MaxBatch int64
+	// Clock is used for TTLs. Default SystemClock.
+	Clock Clock
+	// OnError is told about L2 errors the Hybrid absorbed (a failed
+	// write or read); it must not block. Default: ignore.
+	OnError func(op string, err error)
+}
+
+// EnsureDefaults fills in the zero fields with their defaults.
+func (o *Options) EnsureDefaults() {
+	if o.FlushInterval == 0 {
+		o.FlushInterval = 200 * time.Millisecond
+	}
+	if o.MaxPending == 0 {
+		o.MaxPending = 256 << 20
+	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = 64 << 20
+	}
+	if o.Clock == nil {
+		o.Clock = SystemClock{}
+	}
+	if o.OnError == nil {
+		o.OnError = func(string, error) {}
+	}
+}
+
+// Validate reports every problem with o at once.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.L1 == nil {
+		errs = append(errs, errors.New("tier: L1 is required"))
+	}
+	if o.L2 == nil {
+		errs = append(errs, errors.New("tier: L2 is required"))
+	}
+	if o.WritePolicy != WriteThrough && o.WritePolicy != WriteBack {
+		errs = append(errs, fmt.Errorf("tier: unknown write policy %d", int(o.WritePolicy)))
+	}
+	if o.FlushInterval < 0 {
+		errs = append(errs, fmt.Errorf("tier: flush interval %v is negative", o.FlushInterval))
+	}
+	if o.MaxPending < 0 {
+		errs = append(errs, fmt.Errorf("tier: max pending %d is negative", o.MaxPending))
+	}
+	if o.MaxBatch < 0 {
+		errs = append(errs, fmt.Errorf("tier: max batch %d is negative", o.MaxBatch))
+	}
+	return errors.Join(errs...)
+}
