@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Hybrid composes an L1 memory tier and an L2 disk tier into one cache with
@@ -35,6 +36,8 @@ type Hybrid struct {
 		failing    bool // the last L2 write failed
 		space      *sync.Cond
 	}
+
+	flushMu sync.Mutex // serializes flush: the flusher takes batches from the queue's front
 
 	kick      chan struct{}
 	stop      chan struct{}
@@ -69,6 +72,7 @@ type pendingOp struct {
 	model  string // set for scoped keys: the op is dropped if the model's
 	epoch  uint64 // epoch moved on before it reached L2
 	scoped bool
+	queued time.Time // when it was queued (monotonic), for back-pressure
 }
 
 func (op *pendingOp) size() int64 { return int64(len(op.key) + len(op.lkey) + len(op.rec) + 64) }
@@ -333,6 +337,7 @@ func (h *Hybrid) onEvict(key string, r Record) {
 }
 
 func (h *Hybrid) enqueue(op *pendingOp) {
+	op.queued = time.Now()
 	h.pend.Lock()
 	h.pend.byKey[op.key] = op
 	h.pend.queue = append(h.pend.queue, op)
@@ -352,14 +357,25 @@ func (h *Hybrid) pendingGet(key []byte) (*pendingOp, bool) {
 }
 
 // waitForSpace applies back-pressure: it waits while more than MaxPending
-// bytes wait for L2, unless L2 is failing (then the flusher sheds the oldest
-// writes instead, and blocking would only stop L1 from serving).
+// bytes wait for L2, or while the oldest write has waited for more than half
+// of FlushInterval (the disk is not keeping up, and letting the queue grow
+// would break the durability promise), unless L2 is failing: then the
+// flusher sheds the oldest writes instead, and blocking would only stop L1
+// from serving.
 func (h *Hybrid) waitForSpace() {
 	h.pend.Lock()
-	for h.pend.bytes > h.opts.MaxPending && len(h.pend.queue) > 1 && !h.pend.failing && !h.closed.Load() {
+	for h.backlogLocked() && !h.pend.failing && !h.closed.Load() {
 		h.pend.space.Wait()
 	}
 	h.pend.Unlock()
+}
+
+func (h *Hybrid) backlogLocked() bool {
+	q := h.pend.queue
+	if len(q) <= 1 {
+		return false
+	}
+	return h.pend.bytes > h.opts.MaxPending || time.Since(q[0].queued) > h.opts.FlushInterval/2
 }
 
 func (h *Hybrid) flushLoop() {
@@ -381,6 +397,8 @@ func (h *Hybrid) flushLoop() {
 // flush commits the pending queue to L2, in batches of at most MaxBatch
 // bytes, until it is empty or L2 fails.
 func (h *Hybrid) flush() error {
+	h.flushMu.Lock()
+	defer h.flushMu.Unlock()
 	for {
 		h.pend.Lock()
 		n, size := 0, int64(0)

@@ -57,10 +57,11 @@ type Options struct {
 	// for the flusher (back-pressure). While L2 is failing, the oldest
 	// pending writes beyond it are dropped instead (they stay in L1). A
 	// single record larger than MaxPending is still accepted when nothing
-	// else is pending. Default 256 MiB.
+	// else is pending. Default: a quarter of L1's capacity, within
+	// [8 MiB, 64 MiB], so the queue stays small next to the memory budget.
 	MaxPending int64
 	// MaxBatch is the most bytes the flusher commits in one L2 batch.
-	// Default 64 MiB.
+	// Default min(16 MiB, MaxPending/2).
 	MaxBatch int64
 	// Clock is used for TTLs. Default SystemClock.
 	Clock Clock
@@ -75,10 +76,13 @@ func (o *Options) EnsureDefaults() {
 		o.FlushInterval = 200 * time.Millisecond
 	}
 	if o.MaxPending == 0 {
-		o.MaxPending = 256 << 20
+		o.MaxPending = 64 << 20
+		if o.L1 != nil {
+			o.MaxPending = min(64<<20, max(8<<20, o.L1.Stats().MaxBytes/4))
+		}
 	}
 	if o.MaxBatch == 0 {
-		o.MaxBatch = 64 << 20
+		o.MaxBatch = min(16<<20, o.MaxPending/2)
 	}
 	if o.Clock == nil {
 		o.Clock = SystemClock{}
@@ -111,3 +115,14 @@ func (o *Options) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// GoMemoryLimit is the soft limit for the Go heap of a process whose L1
+// holds memMax bytes: L1 itself plus 15% for its maps and per-shard buffers,
+// plus 32 MiB for the write queue, connection buffers and the runtime. It
+// sits 32 MiB below the RSS budget (1.15 × memMax + 64 MiB, plus Pebble's
+// caches) because a soft limit is approached, not held exactly.
+// Pebble's block cache and memtables live outside the Go heap and come on
+// top. The daemon applies it with debug.SetMemoryLimit unless GOMEMLIMIT is
+// set, so the garbage collector works harder rather than letting freed
+// buffers push the RSS past the budget.
+func GoMemoryLimit(memMax int64) int64 { return memMax*115/100 + 32<<20 }
