@@ -131,7 +131,7 @@ func TestL1BoundedUnderLoad(t *testing.T) {
 			// Pebble's configured caches: the block cache and up to two
 			// memtables (one being flushed, one being filled).
 			rssBound := int64(memMax*115/100 + 64<<20 + cache + 2*memtable)
-			debug.FreeOSMemory() // start from what earlier tests left behind
+			debug.FreeOSMemory()                                                         // start from what earlier tests left behind
 			defer debug.SetMemoryLimit(debug.SetMemoryLimit(tier.GoMemoryLimit(memMax))) // as the daemon does
 			var peakL1, peakRSS, peakGo int64
 			sample := func() {
