@@ -320,7 +320,7 @@ func (h *Hybrid) Delete(key []byte) error {
 // only copies the record into the pending queue (demotion). Records L2
 // already has (FlagClean), expired records and stale ones are dropped.
 func (h *Hybrid) onEvict(key string, r Record) {
-	if _, err := r.Header(); err != nil || r.Flags()&FlagClean != 0 || r.Expired(h.nowMs()) {
+	if err := r.Check(); err != nil || r.Flags()&FlagClean != 0 || r.Expired(h.nowMs()) {
 		return
 	}
 	sc, scoped, err := ParseScope([]byte(key))

@@ -103,6 +103,14 @@ func (r Record) parse() (tagLen int, err error) {
 	return tagLen, nil
 }
 
+// Check verifies the structure of r (format version and lengths) without
+// the checksum and without allocating; the accessors (ExpireAt, Epoch,
+// Flags, Value) may be used on r once it returns nil.
+func (r Record) Check() error {
+	_, err := r.parse()
+	return err
+}
+
 // Header decodes the header of r without verifying the checksum (memory is
 // trusted; use Verify for records read from disk). A short or malformed
 // record is an error wrapping ErrCorrupt, never a panic.
