@@ -1,0 +1,82 @@
+// Package disktier is the disk tier (L2) of the cache: a Store keeps
+// records in Pebble, bounded in size, and implements tier.Disk.
+//
+// # Basics
+//
+// Every entry has a pointer record under p|key (kind, generation, expiry,
+// size) and, unless it is small enough to live inline in the pointer
+// (Options.InlineMax), its record under d|gen|key. q|gen|key indexes the
+// keys written in each generation; m|... holds the meta: the live
+// generations with their byte counts, the key count and PutMeta values.
+// Open reads only the meta keys, so it takes milliseconds whatever the
+// amount of data.
+//
+// Writes go through one writer mutex and one Pebble batch each, committed
+// with a WAL sync; the key count and the current generation's byte count are
+// updated in the same batch, so they are exact across restarts. A lookup
+// reads the pointer, then the record, and verifies the record's checksum: a
+// corrupt one (bad checksum, a Pebble block checksum error, a malformed
+// pointer) is deleted, counted in Stats().Corrupt and reported as a miss.
+//
+// Eviction is by generation. Writes go to the current generation, which is
+// rolled when it holds 1/Generations of the byte budget. When the live
+// generations exceed the budget (MaxBytes less room for Pebble's WAL,
+// memtables and in-flight compactions), the background maintainer drops the
+// oldest: it unlinks the pointers that still name it (found through its q
+// index, so the cost is per key of that generation, not per key stored),
+// then range-deletes its d and q spans. Pebble's output files are cut at
+// every generation boundary (Options.Experimental.SpanPolicyFunc), so a
+// dropped generation's files are deleted whole, without being read. The
+// maintainer also measures the directory (Metrics().DiskSpaceUsage()) and
+// drops one more generation when it stays high; every write checks the
+// measure plus what was written since, and waits for the maintainer
+// (back-pressure, at most Options.WriteTimeout) rather than exceed
+// MaxBytes. The directory stays below 1.1 × MaxBytes, WAL included.
+//
+// Second chance: a hit on an entry of the older half of the live
+// generations asks the maintainer to rewrite it into the current one, if its
+// pointer has not changed meanwhile, so that entries read often outlive
+// their generation.
+//
+// DropRange writes one range delete per namespace and live generation and
+// returns; a background count over a snapshot taken just before the delete
+// fixes the key count, and a background compaction of the dropped spans
+// returns the space. TTLs are enforced on read with Options.Clock; expired
+// entries are deleted when read, by a rate-limited background sweep over
+// the pointers, and with their generation.
+//
+// # Storage faults
+//
+// Pebble treats a failed WAL write, a failed MANIFEST write and a few other
+// errors as fatal: it calls Logger.Fatalf, whose default ends the process,
+// and some paths panic (WAL rotation, where the panic then fails to unlock a
+// mutex, a fatal error no recover can catch). The store never lets it: WAL
+// I/O errors are caught below Pebble (see walGuardFS) and Fatalf is routed
+// to the store. Either marks the Pebble instance faulty: the write in flight
+// fails with ErrStorage, later writes with ErrUnavailable, Errors is
+// counted, and the instance keeps serving reads. The maintainer probes the
+// directory with a synced write, with back-off; once it succeeds it closes
+// the faulty instance and reopens Pebble, which replays the WAL up to the
+// last acknowledged write. Background errors (a failed flush or compaction,
+// which Pebble retries) are counted and logged.
+//
+// # Caveats
+//
+//   - The bytes of an overwritten or deleted entry stay on disk until its
+//     generation is dropped; so do records apart of at least 256 KiB, kept
+//     in Pebble blob files, whose entries DropRange removed, unless Pebble
+//     rewrites the blob file first. Eviction accounts for them.
+//   - The key count after a DropRange is fixed in the background (poll
+//     Stats); a restart before that recounts every key in the background.
+//   - On a Pebble block checksum mismatch, Pebble searches the block for a
+//     single flipped bit, recomputing the block's checksum up to 320k times:
+//     reading a corrupt multi-MB record costs seconds to minutes of CPU, once
+//     (the entry is then deleted).
+//   - If a Pebble call panics despite the above, the instance is abandoned
+//     (its locks may be held) and the tier stays unavailable until the
+//     process restarts. If the directory's WAL is corrupt at reopen, the WAL
+//     files are deleted: the entries written since the last flush are lost,
+//     which a cache can afford.
+//   - A write waits at most Options.WriteTimeout for room; a single record or
+//     batch larger than a quarter of the budget is refused (tier.ErrTooLarge).
+package disktier

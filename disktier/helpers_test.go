@@ -1,0 +1,130 @@
+package disktier
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tiercache/tiercache/tier"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// openTest opens a store in a fresh temporary directory (unless opts.Dir is
+// set) and closes it at the end of the test.
+func openTest(t testing.TB, opts Options) *Store {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	if opts.Logger == nil {
+		opts.Logger = testLogger(t)
+	}
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// testLogger logs through t until the test ends (Pebble may log from its
+// goroutines during Close, after which t.Logf panics).
+func testLogger(t testing.TB) func(string, ...any) {
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	return func(format string, args ...any) {
+		select {
+		case <-done:
+		default:
+			if testing.Verbose() {
+				t.Logf(format, args...)
+			}
+		}
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(delay)
+	}
+}
+
+// rec returns a record holding value, expiring at expireAt (Unix ms, 0 never).
+func rec(value []byte, expireAt int64) tier.Record {
+	return tier.NewRecord(tier.Header{ExpireAt: expireAt, Tag: "v1"}, value)
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
+
+// dirSize sums the sizes of the files under dir, as they are on disk.
+func dirSize(t testing.TB, dir string) int64 {
+	t.Helper()
+	var total int64
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil // deleted while walking
+			}
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil
+			}
+			return err
+		}
+		total += info.Size()
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk %s: %v", dir, err)
+	}
+	return total
+}
+
+func mustGet(t testing.TB, s *Store, key []byte) tier.Record {
+	t.Helper()
+	r, err := s.Get(key)
+	if err != nil {
+		t.Fatalf("Get(%q): %v", key, err)
+	}
+	return r
+}
+
+func mustSet(t testing.TB, s *Store, key []byte, r tier.Record) {
+	t.Helper()
+	if err := s.Set(key, r); err != nil {
+		t.Fatalf("Set(%q): %v", key, err)
+	}
+}
+
+func key(i int) []byte { return []byte(fmt.Sprintf("\x00key-%08d", i)) }

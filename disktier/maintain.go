@@ -1,0 +1,481 @@
+package disktier
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/tiercache/tiercache/tier"
+)
+
+// Timing of the maintainer.
+const (
+	// maintainEvery is how often the maintainer wakes when nobody kicks it:
+	// it re-measures the directory, sweeps TTLs and checks the bound.
+	maintainEvery = 50 * time.Millisecond
+	// minStepGap spaces the maintainer's steps when writers waiting for
+	// space keep kicking it, so that waiting costs no busy loop.
+	minStepGap = 5 * time.Millisecond
+	// physGrace is how long the maintainer waits after dropping a
+	// generation before it drops another one because the measured size is
+	// still high: Pebble needs a flush and a compaction to delete the files.
+	physGrace = 500 * time.Millisecond
+	// unlinkBatch is the number of keys of a dropped generation checked and
+	// unlinked per batch (and per hold of the writer mutex).
+	unlinkBatch = 256
+	// sweepEvery and sweepBatch rate-limit the TTL sweep to about 10k
+	// pointer records a second.
+	sweepEvery = 100 * time.Millisecond
+	sweepBatch = 1024
+	// queueBatch bounds the second-chance and cleanup requests handled per
+	// step, so that eviction is never starved.
+	queueBatch = 64
+	// recoverMin and recoverMax bound the back-off between attempts to
+	// replace a faulty Pebble instance.
+	recoverMin = 20 * time.Millisecond
+	recoverMax = 2 * time.Second
+)
+
+// maintState is the maintainer's own state (only its goroutine uses it).
+type maintState struct {
+	lastStep time.Time
+	lastDrop time.Time
+
+	// TTL sweep.
+	sweepNext   time.Time
+	sweepCursor []byte // next p key to look at; nil between passes
+	sweepTTL    uint64 // ttlWrites when the current pass started
+	sweepSaw    bool   // the current pass saw a record with an expiry
+	sweepIdle   uint64 // ttlWrites of the last pass that saw none
+
+	// Second-chance rewrites that found no room under the bound: done,
+	// regardless of room, just before their generation is dropped (which
+	// frees far more than they cost).
+	deferred []cleanupReq
+
+	// Recovery.
+	recoverNext time.Time
+	backoff     time.Duration
+}
+
+func (s *Store) kickMaintainer() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// maintain is the store's background writer: it evicts, measures the
+// directory, rewrites second-chance entries, deletes expired ones, sweeps
+// TTLs and replaces a faulty Pebble instance. Owned by Open, stopped by
+// Close.
+func (s *Store) maintain() {
+	defer s.wg.Done()
+	t := time.NewTicker(maintainEvery)
+	defer t.Stop()
+	var m maintState
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		case <-s.kick:
+			if wait := minStepGap - time.Since(m.lastStep); wait > 0 {
+				pause := time.NewTimer(wait)
+				select {
+				case <-s.done:
+					pause.Stop()
+					return
+				case <-pause.C:
+				}
+			}
+		}
+		m.lastStep = time.Now()
+		s.step(&m)
+	}
+}
+
+func (s *Store) step(m *maintState) {
+	defer s.signalProgress()
+	s.dbmu.RLock()
+	h := s.h
+	s.dbmu.RUnlock()
+	if h == nil || h.broken() {
+		s.recover(m, h)
+		return
+	}
+	s.measure()
+	// Second chances first: an entry read since it was queued must move
+	// before its generation is dropped.
+	s.drainQueues(m, h)
+	s.evict(m, h)
+	s.sweep(m, h)
+	if s.flushWant.Swap(false) {
+		s.flush(h)
+	}
+}
+
+// measure samples Pebble's measure of the directory.
+func (s *Store) measure() {
+	s.dbmu.RLock()
+	defer s.dbmu.RUnlock()
+	if s.h == nil {
+		return
+	}
+	w := s.written.Load()
+	disk := int64(s.h.db.Metrics().DiskSpaceUsage())
+	s.usage.Store(&usageSample{disk: disk, written: w, at: time.Now()})
+}
+
+// evict drops the oldest generations while the live ones exceed the logical
+// budget, and one more when the measured size stays high.
+func (s *Store) evict(m *maintState, h *handle) {
+	for s.liveGauge.Load() > s.budget {
+		if dropped, err := s.dropOldest(m, h); err != nil || !dropped {
+			return
+		}
+		m.lastDrop = time.Now()
+		s.measure()
+	}
+	if s.usage.Load().disk > s.physHigh && time.Since(m.lastDrop) > physGrace {
+		if dropped, err := s.dropOldest(m, h); err == nil && dropped {
+			m.lastDrop = time.Now()
+		}
+	}
+}
+
+// maxDeferred bounds the second-chance rewrites kept waiting for room.
+const maxDeferred = 1024
+
+// rewriteDeferred performs the deferred second chances of entries in
+// generation g, about to be dropped, up to half a generation's bytes.
+func (s *Store) rewriteDeferred(m *maintState, h *handle, g uint64) {
+	budget := s.genTarget / 2
+	kept := m.deferred[:0]
+	for _, r := range m.deferred {
+		p, err := decodePointer(r.ptr)
+		switch {
+		case err != nil || p.gen < g:
+			// dropped already
+		case p.gen == g && budget > 0:
+			budget -= int64(p.size)
+			s.secondChance(h, r, true)
+		default:
+			kept = append(kept, r)
+		}
+	}
+	clear(m.deferred[len(kept):])
+	m.deferred = kept
+}
+
+// dropOldest evicts the oldest generation: every entry whose pointer still
+// names it is unlinked (found through the generation's q index, so the cost
+// is per key of the generation, not per key stored), then its d and q spans
+// are range-deleted, and the memtable is flushed so that Pebble can delete
+// the generation's files whole. The current generation is rolled first if it
+// is the only one.
+func (s *Store) dropOldest(m *maintState, h *handle) (bool, error) {
+	s.mu.Lock()
+	if len(s.mu.gens) == 1 {
+		cur := s.mu.gens[0]
+		if cur.bytes == 0 {
+			s.mu.Unlock()
+			return false, nil
+		}
+		b := h.db.NewBatch()
+		_ = b.Set(metaGenKey(cur.id+1), le64(0), nil)
+		if err := s.commit(h, b); err != nil {
+			s.mu.Unlock()
+			return false, err
+		}
+		s.mu.gens = append(s.mu.gens, genInfo{id: cur.id + 1})
+		s.publishLocked()
+	}
+	g := s.mu.gens[0].id
+	s.mu.Unlock()
+	s.rewriteDeferred(m, h, g)
+
+	it, err := h.db.NewIter(&pebble.IterOptions{LowerBound: genPrefix(nsQueue, g), UpperBound: genEnd(nsQueue, g)})
+	if err != nil {
+		s.errors.Add(1)
+		return false, fmt.Errorf("%w: iterate generation %d: %w", ErrStorage, g, err)
+	}
+	keys := make([][]byte, 0, unlinkBatch)
+	for it.First(); it.Valid(); it.Next() {
+		keys = append(keys, bytes.Clone(it.Key()[9:]))
+		if len(keys) == unlinkBatch {
+			if err = s.unlink(h, g, keys); err != nil {
+				break
+			}
+			keys = keys[:0]
+		}
+	}
+	if err == nil {
+		err = errors.Join(it.Error(), s.unlink(h, g, keys))
+	}
+	if cerr := it.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		s.opts.Logger("disktier: evict generation %d: %v", g, err)
+		return false, err
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := h.db.NewBatch()
+	_ = b.DeleteRange(genPrefix(nsData, g), genEnd(nsData, g), nil)
+	_ = b.DeleteRange(genPrefix(nsQueue, g), genEnd(nsQueue, g), nil)
+	_ = b.Delete(metaGenKey(g), nil)
+	if err := s.commit(h, b); err != nil {
+		s.opts.Logger("disktier: evict generation %d: %v", g, err)
+		return false, err
+	}
+	s.mu.live -= s.mu.gens[0].bytes
+	s.mu.gens = s.mu.gens[1:]
+	s.publishLocked()
+	s.flushWant.Store(true)
+	s.mu.compact = append(s.mu.compact,
+		span{genPrefix(nsData, g), genEnd(nsData, g)}, span{genPrefix(nsQueue, g), genEnd(nsQueue, g)})
+	s.wakeRecounter()
+	return true, nil
+}
+
+// unlink deletes the pointers among keys that still name generation g.
+func (s *Store) unlink(h *handle, g uint64, keys [][]byte) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := h.db.NewBatch()
+	var n int64
+	var pk []byte
+	for _, k := range keys {
+		pk = appendPtrKey(pk[:0], k)
+		v, closer, err := h.db.Get(pk)
+		switch {
+		case errors.Is(err, pebble.ErrNotFound):
+			continue
+		case pebble.IsCorruptionError(err):
+			// Unreadable: it cannot be served anyway.
+		case err != nil:
+			_ = b.Close()
+			s.errors.Add(1)
+			return fmt.Errorf("%w: read %q: %w", ErrStorage, pk, err)
+		default:
+			p, perr := decodePointer(v)
+			_ = closer.Close()
+			if perr == nil && p.gen != g {
+				continue // rewritten since: lives on in a newer generation
+			}
+		}
+		_ = b.Delete(pk, nil)
+		n++
+	}
+	if n == 0 {
+		_ = b.Close()
+		return nil
+	}
+	_ = b.Set(metaKeys, le64(s.mu.keys-n), nil)
+	if err := s.commit(h, b); err != nil {
+		return err
+	}
+	s.mu.keys -= n
+	s.publishLocked()
+	s.evictions.Add(uint64(n))
+	return nil
+}
+
+// flush asks Pebble to flush the memtable, so that range tombstones reach
+// the sstables and the space they cover can be reclaimed.
+func (s *Store) flush(h *handle) {
+	if _, err := h.db.AsyncFlush(); err != nil {
+		s.errors.Add(1)
+		s.opts.Logger("disktier: flush: %v", err)
+	}
+}
+
+// drainQueues handles the cleanup and second-chance requests of readers.
+func (s *Store) drainQueues(m *maintState, h *handle) {
+	var reqs []cleanupReq
+	for len(reqs) < queueBatch {
+		select {
+		case r := <-s.cleanupq:
+			reqs = append(reqs, r)
+			continue
+		default:
+		}
+		break
+	}
+	if len(reqs) > 0 {
+		s.removeIfUnchanged(reqs)
+	}
+	for i := 0; i < queueBatch; i++ {
+		select {
+		case r := <-s.rewriteq:
+			if !s.secondChance(h, r, false) && len(m.deferred) < maxDeferred {
+				m.deferred = append(m.deferred, r)
+			}
+		default:
+			return
+		}
+	}
+}
+
+// secondChance rewrites an entry of an old generation, read since it was
+// queued, into the current generation, so that it survives the eviction of
+// its own. It applies only if p|key still holds the pointer the reader saw.
+// Unless forced, it reports false, doing nothing, when the write would not
+// fit under the bound now.
+func (s *Store) secondChance(h *handle, r cleanupReq, force bool) bool {
+	p, err := decodePointer(r.ptr)
+	if err != nil || p.gen >= s.secondChanceBelow.Load() {
+		return true
+	}
+	var rec tier.Record
+	if p.inline() {
+		rec = tier.Record(r.ptr[ptrHdrSize:])
+	} else {
+		v, err := getCopy(h.db, appendGenKey(nil, nsData, p.gen, r.key))
+		if err != nil {
+			return true
+		}
+		rec = v
+	}
+	if rec.Verify() != nil {
+		return true // the next read reports it
+	}
+	cost := entryCost(len(r.key), len(rec), s.inline(rec))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !force && s.estimate()+cost > s.hardLimit {
+		return false
+	}
+	cur, err := getCopy(h.db, appendPtrKey(nil, r.key))
+	if err != nil || !bytes.Equal(cur, r.ptr) {
+		return true
+	}
+	if err := s.applyLocked([]tier.Op{{Key: r.key, Record: rec}}, cost); err != nil && !errors.Is(err, tier.ErrClosed) {
+		s.opts.Logger("disktier: second chance for %q: %v", r.key, err)
+	}
+	return true
+}
+
+// sweep reclaims expired entries: a rate-limited, incremental pass over the
+// pointer records (their header holds the expiry), resumed where the last
+// step stopped. Passes stop while no record with an expiry is stored.
+func (s *Store) sweep(m *maintState, h *handle) {
+	now := time.Now()
+	if now.Before(m.sweepNext) {
+		return
+	}
+	m.sweepNext = now.Add(sweepEvery)
+	if m.sweepCursor == nil {
+		ttl := s.ttlWrites.Load()
+		if ttl == m.sweepIdle {
+			return
+		}
+		m.sweepCursor, m.sweepTTL, m.sweepSaw = []byte{nsPtr}, ttl, false
+	}
+	it, err := h.db.NewIter(&pebble.IterOptions{LowerBound: m.sweepCursor, UpperBound: ptrEnd(nil)})
+	if err != nil {
+		return
+	}
+	nowMs := s.nowMs()
+	var expired []cleanupReq
+	n := 0
+	for it.First(); it.Valid() && n < sweepBatch; it.Next() {
+		n++
+		v, err := it.ValueAndErr()
+		if err != nil {
+			continue
+		}
+		p, err := decodePointer(v)
+		if err != nil || p.expireAt == 0 {
+			continue
+		}
+		m.sweepSaw = true
+		if p.expired(nowMs) {
+			expired = append(expired, cleanupReq{key: bytes.Clone(it.Key()[1:]), ptr: bytes.Clone(v)})
+		}
+	}
+	if it.Valid() {
+		m.sweepCursor = bytes.Clone(it.Key())
+	} else {
+		m.sweepCursor = nil
+		if !m.sweepSaw {
+			m.sweepIdle = m.sweepTTL
+		}
+	}
+	_ = it.Close()
+	if len(expired) > 0 {
+		s.removeIfUnchanged(expired)
+	}
+}
+
+// recover replaces a faulty (or missing) Pebble instance once the directory
+// accepts writes again. Until then the faulty instance keeps serving reads.
+func (s *Store) recover(m *maintState, h *handle) {
+	now := time.Now()
+	if now.Before(m.recoverNext) {
+		return
+	}
+	m.backoff = min(max(2*m.backoff, recoverMin), recoverMax)
+	m.recoverNext = now.Add(m.backoff)
+	if h != nil && h.wedged.Load() {
+		// Pebble keeps the directory locked in this process; only a restart
+		// can reopen it. Reported once.
+		if m.backoff == recoverMin {
+			s.opts.Logger("disktier: pebble is wedged after a panic; restart the process to recover the disk tier")
+		}
+		return
+	}
+	if err := s.probe(); err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h != nil {
+		s.dbmu.Lock()
+		s.cancelTasksLocked()
+		s.h = nil
+		s.dbmu.Unlock()
+		if err := s.closeHandle(h); err != nil {
+			s.opts.Logger("disktier: close faulty pebble instance: %v", err)
+		}
+	}
+	nh, err := s.openHandle()
+	if err == nil {
+		if err = s.loadStateLocked(nh); err != nil {
+			_ = s.closeHandle(nh)
+		}
+	}
+	if err != nil {
+		s.errors.Add(1)
+		s.opts.Logger("disktier: reopen: %v", err)
+		return
+	}
+	s.dbmu.Lock()
+	s.h = nh
+	s.dbmu.Unlock()
+	s.measure()
+	m.backoff, m.recoverNext = 0, time.Time{}
+	m.sweepCursor = nil
+	s.opts.Logger("disktier: pebble reopened after a storage fault")
+}
+
+// probe checks that the directory accepts a synced write.
+func (s *Store) probe() error {
+	fs := s.opts.FS
+	name := fs.PathJoin(s.opts.Dir, "disktier-probe.tmp")
+	f, err := fs.Create(name, "disktier-probe")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(make([]byte, 4*KiB))
+	err = errors.Join(err, f.Sync(), f.Close())
+	return errors.Join(err, fs.Remove(name))
+}
