@@ -121,8 +121,8 @@ func TestL1BoundedUnderLoad(t *testing.T) {
 	}
 	const memMax = 32 << 20
 	total, size := int64(256<<20), 118<<10
-	if testing.Short() {
-		total = 96 << 20
+	if testing.Short() || raceEnabled {
+		total = 96 << 20 // CI runs the full size once more without -race
 	}
 	n := int(total / int64(size))
 	for _, policy := range []tier.WritePolicy{tier.WriteBack, tier.WriteThrough} {
