@@ -69,7 +69,7 @@ type Options struct {
 
 	// InlineMax is the largest record stored inline in its pointer record
 	// (one Pebble lookup per hit instead of two). A negative value stores
-	// every record apart. Default 1 KiB; at most MaxInlineMax.
+	// every record apart. Default 4 KiB (a 1 KB value plus header inlines); at most MaxInlineMax.
 	InlineMax int
 
 	// Logger receives the store's and Pebble's log lines. Pebble's fatal
@@ -108,7 +108,7 @@ func (o *Options) EnsureDefaults() *Options {
 		o.MemTableSize = max(4*MiB, min(64*MiB, o.MaxBytes/16))
 	}
 	if o.InlineMax == 0 {
-		o.InlineMax = 1 * KiB
+		o.InlineMax = 4 * KiB
 	}
 	if o.Logger == nil {
 		o.Logger = func(string, ...any) {}
