@@ -357,6 +357,26 @@ func (c *Cache) Stats() tier.Stats {
 	return s
 }
 
+// Reset removes every entry (FLUSHALL). Evicted-entry hooks are not called.
+func (c *Cache) Reset() error {
+	bc := c.bc.Load()
+	if bc == nil {
+		return tier.ErrClosed
+	}
+	for i := range c.shards {
+		c.shards[i].mu.Lock() // no Set or Delete runs while the rings are cleared
+	}
+	err := bc.Reset()
+	for i := range c.shards {
+		sh := &c.shards[i]
+		clear(sh.sizes)
+		sh.bytes.Store(0)
+		sh.keys.Store(0)
+		sh.mu.Unlock()
+	}
+	return err
+}
+
 // Close releases the cache's memory; every later operation returns
 // tier.ErrClosed (Range returns at once). Close is idempotent.
 func (c *Cache) Close() error {

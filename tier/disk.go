@@ -34,6 +34,8 @@ type Mem interface {
 	// space. fn runs under L1's internal lock: it must not block nor call
 	// into L1, and r is only valid during the call (copy it to keep it).
 	SetOnEvict(fn func(key string, r Record))
+	// Reset removes every entry.
+	Reset() error
 	// Stats returns the tier's counters.
 	Stats() Stats
 	// Close releases the cache. It is idempotent.

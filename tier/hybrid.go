@@ -126,7 +126,7 @@ func (h *Hybrid) Get(key []byte) (Record, error) {
 	if h.closed.Load() {
 		return nil, ErrClosed
 	}
-	r, err := h.get(key)
+	r, err := h.get(key, true)
 	switch {
 	case err == nil:
 		h.hits.Add(1)
@@ -136,7 +136,9 @@ func (h *Hybrid) Get(key []byte) (Record, error) {
 	return r, err
 }
 
-func (h *Hybrid) get(key []byte) (Record, error) {
+// get looks key up. With promote, an L2 hit is copied to L1; callers that
+// hold the key's stripe lock pass false (promotion takes that lock).
+func (h *Hybrid) get(key []byte, promote bool) (Record, error) {
 	sc, scoped, err := ParseScope(key)
 	if err != nil {
 		return nil, err
@@ -182,7 +184,9 @@ func (h *Hybrid) get(key []byte) (Record, error) {
 		return nil, ErrNotFound
 	}
 	h.l2Hits.Add(1)
-	h.promote(key, r, st, seq)
+	if promote {
+		h.promote(key, r, st, seq)
+	}
 	return r, nil
 }
 
@@ -243,24 +247,9 @@ func (h *Hybrid) SetValue(key, value []byte, expireAt int64) error {
 	if h.closed.Load() {
 		return ErrClosed
 	}
-	sc, scoped, err := ParseScope(key)
+	hdr, sc, scoped, err := h.header(key, expireAt)
 	if err != nil {
 		return err
-	}
-	hdr := Header{ExpireAt: expireAt}
-	if scoped {
-		ms := h.reg.Load().model(sc.Model)
-		if sc.Versioned && ms.Version != "" && sc.Version != ms.Version {
-			h.staleWrites.Add(1)
-			return &StaleError{Model: sc.Model, Current: ms.Version}
-		}
-		hdr.Epoch, hdr.Tag = ms.Epoch, ms.Version
-		if sc.Versioned {
-			hdr.Tag = sc.Version
-		}
-	}
-	if h.opts.WritePolicy == WriteThrough {
-		hdr.Flags = FlagClean // L2 has it (or will, before L1 could lose it)
 	}
 	return h.put(key, NewRecord(hdr, value), sc, scoped, hdr.Epoch)
 }
@@ -271,7 +260,16 @@ func (h *Hybrid) put(key []byte, r Record, sc Scope, scoped bool, epoch uint64) 
 	}
 	st := h.stripe(key)
 	st.mu.Lock()
-	st.seq.Add(1)
+	h.putLocked(key, r, sc, scoped, epoch)
+	st.mu.Unlock()
+	h.waitForSpace()
+	return nil
+}
+
+// putLocked stores r in L1 and queues it for L2 as the write policy says.
+// The caller holds key's stripe lock.
+func (h *Hybrid) putLocked(key []byte, r Record, sc Scope, scoped bool, epoch uint64) {
+	h.stripe(key).seq.Add(1)
 	inL1 := len(key)+len(r) <= h.l1.MaxRecord() && h.l1.Set(key, r) == nil
 	if !inL1 {
 		_ = h.l1.Delete(key) // an older copy must not shadow this write
@@ -288,9 +286,6 @@ func (h *Hybrid) put(key []byte, r Record, sc Scope, scoped bool, epoch uint64) 
 		op.lkey = l2Key(key, scoped, sc.Model, epoch)
 		h.enqueue(op)
 	}
-	st.mu.Unlock()
-	h.waitForSpace()
-	return nil
 }
 
 // Delete removes key from both tiers. Deleting an absent key is not an error.
@@ -308,12 +303,18 @@ func (h *Hybrid) Delete(key []byte) error {
 	}
 	st := h.stripe(key)
 	st.mu.Lock()
-	st.seq.Add(1)
-	_ = h.l1.Delete(key)
-	h.enqueue(&pendingOp{key: string(key), lkey: l2Key(key, scoped, sc.Model, epoch), model: sc.Model, epoch: epoch, scoped: scoped})
+	h.deleteLocked(key, sc, scoped, epoch)
 	st.mu.Unlock()
 	h.waitForSpace()
 	return nil
+}
+
+// deleteLocked removes key from L1 and queues its deletion from L2. The
+// caller holds key's stripe lock.
+func (h *Hybrid) deleteLocked(key []byte, sc Scope, scoped bool, epoch uint64) {
+	h.stripe(key).seq.Add(1)
+	_ = h.l1.Delete(key)
+	h.enqueue(&pendingOp{key: string(key), lkey: l2Key(key, scoped, sc.Model, epoch), model: sc.Model, epoch: epoch, scoped: scoped})
 }
 
 // onEvict is L1's eviction callback: it runs under an L1 shard lock, so it

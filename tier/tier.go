@@ -86,6 +86,7 @@ type Stats struct {
 	Bytes     int64  // bytes in use (L1: record bytes; L2: on disk, WAL and all)
 	MaxBytes  int64  // the configured bound
 	Keys      int64  // records stored
+	Expiring  int64  // records stored with an expiry (L2; INFO's expires=)
 	Corrupt   uint64 // records that failed their checksum (L2)
 	Errors    uint64 // I/O errors seen (L2)
 }

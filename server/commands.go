@@ -1,0 +1,443 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/tiercache/tiercache/tier"
+)
+
+// command is one RESP command. arity follows Redis: n > 0 means exactly n
+// arguments (the name included), n < 0 at least -n.
+type command struct {
+	name   string
+	arity  int
+	noAuth bool // may run before AUTH
+	write  bool
+	first  int // position of the first key (COMMAND INFO), 0 if none
+	last   int // position of the last key, -1 for "all the rest"
+	step   int
+	run    func(c *conn, args [][]byte) (quit bool)
+}
+
+var commands = map[string]*command{}
+
+func init() {
+	for _, c := range []*command{
+		{name: "ping", arity: -1, run: cmdPing},
+		{name: "echo", arity: 2, run: cmdEcho},
+		{name: "quit", arity: -1, noAuth: true, run: cmdQuit},
+		{name: "hello", arity: -1, noAuth: true, run: cmdHello},
+		{name: "auth", arity: -2, noAuth: true, run: cmdAuth},
+		{name: "select", arity: 2, run: cmdSelect},
+		{name: "client", arity: -2, run: cmdClient},
+		{name: "command", arity: -1, run: cmdCommand},
+		{name: "config", arity: -2, run: cmdConfig},
+		{name: "get", arity: 2, first: 1, last: 1, step: 1, run: cmdGet},
+		{name: "set", arity: -3, write: true, first: 1, last: 1, step: 1, run: cmdSet},
+		{name: "mget", arity: -2, first: 1, last: -1, step: 1, run: cmdMget},
+		{name: "mset", arity: -3, write: true, first: 1, last: -1, step: 2, run: cmdMset},
+		{name: "del", arity: -2, write: true, first: 1, last: -1, step: 1, run: cmdDel},
+		{name: "unlink", arity: -2, write: true, first: 1, last: -1, step: 1, run: cmdDel},
+		{name: "exists", arity: -2, first: 1, last: -1, step: 1, run: cmdExists},
+		{name: "expire", arity: -3, write: true, first: 1, last: 1, step: 1, run: cmdExpire},
+		{name: "pexpire", arity: -3, write: true, first: 1, last: 1, step: 1, run: cmdExpire},
+		{name: "persist", arity: 2, write: true, first: 1, last: 1, step: 1, run: cmdPersist},
+		{name: "ttl", arity: 2, first: 1, last: 1, step: 1, run: cmdTTL},
+		{name: "pttl", arity: 2, first: 1, last: 1, step: 1, run: cmdTTL},
+		{name: "dbsize", arity: 1, run: cmdDBSize},
+		{name: "flushall", arity: -1, write: true, run: cmdFlushAll},
+		{name: "info", arity: -1, run: cmdInfo},
+		{name: "model.rollout", arity: 3, write: true, run: cmdModelRollout},
+		{name: "model.get", arity: 2, run: cmdModelGet},
+		{name: "model.list", arity: 1, run: cmdModelList},
+		{name: "model.purge", arity: 2, write: true, run: cmdModelPurge},
+	} {
+		commands[c.name] = c
+	}
+}
+
+// lookup finds a command by name, case-insensitively, without allocating.
+func lookup(name []byte) *command {
+	var buf [32]byte
+	if len(name) > len(buf) {
+		return nil
+	}
+	for i, ch := range name {
+		if 'A' <= ch && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		buf[i] = ch
+	}
+	return commands[string(buf[:len(name)])]
+}
+
+// unknownCommand is Redis' error for a command it does not have.
+func unknownCommand(args [][]byte) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "ERR unknown command '%.128s', with args beginning with: ", args[0])
+	for _, a := range args[1:] {
+		if b.Len() >= 128+60 {
+			break
+		}
+		fmt.Fprintf(&b, "'%.128s' ", a)
+	}
+	return b.String()
+}
+
+const (
+	errSyntax   = "ERR syntax error"
+	errNotInt   = "ERR value is not an integer or out of range"
+	errWrongArg = "ERR wrong number of arguments for '%s' command"
+)
+
+// replyErr writes the reply for an error from the cache.
+func (c *conn) replyErr(err error) {
+	var stale *tier.StaleError
+	switch {
+	case errors.As(err, &stale):
+		c.w.error(stale.Error())
+	case errors.Is(err, tier.ErrBadScope):
+		c.w.error("ERR " + strings.TrimPrefix(err.Error(), "tier: "))
+	case errors.Is(err, tier.ErrClosed):
+		c.w.error("ERR server is shutting down")
+	default:
+		c.w.error("ERR " + err.Error())
+	}
+}
+
+func cmdPing(c *conn, args [][]byte) bool {
+	switch len(args) {
+	case 1:
+		c.w.simple("PONG")
+	case 2:
+		c.w.bulk(args[1])
+	default:
+		c.w.error(fmt.Sprintf(errWrongArg, "ping"))
+	}
+	return false
+}
+
+func cmdEcho(c *conn, args [][]byte) bool {
+	c.w.bulk(args[1])
+	return false
+}
+
+func cmdQuit(c *conn, _ [][]byte) bool {
+	c.w.simple("OK")
+	return true
+}
+
+func cmdSelect(c *conn, args [][]byte) bool {
+	n, ok := parseInt(args[1])
+	switch {
+	case !ok:
+		c.w.error(errNotInt)
+	case n != 0:
+		c.w.error("ERR DB index is out of range")
+	default:
+		c.w.simple("OK")
+	}
+	return false
+}
+
+func cmdGet(c *conn, args [][]byte) bool {
+	r, err := c.s.opts.Cache.Get(args[1])
+	switch {
+	case err == nil:
+		c.w.bulk(r.Value())
+	case errors.Is(err, tier.ErrNotFound):
+		c.w.null()
+	default:
+		c.replyErr(err)
+	}
+	return false
+}
+
+func cmdMget(c *conn, args [][]byte) bool {
+	c.w.array(len(args) - 1)
+	for _, k := range args[1:] {
+		r, err := c.s.opts.Cache.Get(k)
+		if err != nil {
+			c.w.null() // MGET answers nil for any key it cannot serve
+			continue
+		}
+		c.w.bulk(r.Value())
+	}
+	return false
+}
+
+// nowMs is the server's clock in Unix milliseconds.
+func (c *conn) nowMs() int64 { return c.s.opts.Clock.Now().UnixMilli() }
+
+func cmdSet(c *conn, args [][]byte) bool {
+	var a tier.SetArgs
+	var expireSet bool
+	for i := 3; i < len(args); i++ {
+		opt := strings.ToUpper(string(args[i]))
+		switch opt {
+		case "NX", "XX":
+			if a.Cond != tier.Always {
+				c.w.error(errSyntax)
+				return false
+			}
+			a.Cond = tier.IfAbsent
+			if opt == "XX" {
+				a.Cond = tier.IfPresent
+			}
+		case "GET":
+			a.GetOld = true
+		case "KEEPTTL":
+			if expireSet {
+				c.w.error(errSyntax)
+				return false
+			}
+			a.KeepTTL = true
+		case "EX", "PX", "EXAT", "PXAT":
+			if expireSet || a.KeepTTL || i+1 >= len(args) {
+				c.w.error(errSyntax)
+				return false
+			}
+			i++
+			n, ok := parseInt(args[i])
+			if !ok {
+				c.w.error(errNotInt)
+				return false
+			}
+			at, ok := expireAt(opt, n, c.nowMs())
+			if !ok {
+				c.w.error("ERR invalid expire time in 'set' command")
+				return false
+			}
+			a.ExpireAt, expireSet = at, true
+		default:
+			c.w.error(errSyntax)
+			return false
+		}
+	}
+	res, err := c.s.opts.Cache.SetWith(args[1], args[2], a)
+	switch {
+	case err != nil:
+		c.replyErr(err)
+	case a.GetOld && res.Old != nil:
+		c.w.bulk(res.Old.Value())
+	case a.GetOld, !res.Stored:
+		c.w.null()
+	default:
+		c.w.simple("OK")
+	}
+	return false
+}
+
+// expireAt converts an EX/PX/EXAT/PXAT argument to Unix ms; ok is false for
+// a non-positive or overflowing time, as Redis refuses them.
+func expireAt(unit string, n, nowMs int64) (int64, bool) {
+	if n <= 0 {
+		return 0, false
+	}
+	switch unit {
+	case "EX", "EXAT":
+		if n > math.MaxInt64/1000 {
+			return 0, false
+		}
+		n *= 1000
+	}
+	if unit == "EX" || unit == "PX" {
+		if n > math.MaxInt64-nowMs {
+			return 0, false
+		}
+		n += nowMs
+	}
+	return n, true
+}
+
+func cmdMset(c *conn, args [][]byte) bool {
+	if len(args)%2 != 1 {
+		c.w.error(fmt.Sprintf(errWrongArg, "mset"))
+		return false
+	}
+	// Check every key before writing any: MSET is all or nothing for the
+	// errors we can know in advance (a malformed or stale scope).
+	for i := 1; i < len(args); i += 2 {
+		if err := c.s.opts.Cache.CheckWrite(args[i]); err != nil {
+			c.replyErr(err)
+			return false
+		}
+	}
+	for i := 1; i < len(args); i += 2 {
+		if err := c.s.opts.Cache.SetValue(args[i], args[i+1], 0); err != nil {
+			c.replyErr(err)
+			return false
+		}
+	}
+	c.w.simple("OK")
+	return false
+}
+
+func cmdDel(c *conn, args [][]byte) bool {
+	var n int64
+	for _, k := range args[1:] {
+		ok, err := c.s.opts.Cache.Remove(k)
+		if err != nil {
+			c.replyErr(err)
+			return false
+		}
+		if ok {
+			n++
+		}
+	}
+	c.w.int(n)
+	return false
+}
+
+func cmdExists(c *conn, args [][]byte) bool {
+	var n int64
+	for _, k := range args[1:] {
+		if _, err := c.s.opts.Cache.Get(k); err == nil {
+			n++
+		}
+	}
+	c.w.int(n)
+	return false
+}
+
+func cmdExpire(c *conn, args [][]byte) bool {
+	name := strings.ToLower(string(args[0]))
+	n, ok := parseInt(args[2])
+	if !ok {
+		c.w.error(errNotInt)
+		return false
+	}
+	cond := tier.ExpireAlways
+	for _, o := range args[3:] {
+		var next tier.ExpireCond
+		switch strings.ToUpper(string(o)) {
+		case "NX":
+			next = tier.ExpireNX
+		case "XX":
+			next = tier.ExpireXX
+		case "GT":
+			next = tier.ExpireGT
+		case "LT":
+			next = tier.ExpireLT
+		default:
+			c.w.error("ERR Unsupported option " + string(o))
+			return false
+		}
+		switch {
+		case cond == tier.ExpireAlways || cond == next:
+			cond = next
+		case (cond == tier.ExpireGT && next == tier.ExpireLT) || (cond == tier.ExpireLT && next == tier.ExpireGT):
+			c.w.error("ERR GT and LT options at the same time are not compatible")
+			return false
+		case cond == tier.ExpireXX || next == tier.ExpireXX:
+			if cond == tier.ExpireNX || next == tier.ExpireNX {
+				c.w.error("ERR NX and XX, GT or LT options at the same time are not compatible")
+				return false
+			}
+			if cond == tier.ExpireXX {
+				cond = next // XX is implied by GT and LT
+			}
+		default:
+			c.w.error("ERR NX and XX, GT or LT options at the same time are not compatible")
+			return false
+		}
+	}
+	now := c.nowMs()
+	ms := n
+	if name == "expire" {
+		if n > math.MaxInt64/1000 || n < math.MinInt64/1000 {
+			c.w.error("ERR invalid expire time in '" + name + "' command")
+			return false
+		}
+		ms = n * 1000
+	}
+	if ms > 0 && ms > math.MaxInt64-now {
+		c.w.error("ERR invalid expire time in '" + name + "' command")
+		return false
+	}
+	at := now + ms
+	if ms <= 0 {
+		at = now // in the past: the key is deleted
+	}
+	changed, err := c.s.opts.Cache.Expire(args[1], at, cond)
+	if err != nil {
+		c.replyErr(err)
+		return false
+	}
+	c.w.int(b2i(changed))
+	return false
+}
+
+func cmdPersist(c *conn, args [][]byte) bool {
+	changed, err := c.s.opts.Cache.Expire(args[1], 0, tier.ExpireAlways)
+	if err != nil {
+		c.replyErr(err)
+		return false
+	}
+	c.w.int(b2i(changed))
+	return false
+}
+
+func cmdTTL(c *conn, args [][]byte) bool {
+	r, err := c.s.opts.Cache.Get(args[1])
+	switch {
+	case errors.Is(err, tier.ErrNotFound):
+		c.w.int(-2)
+	case err != nil:
+		c.replyErr(err)
+	case r.ExpireAt() == 0:
+		c.w.int(-1)
+	default:
+		left := max(0, r.ExpireAt()-c.nowMs())
+		if bytes.EqualFold(args[0], []byte("ttl")) {
+			left = (left + 500) / 1000
+		}
+		c.w.int(left)
+	}
+	return false
+}
+
+func cmdDBSize(c *conn, _ [][]byte) bool {
+	c.w.int(c.s.opts.Cache.Keys())
+	return false
+}
+
+func cmdFlushAll(c *conn, args [][]byte) bool {
+	for _, a := range args[1:] {
+		if m := strings.ToUpper(string(a)); m != "ASYNC" && m != "SYNC" {
+			c.w.error(errSyntax)
+			return false
+		}
+	}
+	if err := c.s.opts.Cache.FlushAll(); err != nil {
+		c.replyErr(err)
+		return false
+	}
+	c.w.simple("OK")
+	return false
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// commandNames returns the names of every command, sorted.
+func commandNames() []string {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+var _ = strconv.Itoa

@@ -1,0 +1,111 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// conn is one client connection. Its goroutine reads commands, runs them in
+// order and writes the replies, flushing when no more input is buffered
+// (pipelined commands are answered in one write).
+type conn struct {
+	s        *Server
+	nc       net.Conn
+	rd       *reader
+	w        writer
+	id       int64
+	name     string
+	authed   bool
+	stopping atomic.Bool
+	created  time.Time
+	lastCmd  string
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), created: time.Now()}
+	c.rd = newReader(nc, s.budget, s.ctx, s.opts.MaxValue, s.opts.MaxInflight, s.opts.MaxArgs)
+	c.w = writer{conn: nc, timeout: s.opts.WriteTimeout}
+	c.authed = s.opts.RequirePass == ""
+	return c
+}
+
+// stop asks the connection to end after the command it is running; a
+// connection waiting for input is woken by the past read deadline.
+func (c *conn) stop() {
+	c.stopping.Store(true)
+	_ = c.nc.SetReadDeadline(time.Now())
+}
+
+func (c *conn) serve() {
+	defer c.nc.Close()
+	defer c.rd.release()
+	for {
+		args, err := c.rd.readCommand()
+		if err != nil {
+			var ce commandError
+			var pe protocolError
+			switch {
+			case errors.As(err, &ce):
+				c.w.error(string(ce))
+				if !c.rd.buffered() {
+					if c.w.flush() != nil {
+						return
+					}
+				}
+				continue
+			case errors.As(err, &pe):
+				c.w.error(pe.Error())
+				_ = c.w.flush()
+				return
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded), c.stopping.Load():
+			default:
+				c.s.opts.Logger.Debug("connection read failed", zap.Int64("client", c.id), zap.Error(err))
+			}
+			_ = c.w.flush()
+			return
+		}
+		if len(args) == 0 {
+			continue
+		}
+		quit := c.exec(args)
+		if quit || c.stopping.Load() {
+			_ = c.w.flush()
+			return
+		}
+		if !c.rd.buffered() || c.w.queued() > 1<<20 {
+			if c.w.flush() != nil {
+				return
+			}
+		}
+	}
+}
+
+// exec runs one command and reports whether the connection should close.
+func (c *conn) exec(args [][]byte) (quit bool) {
+	start := time.Now()
+	c.s.totalCommands.Add(1)
+	cmd := lookup(args[0])
+	name := "unknown"
+	if cmd != nil {
+		name = cmd.name
+	}
+	defer func() { c.s.metrics.observe(name, time.Since(start)) }()
+	c.lastCmd = name
+	switch {
+	case cmd == nil:
+		c.w.error(unknownCommand(args))
+	case !c.authed && !cmd.noAuth:
+		c.w.error("NOAUTH Authentication required.")
+	case (cmd.arity > 0 && len(args) != cmd.arity) || (cmd.arity < 0 && len(args) < -cmd.arity):
+		c.w.error("ERR wrong number of arguments for '" + cmd.name + "' command")
+	default:
+		return cmd.run(c, args)
+	}
+	return false
+}

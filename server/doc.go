@@ -1,0 +1,39 @@
+// Package server serves a tier.Hybrid over the Redis protocol (RESP2), so
+// that any Redis client can use tiercache unchanged.
+//
+// # Basics
+//
+// A Server accepts connections on any number of listeners (the daemon's
+// Unix socket and optional TCP address). Each connection has one goroutine
+// that reads commands, runs them in order and writes the replies; replies to
+// pipelined commands are written together, when no more input is buffered.
+// The commands are Redis' own (GET, SET with EX/PX/EXAT/PXAT/NX/XX/KEEPTTL/GET,
+// MGET, MSET, DEL, UNLINK, EXISTS, EXPIRE, PEXPIRE, PERSIST, TTL, PTTL, DBSIZE,
+// FLUSHALL, INFO, PING, ECHO, QUIT, HELLO, AUTH, SELECT 0, CLIENT, COMMAND,
+// CONFIG GET) with Redis' replies and error wording, plus MODEL.ROLLOUT,
+// MODEL.GET, MODEL.LIST and MODEL.PURGE.
+//
+// # Limits and back-pressure
+//
+//   - A bulk string longer than MaxValue is answered "-ERR value too large"
+//     and discarded as it streams in (never buffered); the connection stays
+//     usable. Malformed RESP is answered "-ERR Protocol error: …" and closes
+//     that connection only.
+//   - Request bytes are read into buffers of their exact size, after being
+//     taken from a server-wide in-flight budget (MaxInflight): when many
+//     clients send large values at once, readers wait for budget instead of
+//     buffering, so memory stays bounded and the kernel's socket buffers
+//     push back on the clients.
+//   - Large replies are written from the value itself (writev), not copied
+//     into a connection buffer; small output buffers that grew are dropped
+//     after each flush. A client that does not read its replies is
+//     disconnected after WriteTimeout.
+//   - MaxClients caps connections; the rest are told so and closed.
+//
+// # Caveats
+//
+// RESP3 is not spoken: HELLO 3 answers NOPROTO and clients fall back to
+// RESP2. There is one database (SELECT 0). DBSIZE is an estimate (the
+// larger of L1's and L2's key counts) and counts expired entries not yet
+// reclaimed.
+package server

@@ -1,0 +1,170 @@
+package server
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/tiercache/tiercache/tier"
+)
+
+// pathMatch matches CONFIG GET patterns (glob, as Redis).
+var pathMatch = path.Match
+
+var infoSections = []string{"server", "clients", "memory", "stats", "tiers", "cluster", "keyspace"}
+
+func cmdInfo(c *conn, args [][]byte) bool {
+	want := map[string]bool{}
+	for _, a := range args[1:] {
+		s := strings.ToLower(string(a))
+		switch s {
+		case "all", "everything", "default":
+			for _, n := range infoSections {
+				want[n] = true
+			}
+		default:
+			want[s] = true
+		}
+	}
+	if len(want) == 0 {
+		for _, n := range infoSections {
+			want[n] = true
+		}
+	}
+	c.w.bulkString(c.s.info(want))
+	return false
+}
+
+// info renders INFO in Redis' text format.
+func (s *Server) info(want map[string]bool) string {
+	var b strings.Builder
+	section := func(name string, lines ...any) {
+		if !want[strings.ToLower(name)] {
+			return
+		}
+		if b.Len() > 0 {
+			b.WriteString("\r\n")
+		}
+		b.WriteString("# " + name + "\r\n")
+		for i := 0; i+1 < len(lines); i += 2 {
+			fmt.Fprintf(&b, "%s:%v\r\n", lines[i], lines[i+1])
+		}
+	}
+	st := s.opts.Cache.Stats()
+	up := time.Since(s.started)
+	section("Server",
+		"redis_version", redisVersion,
+		"tiercache_version", s.opts.Version,
+		"node_id", s.opts.NodeID,
+		"redis_mode", "standalone",
+		"os", runtime.GOOS+" "+runtime.GOARCH,
+		"go_version", runtime.Version(),
+		"process_id", os.Getpid(),
+		"uptime_in_seconds", int64(up.Seconds()),
+		"uptime_in_days", int64(up.Hours()/24),
+	)
+	section("Clients",
+		"connected_clients", s.connected.Load(),
+		"maxclients", s.opts.MaxClients,
+		"rejected_connections", s.rejected.Load(),
+	)
+	var ms runtime.MemStats
+	if want["memory"] {
+		runtime.ReadMemStats(&ms)
+	}
+	rss := residentBytes()
+	section("Memory",
+		"used_memory", st.L1.Bytes,
+		"used_memory_human", human(st.L1.Bytes),
+		"used_memory_rss", rss,
+		"used_memory_rss_human", human(rss),
+		"used_memory_go_heap", ms.HeapAlloc,
+		"maxmemory", st.L1.MaxBytes,
+		"maxmemory_human", human(st.L1.MaxBytes),
+		"maxmemory_policy", "allkeys-lru",
+	)
+	section("Stats",
+		"total_connections_received", s.totalConns.Load(),
+		"total_commands_processed", s.totalCommands.Load(),
+		"keyspace_hits", st.Hits,
+		"keyspace_misses", st.Misses,
+		"rejected_stale_writes", st.StaleWrites,
+		"auth_failures", s.authFailures.Load(),
+	)
+	section("Tiers",
+		"l1_hits", st.L1Hits,
+		"l1_misses", st.L1Misses,
+		"l2_hits", st.L2Hits,
+		"l2_misses", st.L2Misses,
+		"promotions", st.Promotions,
+		"demotions", st.Demotions,
+		"l1_evictions", st.L1.Evictions,
+		"l2_evictions", st.L2.Evictions,
+		"l1_bytes", st.L1.Bytes,
+		"l1_max_bytes", st.L1.MaxBytes,
+		"l1_keys", st.L1.Keys,
+		"l2_bytes", st.L2.Bytes,
+		"l2_max_bytes", st.L2.MaxBytes,
+		"l2_keys", st.L2.Keys,
+		"l2_corrupt_entries", st.L2.Corrupt,
+		"l2_errors", st.L2.Errors,
+		"l2_read_errors", st.L2ReadErrors,
+		"l2_write_errors", st.L2WriteErrors,
+		"pending_write_bytes", st.PendingBytes,
+		"pending_writes_dropped", st.PendingDropped,
+		"write_policy", st.WritePolicy,
+	)
+	ci := s.clusterInfo(st)
+	lines := []any{
+		"nats_connected", b2i(ci.NATSConnected),
+		"models_revision", ci.ModelsRevision,
+		"models_known", ci.ModelsKnown,
+		"rollouts_applied", ci.RolloutsApplied,
+	}
+	for _, kv := range ci.Extra {
+		lines = append(lines, kv[0], kv[1])
+	}
+	section("Cluster", lines...)
+	section("Keyspace", "db0", fmt.Sprintf("keys=%d,expires=%d,avg_ttl=0", s.opts.Cache.Keys(), st.L2.Expiring))
+	return b.String()
+}
+
+func (s *Server) clusterInfo(st tier.HybridStats) ClusterInfo {
+	if s.opts.Cluster != nil {
+		return s.opts.Cluster()
+	}
+	return ClusterInfo{ModelsRevision: st.ModelsRevision, ModelsKnown: st.ModelsKnown, RolloutsApplied: st.RolloutsApplied}
+}
+
+// human formats a byte count as Redis does (1.50M).
+func human(n int64) string {
+	const unit = 1024
+	f := float64(n)
+	for _, u := range []string{"B", "K", "M", "G", "T"} {
+		if f < unit || u == "T" {
+			if u == "B" {
+				return fmt.Sprintf("%dB", n)
+			}
+			return fmt.Sprintf("%.2f%s", f, u)
+		}
+		f /= unit
+	}
+	return ""
+}
+
+// residentBytes is the process' resident set size, from /proc (0 where
+// there is none).
+func residentBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	var size, res int64
+	if _, err := fmt.Sscan(string(b), &size, &res); err != nil {
+		return 0
+	}
+	return res * int64(os.Getpagesize())
+}

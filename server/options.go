@@ -1,0 +1,135 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tiercache/tiercache/tier"
+	"go.uber.org/zap"
+)
+
+// Models is the model registry as the MODEL.* commands see it. The server
+// uses Local (this daemon only) unless the daemon wires in the cluster
+// registry (package invalidation).
+type Models interface {
+	// Rollout sets MODEL's version and returns the registry revision once
+	// this daemon has applied it.
+	Rollout(ctx context.Context, model, version string) (uint64, error)
+	// Purge deletes MODEL from the registry and returns the revision once
+	// this daemon has applied it.
+	Purge(ctx context.Context, model string) (uint64, error)
+}
+
+// ClusterInfo is the "# Cluster" section of INFO.
+type ClusterInfo struct {
+	NATSConnected   bool
+	ModelsRevision  uint64
+	ModelsKnown     int
+	RolloutsApplied uint64
+	// Extra fields are appended as name:value lines.
+	Extra [][2]string
+}
+
+// Options configure a Server. Zero fields take the documented defaults;
+// Validate reports every problem at once.
+type Options struct {
+	// Cache is the storage engine. Required.
+	Cache *tier.Hybrid
+	// Models handles MODEL.ROLLOUT and MODEL.PURGE. Default: Local{Cache}.
+	Models Models
+	// Cluster fills INFO's "# Cluster" section. Default: from Cache, with
+	// nats_connected:0.
+	Cluster func() ClusterInfo
+	// MaxValue is the largest value accepted (and the largest bulk string
+	// read); a larger one is refused with "-ERR value too large" and
+	// discarded without being buffered, and the connection stays usable.
+	// Default 64 MiB.
+	MaxValue int64
+	// RequirePass, when set, makes every connection AUTH first.
+	RequirePass string
+	// MaxClients caps concurrent connections; a connection over the cap is
+	// told "-ERR max number of clients reached" and closed. Default 10000.
+	MaxClients int
+	// MaxInflight bounds the bytes of request arguments held by all
+	// connections at once; a connection that would exceed it waits before
+	// reading more (back-pressure) instead of buffering. Default
+	// max(4 × MaxValue, 256 MiB).
+	MaxInflight int64
+	// MaxArgs is the largest number of arguments in one command (array
+	// length). Default 1,048,576, as Redis' 1M limit on multibulk length.
+	MaxArgs int
+	// WriteTimeout bounds how long one reply may take to write to a client
+	// that does not read (back-pressure from slow readers); the connection
+	// is closed when it passes. Default 30s.
+	WriteTimeout time.Duration
+	// Logger receives connection-level errors and the failed-AUTH log.
+	// Default: zap.NewNop().
+	Logger *zap.Logger
+	// Registerer, if set, receives the command latency histograms and
+	// connection gauges.
+	Registerer prometheus.Registerer
+	// Version is reported as tiercache_version in INFO.
+	Version string
+	// NodeID is reported as node_id in INFO.
+	NodeID string
+	// Clock is used for TTLs (EXPIRE, TTL). Default tier.SystemClock{}.
+	Clock tier.Clock
+}
+
+// EnsureDefaults fills in the zero fields.
+func (o *Options) EnsureDefaults() {
+	if o.Models == nil && o.Cache != nil {
+		o.Models = &Local{Cache: o.Cache}
+	}
+	if o.MaxValue == 0 {
+		o.MaxValue = 64 << 20
+	}
+	if o.MaxClients == 0 {
+		o.MaxClients = 10000
+	}
+	if o.MaxInflight == 0 {
+		o.MaxInflight = max(4*o.MaxValue, 256<<20)
+	}
+	if o.MaxArgs == 0 {
+		o.MaxArgs = 1 << 20
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Clock == nil {
+		o.Clock = tier.SystemClock{}
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+}
+
+// Validate reports every problem with o at once.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Cache == nil {
+		errs = append(errs, errors.New("server: Cache is required"))
+	}
+	if o.MaxValue < 0 {
+		errs = append(errs, fmt.Errorf("server: max value %d is negative", o.MaxValue))
+	}
+	if o.MaxClients < 0 {
+		errs = append(errs, fmt.Errorf("server: max clients %d is negative", o.MaxClients))
+	}
+	if o.MaxInflight < o.MaxValue {
+		errs = append(errs, fmt.Errorf("server: in-flight budget %d is below the max value %d", o.MaxInflight, o.MaxValue))
+	}
+	if o.MaxArgs < 1 {
+		errs = append(errs, fmt.Errorf("server: max args %d must be at least 1", o.MaxArgs))
+	}
+	if o.WriteTimeout < 0 {
+		errs = append(errs, fmt.Errorf("server: write timeout %v is negative", o.WriteTimeout))
+	}
+	return errors.Join(errs...)
+}
