@@ -7,16 +7,20 @@
 // size) and, unless it is small enough to live inline in the pointer
 // (Options.InlineMax), its record under d|gen|key. q|gen|key indexes the
 // keys written in each generation; m|... holds the meta: the live
-// generations with their byte counts, the key count and PutMeta values.
-// Open reads only the meta keys, so it takes milliseconds whatever the
-// amount of data.
+// generations with their byte counts, the key count, the count of entries
+// with an expiry (Stats().Expiring) and PutMeta values. Open reads only the
+// meta keys, so it takes milliseconds whatever the amount of data.
 //
 // Writes go through one writer mutex and one Pebble batch each, committed
-// with a WAL sync; the key count and the current generation's byte count are
-// updated in the same batch, so they are exact across restarts. A lookup
-// reads the pointer, then the record, and verifies the record's checksum: a
-// corrupt one (bad checksum, a Pebble block checksum error, a malformed
-// pointer) is deleted, counted in Stats().Corrupt and reported as a miss.
+// with a WAL sync; the key count, the count of entries with an expiry and
+// the current generation's byte count are updated in the same batch, so they
+// are exact across restarts. Each write reads the pointer it replaces or
+// deletes, whose header holds the old expiry; eviction, the removal of
+// expired or corrupt entries and DropRange's background count adjust both
+// counts likewise. A lookup reads the pointer, then the record, and
+// verifies the record's checksum: a corrupt one (bad checksum, a Pebble
+// block checksum error, a malformed pointer) is deleted, counted in
+// Stats().Corrupt and reported as a miss.
 //
 // Eviction is by generation. Writes go to the current generation, which is
 // rolled when it holds 1/Generations of the byte budget. When the live
@@ -40,7 +44,7 @@
 //
 // DropRange writes one range delete per namespace and live generation and
 // returns; a background count over a snapshot taken just before the delete
-// fixes the key count, and a background compaction of the dropped spans
+// fixes the key and expiring counts, and a background compaction of the dropped spans
 // returns the space. TTLs are enforced on read with Options.Clock; expired
 // entries are deleted when read, by a rate-limited background sweep over
 // the pointers, and with their generation.
@@ -66,8 +70,14 @@
 //     generation is dropped; so do records apart of at least 256 KiB, kept
 //     in Pebble blob files, whose entries DropRange removed, unless Pebble
 //     rewrites the blob file first. Eviction accounts for them.
-//   - The key count after a DropRange is fixed in the background (poll
-//     Stats); a restart before that recounts every key in the background.
+//   - The key and expiring counts after a DropRange are fixed in the
+//     background (poll Stats); a restart before that recounts every key in
+//     the background. A store written before the expiring count existed
+//     (no "me" meta key) is recounted the same way at its first Open; until
+//     the count is applied, Expiring reflects only the writes since Open.
+//   - A pointer Pebble cannot read (a block checksum error) is taken to have
+//     had no expiry when it is overwritten or removed, so Expiring may stay
+//     too high by one per such entry until a recount.
 //   - On a Pebble block checksum mismatch, Pebble searches the block for a
 //     single flipped bit, recomputing the block's checksum up to 320k times:
 //     reading a corrupt multi-MB record costs seconds to minutes of CPU, once

@@ -14,8 +14,9 @@ import (
 const recountChunk = 16 * 1024
 
 // recountTask is a background count of pointer records that fixes the key
-// count (and the generations' byte counts) after a DropRange, or after a
-// restart that left one unapplied.
+// count, the count of entries with an expiry (and the generations' byte
+// counts) after a DropRange, or after a restart that left one unapplied, or
+// when the store predates the expiring count.
 type recountTask struct {
 	h    *handle
 	snap *pebble.Snapshot
@@ -24,11 +25,12 @@ type recountTask struct {
 	// keys the delete removed.
 	start, end []byte // end nil: no upper bound
 	marker     []byte // metaRecount key of the DropRange
-	// Full count: keysAt is the key count when snap was taken, markers the
-	// metaRecount keys the count settles.
-	full    bool
-	keysAt  int64
-	markers [][]byte
+	// Full count: keysAt and expiringAt are the counts when snap was
+	// taken, markers the metaRecount keys the count settles.
+	full       bool
+	keysAt     int64
+	expiringAt int64
+	markers    [][]byte
 	// cancelled is set, with the snapshot closed, when the instance is
 	// replaced or the store closed; written holding mu and dbmu, read
 	// holding either.
@@ -37,10 +39,10 @@ type recountTask struct {
 
 // DropRange removes every key k with start <= k < end (end nil: no upper
 // bound) with one range delete per namespace and live generation: O(number
-// of generations) writes, whatever the number of keys. The key count is
-// fixed in the background by counting the removed pointers in a snapshot
-// taken just before the delete; Pebble reclaims the space in its next
-// compactions of the range.
+// of generations) writes, whatever the number of keys. The key count and the
+// count of entries with an expiry are fixed in the background by counting
+// the removed pointers in a snapshot taken just before the delete; Pebble
+// reclaims the space in its next compactions of the range.
 func (s *Store) DropRange(start, end []byte) error {
 	if s.closed.Load() {
 		return tier.ErrClosed
@@ -104,7 +106,8 @@ func (s *Store) cancelTasksLocked() {
 // now. Requires mu.
 func (s *Store) fullRecountLocked(h *handle, markers [][]byte) {
 	s.mu.tasks = append(s.mu.tasks, &recountTask{
-		h: h, snap: h.db.NewSnapshot(), full: true, keysAt: s.mu.keys, markers: markers,
+		h: h, snap: h.db.NewSnapshot(), full: true,
+		keysAt: s.mu.keys, expiringAt: s.mu.expiring, markers: markers,
 	})
 	s.wakeRecounter()
 }
@@ -180,7 +183,7 @@ func (s *Store) runTask(t *recountTask) bool {
 	if !t.full {
 		lower, upper = appendPtrKey(nil, t.start), ptrEnd(t.end)
 	}
-	var n int64
+	var n, nExp int64
 	bytesOf := make(map[uint64]int64)
 	for done := false; !done; {
 		select {
@@ -204,6 +207,9 @@ func (s *Store) runTask(t *recountTask) bool {
 			i++
 			n++
 			if v, err := it.ValueAndErr(); err == nil {
+				if ptrExpires(v) {
+					nExp++
+				}
 				if p, err := decodePointer(v); err == nil {
 					bytesOf[p.gen] += entryCost(len(it.Key())-1, int(p.size), p.inline())
 				}
@@ -231,8 +237,10 @@ func (s *Store) runTask(t *recountTask) bool {
 	changed := map[uint64]int64{}
 	if t.full {
 		s.mu.keys += n - t.keysAt
+		s.mu.expiring += nExp - t.expiringAt
 	} else {
 		s.mu.keys -= n
+		s.mu.expiring -= nExp
 		markers = [][]byte{t.marker}
 		for i := range s.mu.gens {
 			g := &s.mu.gens[i]
@@ -250,6 +258,7 @@ func (s *Store) runTask(t *recountTask) bool {
 	}
 	b := h.db.NewBatch()
 	_ = b.Set(metaKeys, le64(s.mu.keys), nil)
+	_ = b.Set(metaExpiring, le64(s.mu.expiring), nil)
 	for g, v := range changed {
 		_ = b.Set(metaGenKey(g), le64(v), nil)
 	}

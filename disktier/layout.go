@@ -33,12 +33,13 @@ const (
 
 // Meta keys.
 var (
-	metaVersion = []byte("mv") // layout version, one byte
-	metaKeys    = []byte("mk") // number of p keys, 8 bytes
-	metaGen     = []byte("mg") // mg | gen (8B BE) -> bytes written to gen, 8 bytes
-	metaRecount = []byte("mr") // mr | id (8B BE) -> empty: a DropRange whose key count is not applied yet
-	metaUser    = []byte("mu") // mu | name -> PutMeta value
-	metaEnd     = []byte{'m' + 1}
+	metaVersion  = []byte("mv") // layout version, one byte
+	metaKeys     = []byte("mk") // number of p keys, 8 bytes
+	metaExpiring = []byte("me") // number of p keys whose pointer has an expiry (see ptrExpires), 8 bytes; absent before it was added
+	metaGen      = []byte("mg") // mg | gen (8B BE) -> bytes written to gen, 8 bytes
+	metaRecount  = []byte("mr") // mr | id (8B BE) -> empty: a DropRange whose key count is not applied yet (id 0: a store that had no metaExpiring)
+	metaUser     = []byte("mu") // mu | name -> PutMeta value
+	metaEnd      = []byte{'m' + 1}
 )
 
 // layoutVersion is stored under metaVersion.
@@ -147,6 +148,16 @@ type pointer struct {
 func (p pointer) inline() bool { return p.kind == ptrInline }
 
 func (p pointer) expired(nowMs int64) bool { return p.expireAt != 0 && p.expireAt <= nowMs }
+
+// ptrExpires reports whether the pointer record v counts in
+// Stats().Expiring: its expiry field is not 0. The field is read whether or
+// not the rest of v is well formed, so that a pointer damaged elsewhere (a
+// corrupt inline record, say) is counted as it was when written; v too short
+// to hold the field never counts. Every path that creates, overwrites,
+// removes or counts pointers uses this one predicate.
+func ptrExpires(v []byte) bool {
+	return len(v) >= ptrHdrSize && binary.LittleEndian.Uint64(v[9:]) != 0
+}
 
 // appendPointer encodes a pointer to r in gen, with r inline if inline.
 func appendPointer(dst []byte, gen uint64, r tier.Record, inline bool) []byte {

@@ -251,7 +251,7 @@ func (s *Store) unlink(h *handle, g uint64, keys [][]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b := h.db.NewBatch()
-	var n int64
+	var n, nExp int64
 	var pk []byte
 	for _, k := range keys {
 		pk = appendPtrKey(pk[:0], k)
@@ -260,16 +260,21 @@ func (s *Store) unlink(h *handle, g uint64, keys [][]byte) error {
 		case errors.Is(err, pebble.ErrNotFound):
 			continue
 		case pebble.IsCorruptionError(err):
-			// Unreadable: it cannot be served anyway.
+			// Unreadable: it cannot be served anyway. Its expiry cannot be
+			// read: taken as none (see ptrStateLocked).
 		case err != nil:
 			_ = b.Close()
 			s.errors.Add(1)
 			return fmt.Errorf("%w: read %q: %w", ErrStorage, pk, err)
 		default:
 			p, perr := decodePointer(v)
+			exp := ptrExpires(v)
 			_ = closer.Close()
 			if perr == nil && p.gen != g {
 				continue // rewritten since: lives on in a newer generation
+			}
+			if exp {
+				nExp++
 			}
 		}
 		_ = b.Delete(pk, nil)
@@ -280,10 +285,12 @@ func (s *Store) unlink(h *handle, g uint64, keys [][]byte) error {
 		return nil
 	}
 	_ = b.Set(metaKeys, le64(s.mu.keys-n), nil)
+	_ = b.Set(metaExpiring, le64(s.mu.expiring-nExp), nil)
 	if err := s.commit(h, b); err != nil {
 		return err
 	}
 	s.mu.keys -= n
+	s.mu.expiring -= nExp
 	s.publishLocked()
 	s.evictions.Add(uint64(n))
 	return nil

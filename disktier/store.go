@@ -39,11 +39,16 @@ type Store struct {
 	// under it, so "read p|key, decide, write" is race-free.
 	mu struct {
 		sync.Mutex
-		gens    []genInfo // live generations, oldest first; the last is current
-		live    int64     // sum of gens[i].bytes
-		keys    int64     // number of p keys (entries stored)
-		tasks   []*recountTask
-		compact []span // spans to compact in the background
+		gens []genInfo // live generations, oldest first; the last is current
+		live int64     // sum of gens[i].bytes
+		keys int64     // number of p keys (entries stored)
+		// expiring is the number of p keys whose pointer has an expiry
+		// (ptrExpires); kept like keys, in the same batches. It may be
+		// transiently negative while a full recount is pending after an
+		// upgrade (see loadStateLocked); the gauge is clamped at 0.
+		expiring int64
+		tasks    []*recountTask
+		compact  []span // spans to compact in the background
 	}
 
 	closed    atomic.Bool
@@ -70,6 +75,7 @@ type Store struct {
 
 	// Published copies of state guarded by mu, for lock-free readers.
 	keysGauge         atomic.Int64
+	expiringGauge     atomic.Int64
 	liveGauge         atomic.Int64
 	secondChanceBelow atomic.Uint64 // entries of generations below it get a second chance
 	ttlWrites         atomic.Uint64 // writes of records with an expiry (wakes the sweep)
@@ -165,13 +171,16 @@ func (s *Store) sizing() {
 // loadStateLocked reads the meta keys of a freshly opened instance.
 func (s *Store) loadStateLocked(h *handle) error {
 	v, err := getCopy(h.db, metaVersion)
+	fresh := false
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
 		b := h.db.NewBatch()
 		_ = b.Set(metaVersion, []byte{layoutVersion}, nil)
+		_ = b.Set(metaExpiring, le64(0), nil)
 		if err := s.commit(h, b); err != nil {
 			return err
 		}
+		fresh = true
 	case err != nil:
 		return fmt.Errorf("%w: read layout version: %w", ErrStorage, err)
 	case len(v) != 1 || v[0] != layoutVersion:
@@ -186,6 +195,30 @@ func (s *Store) loadStateLocked(h *handle) error {
 		return fmt.Errorf("%w: key count of %d bytes", ErrIncompatible, len(v))
 	case !errors.Is(err, pebble.ErrNotFound):
 		return fmt.Errorf("%w: read key count: %w", ErrStorage, err)
+	}
+
+	// The count of entries with an expiry was added to the meta after
+	// layout version 1 shipped, without a version change: a store written
+	// before has no metaExpiring. It is then counted from scratch: a
+	// recount marker is stored (so that a restart before the count is
+	// applied counts again, even though writes meanwhile store
+	// metaExpiring) and the full recount below fixes both counts. Until
+	// then Expiring counts only the changes since Open.
+	var expiring int64
+	switch v, err := getCopy(h.db, metaExpiring); {
+	case err == nil && len(v) == 8:
+		expiring = int64(binary.LittleEndian.Uint64(v))
+	case err == nil:
+		return fmt.Errorf("%w: expiring count of %d bytes", ErrIncompatible, len(v))
+	case !errors.Is(err, pebble.ErrNotFound):
+		return fmt.Errorf("%w: read expiring count: %w", ErrStorage, err)
+	case !fresh:
+		b := h.db.NewBatch()
+		_ = b.Set(metaRecountKey(0), nil, nil)
+		_ = b.Set(metaExpiring, le64(0), nil)
+		if err := s.commit(h, b); err != nil {
+			return err
+		}
 	}
 
 	var gens []genInfo
@@ -224,6 +257,7 @@ func (s *Store) loadStateLocked(h *handle) error {
 	}
 	s.mu.gens = gens
 	s.mu.keys = keys
+	s.mu.expiring = expiring
 	s.mu.live = 0
 	for _, g := range gens {
 		s.mu.live += g.bytes
@@ -233,7 +267,8 @@ func (s *Store) loadStateLocked(h *handle) error {
 	s.ttlWrites.Add(1)
 	if len(markers) > 0 {
 		// A DropRange's key count was not applied before the last shutdown
-		// (or the instance was replaced): count every key again.
+		// (or the instance was replaced), or the store predates the
+		// expiring count: count every key again.
 		s.fullRecountLocked(h, markers)
 	}
 	return nil
@@ -243,6 +278,7 @@ func (s *Store) loadStateLocked(h *handle) error {
 // without it.
 func (s *Store) publishLocked() {
 	s.keysGauge.Store(s.mu.keys)
+	s.expiringGauge.Store(max(s.mu.expiring, 0))
 	s.liveGauge.Store(s.mu.live)
 	gens := s.mu.gens
 	s.secondChanceBelow.Store(gens[len(gens)/2].id)
@@ -545,8 +581,9 @@ func (s *Store) writableLocked() (*handle, error) {
 
 // applyLocked builds and commits the batch of ops: for a set p|key, the
 // record under d|cur|key unless inline, and q|cur|key; for a delete, p|key
-// only. The key count and the current generation's bytes go in the same
-// batch, so the persisted counters never disagree with the data.
+// only. The key count, the count of entries with an expiry and the current
+// generation's bytes go in the same batch, so the persisted counters never
+// disagree with the data.
 func (s *Store) applyLocked(ops []tier.Op, cost int64) error {
 	h, err := s.writableLocked()
 	if err != nil {
@@ -558,34 +595,44 @@ func (s *Store) applyLocked(ops []tier.Op, cost int64) error {
 		size += 3*len(op.Key) + len(op.Record) + 96
 	}
 	b := h.db.NewBatchWithSize(size)
-	var seen map[string]bool // keys earlier in this batch: set (true) or deleted
+	var seen map[string]ptrState // keys earlier in this batch: what the batch left in p|key
 	if len(ops) > 1 {
-		seen = make(map[string]bool, len(ops))
+		seen = make(map[string]ptrState, len(ops))
 	}
-	keys := s.mu.keys
+	keys, expiring := s.mu.keys, s.mu.expiring
 	ttl := false
 	kb := keyBufs.Get().(*keyBuf)
 	defer keyBufs.Put(kb)
 	var ptr []byte
 	for _, op := range ops {
 		kb.b = appendPtrKey(kb.b[:0], op.Key)
-		present, ok := seen[string(op.Key)]
+		old, ok := seen[string(op.Key)]
 		if !ok {
-			present, err = s.presentLocked(h, kb.b)
+			old, err = s.ptrStateLocked(h, kb.b)
 			if err != nil {
 				_ = b.Close()
 				return err
 			}
 		}
-		if seen != nil {
-			seen[string(op.Key)] = op.Record != nil
+		if old.expiring {
+			expiring-- // re-added below if the new record has an expiry
 		}
 		if op.Record == nil {
-			if present {
+			if seen != nil {
+				seen[string(op.Key)] = ptrState{}
+			}
+			if old.present {
 				_ = b.Delete(kb.b, nil)
 				keys--
 			}
 			continue
+		}
+		exp := op.Record.ExpireAt() != 0 // ptrExpires of the pointer written
+		if seen != nil {
+			seen[string(op.Key)] = ptrState{present: true, expiring: exp}
+		}
+		if exp {
+			expiring++
 		}
 		inline := s.inline(op.Record)
 		ptr = appendPointer(ptr[:0], cur.id, op.Record, inline)
@@ -596,22 +643,23 @@ func (s *Store) applyLocked(ops []tier.Op, cost int64) error {
 		}
 		kb.b = appendGenKey(kb.b[:0], nsQueue, cur.id, op.Key)
 		_ = b.Set(kb.b, nil, nil)
-		if !present {
+		if !old.present {
 			keys++
 		}
-		ttl = ttl || op.Record.ExpireAt() != 0
+		ttl = ttl || exp
 	}
 	curBytes := cur.bytes + cost
 	roll := curBytes >= s.genTarget
 	_ = b.Set(metaGenKey(cur.id), le64(curBytes), nil)
 	_ = b.Set(metaKeys, le64(keys), nil)
+	_ = b.Set(metaExpiring, le64(expiring), nil)
 	if roll {
 		_ = b.Set(metaGenKey(cur.id+1), le64(0), nil)
 	}
 	if err := s.commit(h, b); err != nil {
 		return err
 	}
-	s.mu.keys = keys
+	s.mu.keys, s.mu.expiring = keys, expiring
 	s.mu.gens[len(s.mu.gens)-1].bytes = curBytes
 	s.mu.live += cost
 	if roll {
@@ -628,21 +676,31 @@ func (s *Store) applyLocked(ops []tier.Op, cost int64) error {
 	return nil
 }
 
-// presentLocked reports whether p|key (pk) exists.
-func (s *Store) presentLocked(h *handle, pk []byte) (bool, error) {
-	_, closer, err := h.db.Get(pk)
+// ptrState is what a write finds in p|key before replacing or deleting it.
+type ptrState struct {
+	present  bool // p|key exists: it is counted in keys
+	expiring bool // and its pointer has an expiry (ptrExpires): counted in expiring
+}
+
+// ptrStateLocked reads p|key (pk): whether it exists and whether its
+// pointer has an expiry.
+func (s *Store) ptrStateLocked(h *handle, pk []byte) (ptrState, error) {
+	v, closer, err := h.db.Get(pk)
 	switch {
 	case err == nil:
-		return true, closer.Close()
+		st := ptrState{present: true, expiring: ptrExpires(v)}
+		return st, closer.Close()
 	case errors.Is(err, pebble.ErrNotFound):
-		return false, nil
+		return ptrState{}, nil
 	case pebble.IsCorruptionError(err):
 		// Unreadable: overwriting or deleting it is the cure. Count it as
-		// present so that the key count stays an upper bound.
-		return true, nil
+		// present so that the key count stays an upper bound, and as
+		// without expiry (its expiry cannot be read) so that the expiring
+		// count does too.
+		return ptrState{present: true}, nil
 	default:
 		s.errors.Add(1)
-		return false, fmt.Errorf("%w: read %q: %w", ErrStorage, pk, err)
+		return ptrState{}, fmt.Errorf("%w: read %q: %w", ErrStorage, pk, err)
 	}
 }
 
@@ -658,7 +716,7 @@ func (s *Store) removeIfUnchanged(reqs []cleanupReq) {
 	}
 	b := h.db.NewBatch()
 	seen := make(map[string]bool, len(reqs))
-	var n int64
+	var n, nExp int64
 	for _, r := range reqs {
 		if seen[string(r.key)] {
 			continue
@@ -679,17 +737,24 @@ func (s *Store) removeIfUnchanged(reqs []cleanupReq) {
 			_ = b.Delete(appendGenKey(nil, nsData, p.gen, r.key), nil)
 		}
 		n++
+		// cur equals r.ptr when readable; an unreadable pointer is taken
+		// to have no expiry (see ptrStateLocked).
+		if err == nil && ptrExpires(cur) {
+			nExp++
+		}
 	}
 	if n == 0 {
 		_ = b.Close()
 		return
 	}
 	_ = b.Set(metaKeys, le64(s.mu.keys-n), nil)
+	_ = b.Set(metaExpiring, le64(s.mu.expiring-nExp), nil)
 	if err := s.commit(h, b); err != nil {
 		s.opts.Logger("disktier: delete %d entries: %v", n, err)
 		return
 	}
 	s.mu.keys -= n
+	s.mu.expiring -= nExp
 	s.publishLocked()
 }
 
@@ -745,6 +810,7 @@ func (s *Store) Stats() tier.Stats {
 		Bytes:     s.usage.Load().disk,
 		MaxBytes:  s.opts.MaxBytes,
 		Keys:      s.keysGauge.Load(),
+		Expiring:  s.expiringGauge.Load(),
 		Corrupt:   s.corrupt.Load(),
 		Errors:    s.errors.Load(),
 	}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"github.com/tiercache/tiercache/internal/config"
+	"github.com/tiercache/tiercache/tier"
+	"go.uber.org/zap/zapcore"
+)
+
+// envPrefix starts the environment variable of every flag:
+// TIERCACHE_MEM_MAX for --mem-max.
+const envPrefix = "TIERCACHE_"
+
+// cli is the command line, bound: the daemon's options and what main
+// itself acts on.
+type cli struct {
+	opts      options
+	logLevel  zapcore.Level
+	logFormat string
+	version   bool // --version: print the version and exit
+	usage     string
+	// unknownEnv are TIERCACHE_* variables that match no flag, most likely
+	// misspelt; they are logged once the daemon runs.
+	unknownEnv []string
+}
+
+// flagText holds every flag's text as given. Values are parsed after the
+// environment is bound, all of them, so that every bad one is reported.
+type flagText struct {
+	socket, socketMode, tcp, requirePass, requirePassFile  string
+	dataDir, memMax, diskMax, maxValue, writePolicy, flush string
+	nats, natsListen, natsCreds, natsUser, natsPassword    string
+	natsTLSCA, natsTLSCert, natsTLSKey, modelsBucket, node string
+	metrics, logLevel, logFormat, maxClients, shutdown     string
+}
+
+// newFlagSet returns the flag table, with the defaults in t.
+func newFlagSet(t *flagText, version *bool) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("tiercached", pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.SetOutput(discard{}) // errors are returned and printed by main, in one line
+	v := func(p *string, def, name, typ, usage string) {
+		*p = def
+		fs.Var(config.Text(p, typ), name, usage)
+	}
+	v(&t.socket, "/tmp/tiercache.sock", "socket", "PATH", "Unix socket the RESP server listens on")
+	v(&t.socketMode, "0660", "socket-mode", "MODE", "file mode of the socket (octal); it never has wider permissions, even briefly")
+	v(&t.tcp, "", "tcp", "ADDR", "optional RESP listener on TCP, e.g. 127.0.0.1:6380 (default off)")
+	v(&t.requirePass, "", "requirepass", "SECRET", "password every connection must AUTH with, on the socket and TCP (visible in ps: prefer --requirepass-file)")
+	v(&t.requirePassFile, "", "requirepass-file", "FILE", "read the password from FILE (surrounding white space trimmed)")
+	v(&t.dataDir, "./tiercache-data", "data-dir", "DIR", "L2 (Pebble) directory and local state")
+	v(&t.memMax, "1GiB", "mem-max", "SIZE", "L1 (memory) capacity: 512MiB, 2GiB, 1.5GB or bytes")
+	v(&t.diskMax, "10GiB", "disk-max", "SIZE", "L2 capacity: the data directory never grows past it by more than 10%")
+	v(&t.maxValue, "64MiB", "max-value", "SIZE", "largest value accepted")
+	v(&t.writePolicy, "through", "write-policy", "through|back", "through: every SET reaches L2 within --flush-interval; back: L2 receives entries when L1 evicts them and at shutdown")
+	v(&t.flush, "200ms", "flush-interval", "DURATION", "longest an acknowledged write-through SET waits before it is durable in L2")
+	v(&t.nats, natsEmbedded, "nats", "URL|embedded|off", "embedded: in-process NATS server with JetStream; a URL list: join that NATS cluster; off: standalone")
+	v(&t.natsListen, "127.0.0.1:4222", "nats-listen", "ADDR", "client address of the embedded NATS server (port 0: a free port)")
+	v(&t.natsCreds, "", "nats-creds", "FILE", "NATS credentials file")
+	v(&t.natsUser, "", "nats-user", "USER", "NATS user")
+	v(&t.natsPassword, "", "nats-password", "PASSWORD", "NATS password")
+	v(&t.natsTLSCA, "", "nats-tls-ca", "FILE", "CA certificate to verify the NATS servers with")
+	v(&t.natsTLSCert, "", "nats-tls-cert", "FILE", "client certificate for NATS")
+	v(&t.natsTLSKey, "", "nats-tls-key", "FILE", "client key for NATS")
+	v(&t.modelsBucket, "tiercache-models", "models-bucket", "NAME", "JetStream KeyValue bucket that holds the model registry")
+	v(&t.node, defaultNodeID(), "node-id", "ID", "this daemon's name in the cluster")
+	v(&t.metrics, "", "metrics", "ADDR", "HTTP listener with /metrics (Prometheus) and /healthz (default off)")
+	v(&t.maxClients, "10000", "max-clients", "N", "most client connections at once; more are refused")
+	v(&t.shutdown, "10s", "shutdown-timeout", "DURATION", "how long in-flight commands may run once a shutdown begins")
+	v(&t.logLevel, "info", "log-level", "LEVEL", "debug, info, warn or error")
+	v(&t.logFormat, "console", "log-format", "json|console", "log format")
+	fs.BoolVar(version, "version", false, "print the version and exit")
+	return fs
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// parseFlags binds args, and for each flag they leave unset its
+// TIERCACHE_* variable (lookupEnv), into a cli. Every bad value is
+// reported at once in one error, naming each as it was given. environ (as
+// os.Environ returns it) is only searched for misspelt variables.
+// pflag.ErrHelp is returned for --help, with cli.usage set.
+func parseFlags(args []string, lookupEnv func(string) (string, bool), environ []string) (*cli, error) {
+	var t flagText
+	c := &cli{}
+	fs := newFlagSet(&t, &c.version)
+	c.usage = usage(fs)
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.version {
+		return c, nil
+	}
+	b := config.Bind(fs, envPrefix, lookupEnv, "version")
+	b.Redact("requirepass", nil)
+	b.Redact("nats-password", nil)
+	b.Redact("nats", config.RedactNATSURLs)
+	c.unknownEnv = config.UnknownEnv(fs, envPrefix, environ)
+	if fs.NArg() > 0 {
+		b.Add("", fmt.Errorf("unexpected argument %q (tiercached takes flags only)", fs.Arg(0)))
+	}
+
+	o := &c.opts
+	o.Socket = t.socket
+	b.Parse("socket-mode", func(s string) error {
+		m, err := parseMode(s)
+		o.SocketMode = m
+		return err
+	})
+	o.TCP = t.tcp
+	switch {
+	case b.Given("requirepass") && b.Given("requirepass-file"):
+		b.Fail("requirepass-file", fmt.Errorf("give either it or %s, not both", b.Source("requirepass")))
+	case b.Given("requirepass-file"):
+		b.Parse("requirepass-file", func(path string) error {
+			pass, err := readPassword(path)
+			o.RequirePass = pass
+			return err
+		})
+	default:
+		o.RequirePass = t.requirePass
+	}
+	o.DataDir = t.dataDir
+	b.Size("mem-max", &o.MemMax)
+	b.Size("disk-max", &o.DiskMax)
+	b.Size("max-value", &o.MaxValue)
+	b.Parse("write-policy", func(s string) error {
+		p, err := tier.ParseWritePolicy(s)
+		if err != nil {
+			return errors.New("want through or back")
+		}
+		o.WritePolicy = p
+		return nil
+	})
+	b.Duration("flush-interval", &o.FlushInterval)
+	o.NATS = t.nats
+	o.NATSListen = t.natsListen
+	o.NATSCreds, o.NATSUser, o.NATSPassword = t.natsCreds, t.natsUser, t.natsPassword
+	o.NATSTLSCA, o.NATSTLSCert, o.NATSTLSKey = t.natsTLSCA, t.natsTLSCert, t.natsTLSKey
+	o.ModelsBucket = t.modelsBucket
+	o.NodeID = t.node
+	o.Metrics = t.metrics
+	b.Int("max-clients", &o.MaxClients)
+	b.Duration("shutdown-timeout", &o.ShutdownTimeout)
+	b.Parse("log-level", func(s string) error {
+		l, err := zapcore.ParseLevel(s)
+		if err != nil || l > zapcore.ErrorLevel {
+			return errors.New("want debug, info, warn or error")
+		}
+		c.logLevel = l
+		return nil
+	})
+	b.Parse("log-format", func(s string) error {
+		if s != "json" && s != "console" {
+			return errors.New("want json or console")
+		}
+		c.logFormat = s
+		return nil
+	})
+	o.SetMemoryLimit = true
+	b.Check(o.Validate())
+	return c, b.Err()
+}
+
+// parseMode parses an octal file mode: "0660", "660" or "0o660".
+func parseMode(s string) (fs.FileMode, error) {
+	t := strings.TrimPrefix(strings.TrimPrefix(s, "0o"), "0O")
+	n, err := strconv.ParseUint(t, 8, 32)
+	if err != nil || t == "" {
+		return 0, errors.New("not an octal mode such as 0660")
+	}
+	if n > 0o777 {
+		return 0, errors.New("not a permission mode in 0000-0777")
+	}
+	return fs.FileMode(n), nil
+}
+
+// readPassword reads a password file. Surrounding white space is trimmed,
+// the final newline an editor adds above all.
+func readPassword(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", pathErr(err)
+	}
+	pass := strings.TrimSpace(string(b))
+	if pass == "" {
+		return "", errors.New("the file holds no password")
+	}
+	return pass, nil
+}
+
+func usage(fs *pflag.FlagSet) string {
+	return `Usage: tiercached [flags]
+
+tiercached is the tiercache daemon: a two-tier (memory, then disk) cache
+served over the Redis protocol on a Unix socket and, optionally, TCP.
+
+Every flag can also be set with an environment variable TIERCACHE_<NAME>
+(upper case, '-' as '_', e.g. TIERCACHE_MEM_MAX); a flag given on the
+command line wins over its variable, and an empty variable counts as unset.
+Sizes take KiB/MiB/GiB/TiB (powers of 1024), KB/MB/GB/TB (powers of 1000)
+or plain bytes; durations use Go syntax (200ms, 5s, 1m30s).
+
+Flags:
+` + fs.FlagUsagesWrapped(100)
+}

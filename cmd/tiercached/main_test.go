@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+)
+
+// binary is the daemon under test, built once by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tiercached-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "tiercached")
+	args := []string{"build", "-o", binary}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building tiercached: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// waitFor polls cond every few milliseconds until it holds or timeout
+// passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond) // a polling interval, not a wait for an event
+	}
+}
+
+// readyTimeout bounds a daemon's start: generous, for -race builds on
+// two loaded cores.
+const readyTimeout = 30 * time.Second
+
+// syncBuffer is a bytes.Buffer safe for the process's output copier and
+// the test to use at once.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is a tiercached process.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stdout syncBuffer
+	stderr syncBuffer
+	exited chan struct{} // closed once Wait returned
+	code   int           // exit code, valid once exited is closed
+}
+
+// testEnv is the environment of a daemon under test: the test's own,
+// without TIERCACHE_* variables and GOMEMLIMIT, plus env.
+func testEnv(env ...string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, envPrefix) && !strings.HasPrefix(kv, "GOMEMLIMIT=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, env...)
+}
+
+// startProc starts the daemon with exactly args and env (see testEnv),
+// without waiting for it to be ready. It is killed at the end of the test
+// if still running.
+func startProc(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, exited: make(chan struct{})}
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Env = env
+	p.cmd.Stdout = &p.stdout
+	p.cmd.Stderr = &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		err := p.cmd.Wait()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &ee):
+			p.code = ee.ExitCode()
+		default:
+			p.code = -1
+		}
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+			t.Logf("killed daemon; its log:\n%s", p.stderr.String())
+		}
+	})
+	return p
+}
+
+// run runs the daemon to completion and returns its exit code and output.
+func runProc(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	p := startProc(t, env, args...)
+	code = p.wait(readyTimeout)
+	return code, p.stdout.String(), p.stderr.String()
+}
+
+// wait waits up to timeout for the process to exit and returns its code.
+func (p *proc) wait(timeout time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.exited:
+		return p.code
+	case <-time.After(timeout):
+		p.t.Fatalf("daemon still running after %v; log:\n%s", timeout, p.stderr.String())
+		return 0
+	}
+}
+
+// logLines returns the JSON log lines so far (tests run with
+// --log-format json).
+func (p *proc) logLines() []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(p.stderr.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// logLine returns the first log line with message msg, or nil.
+func (p *proc) logLine(msg string) map[string]any {
+	for _, m := range p.logLines() {
+		if m["msg"] == msg {
+			return m
+		}
+	}
+	return nil
+}
+
+// waitReady waits for the "ready" log line and returns it.
+func (p *proc) waitReady() map[string]any {
+	p.t.Helper()
+	var ready map[string]any
+	deadline := time.Now().Add(readyTimeout)
+	for ready == nil {
+		select {
+		case <-p.exited:
+			p.t.Fatalf("daemon exited with %d before it was ready; stderr:\n%s", p.code, p.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("daemon not ready after %v; stderr:\n%s", readyTimeout, p.stderr.String())
+		}
+		ready = p.logLine("ready")
+		if ready == nil {
+			time.Sleep(5 * time.Millisecond) // polling interval
+		}
+	}
+	return ready
+}
+
+// signal sends sig to the daemon.
+func (p *proc) signal(sig os.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// stop sends SIGTERM and checks the daemon exits 0 within 5 s.
+func (p *proc) stop() {
+	p.t.Helper()
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(5 * time.Second); code != 0 {
+		p.t.Fatalf("exit code %d after SIGTERM; stderr:\n%s", code, p.stderr.String())
+	}
+}
+
+// node is a started daemon on a socket in a test directory.
+type node struct {
+	*proc
+	socket, dataDir string
+	ready           map[string]any
+}
+
+// baseArgs are the arguments of a small daemon in dir: its socket and data
+// directory there, small tiers, no NATS, JSON logs.
+func baseArgs(socket, dataDir string) []string {
+	return []string{
+		"--socket", socket, "--data-dir", dataDir,
+		"--mem-max", "8MiB", "--disk-max", "64MiB",
+		"--nats", "off", "--log-format", "json",
+	}
+}
+
+// startNode starts a small daemon with its socket and data directory in a
+// fresh test directory (or those given in extra, which win: pflag keeps
+// the last value of a flag) and waits until it is ready.
+func startNode(t *testing.T, env []string, extra ...string) *node {
+	t.Helper()
+	dir := t.TempDir()
+	n := &node{socket: filepath.Join(dir, "tc.sock"), dataDir: filepath.Join(dir, "data")}
+	for i := 0; i+1 < len(extra); i++ {
+		switch extra[i] {
+		case "--socket":
+			n.socket = extra[i+1]
+		case "--data-dir":
+			n.dataDir = extra[i+1]
+		}
+	}
+	n.proc = startProc(t, testEnv(env...), append(baseArgs(n.socket, n.dataDir), extra...)...)
+	n.ready = n.waitReady()
+	return n
+}
+
+// client returns a Redis client of the daemon's socket, closed at the end
+// of the test.
+func (n *node) client(t *testing.T, password string) *redis.Client {
+	return newClient(t, "unix", n.socket, password)
+}
+
+func newClient(t *testing.T, network, addr, password string) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{
+		Network: network, Addr: addr, Password: password,
+		Protocol: 2, MaxRetries: -1, PoolSize: 2, DialTimeout: 5 * time.Second,
+	})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// mustPing checks that the daemon answers PING.
+func mustPing(t *testing.T, c *redis.Client) {
+	t.Helper()
+	if got, err := c.Ping(ctxT(t)).Result(); err != nil || got != "PONG" {
+		t.Fatalf("PING = %q, %v", got, err)
+	}
+}

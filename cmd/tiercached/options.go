@@ -1,0 +1,290 @@
+package main
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/tiercache/tiercache/disktier"
+	"github.com/tiercache/tiercache/internal/config"
+	"github.com/tiercache/tiercache/memtier"
+	"github.com/tiercache/tiercache/tier"
+	"go.uber.org/zap"
+)
+
+// NATS modes besides a URL list.
+const (
+	natsEmbedded = "embedded"
+	natsOff      = "off"
+)
+
+// maxSocketPath is the longest Unix socket path Linux accepts: sun_path
+// holds 108 bytes, the terminating NUL included.
+const maxSocketPath = 107
+
+// options configure a daemon. The flags are bound into it (flags.go); each
+// field names its flag, and EnsureDefaults gives a zero field the flag's
+// default. Validate names the flag of every problem it reports.
+type options struct {
+	// Socket is the Unix socket path (--socket). Default /tmp/tiercache.sock.
+	Socket string
+	// SocketMode is the socket file's permission bits (--socket-mode).
+	// Default 0660. The owner must keep read and write permission.
+	SocketMode fs.FileMode
+	// TCP is the optional TCP listen address (--tcp); "" for none.
+	TCP string
+	// RequirePass, when set, makes every connection AUTH first, on the
+	// socket and on TCP (--requirepass or --requirepass-file).
+	RequirePass string
+
+	// DataDir holds L2 (Pebble) and local state (--data-dir). Default
+	// ./tiercache-data.
+	DataDir string
+	// MemMax is L1's capacity in bytes (--mem-max). Default 1 GiB.
+	MemMax int64
+	// DiskMax is L2's capacity in bytes (--disk-max). Default 10 GiB.
+	DiskMax int64
+	// MaxValue is the largest value accepted (--max-value). Default 64 MiB;
+	// at most DiskMax.
+	MaxValue int64
+	// WritePolicy is when writes reach L2 (--write-policy). Default through.
+	WritePolicy tier.WritePolicy
+	// FlushInterval bounds how long an acknowledged write-through SET waits
+	// before it is durable in L2 (--flush-interval). Default 200ms.
+	FlushInterval time.Duration
+
+	// NATS is "embedded", "off" or a comma-separated list of NATS URLs
+	// (--nats). Default embedded.
+	NATS string
+	// NATSListen is the embedded NATS server's client address
+	// (--nats-listen). Default 127.0.0.1:4222.
+	NATSListen string
+	// NATS authentication and TLS (--nats-creds, --nats-user,
+	// --nats-password, --nats-tls-ca, --nats-tls-cert, --nats-tls-key).
+	NATSCreds, NATSUser, NATSPassword  string
+	NATSTLSCA, NATSTLSCert, NATSTLSKey string
+	// ModelsBucket is the JetStream KeyValue bucket of the model registry
+	// (--models-bucket). Default tiercache-models.
+	ModelsBucket string
+	// NodeID is this daemon's name in the cluster (--node-id). Default the
+	// host name.
+	NodeID string
+
+	// Metrics is the HTTP listen address of /metrics and /healthz
+	// (--metrics); "" for none.
+	Metrics string
+	// MaxClients caps concurrent client connections (--max-clients).
+	// Default 10000.
+	MaxClients int
+	// ShutdownTimeout bounds how long in-flight commands may run after a
+	// shutdown begins before their connections are closed
+	// (--shutdown-timeout). Default 10s.
+	ShutdownTimeout time.Duration
+
+	// SetMemoryLimit makes New set the Go memory limit for MemMax (see
+	// tier.GoMemoryLimit) unless GOMEMLIMIT is set. The program sets it;
+	// tests that run a daemon in-process leave it off, as the limit is
+	// process-wide.
+	SetMemoryLimit bool
+	// Logger receives the daemon's log. Default: discard.
+	Logger *zap.Logger
+	// Version is reported by INFO and logged at start. Default "dev".
+	Version string
+}
+
+// EnsureDefaults fills in the zero fields with the flags' defaults.
+func (o *options) EnsureDefaults() {
+	if o.Socket == "" {
+		o.Socket = "/tmp/tiercache.sock"
+	}
+	if o.SocketMode == 0 {
+		o.SocketMode = 0o660
+	}
+	if o.DataDir == "" {
+		o.DataDir = "./tiercache-data"
+	}
+	if o.MemMax == 0 {
+		o.MemMax = 1 << 30
+	}
+	if o.DiskMax == 0 {
+		o.DiskMax = 10 << 30
+	}
+	if o.MaxValue == 0 {
+		o.MaxValue = 64 << 20
+	}
+	if o.FlushInterval == 0 {
+		o.FlushInterval = 200 * time.Millisecond
+	}
+	if o.NATS == "" {
+		o.NATS = natsEmbedded
+	}
+	if o.NATSListen == "" {
+		o.NATSListen = "127.0.0.1:4222"
+	}
+	if o.ModelsBucket == "" {
+		o.ModelsBucket = "tiercache-models"
+	}
+	if o.NodeID == "" {
+		o.NodeID = defaultNodeID()
+	}
+	if o.MaxClients == 0 {
+		o.MaxClients = 10000
+	}
+	if o.ShutdownTimeout == 0 {
+		o.ShutdownTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+}
+
+// defaultNodeID is the host name, or "tiercached" where it is unknown.
+func defaultNodeID() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "tiercached"
+}
+
+// bucketName is what JetStream accepts as a KeyValue bucket name.
+var bucketName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// Validate reports every problem with o at once, each naming its flag
+// (config.Problem), so that the flag binding can name how the value was
+// given.
+func (o *options) Validate() error {
+	var ps config.Problems
+	switch {
+	case o.Socket == "":
+		ps.Addf("socket", "a socket path is required")
+	case len(o.Socket) > maxSocketPath:
+		ps.Addf("socket", "longer than %d bytes, the limit of a Unix socket path", maxSocketPath)
+	}
+	switch {
+	case o.SocketMode&^fs.ModePerm != 0:
+		ps.Addf("socket-mode", "not a permission mode in 0000-0777")
+	case o.SocketMode&0o600 != 0o600:
+		ps.Addf("socket-mode", "the owner needs read and write permission")
+	}
+	if o.TCP != "" {
+		if err := config.CheckListenAddr(o.TCP); err != nil {
+			ps.Add("tcp", err)
+		}
+	}
+	if o.DataDir == "" {
+		ps.Addf("data-dir", "a data directory is required")
+	}
+	if o.MemMax < memtier.MinMaxBytes || o.MemMax > memtier.MaxMaxBytes {
+		ps.Addf("mem-max", "must be within [%s, %s]", config.FormatSize(memtier.MinMaxBytes), config.FormatSize(memtier.MaxMaxBytes))
+	}
+	diskOK := o.DiskMax >= disktier.MinMaxBytes
+	if !diskOK {
+		ps.Addf("disk-max", "must be at least %s", config.FormatSize(disktier.MinMaxBytes))
+	}
+	switch {
+	case o.MaxValue < 1:
+		ps.Addf("max-value", "must be at least 1 byte")
+	case diskOK && o.MaxValue > o.DiskMax:
+		// Checked only against a valid --disk-max, lest one bad value
+		// produce two complaints.
+		ps.Addf("max-value", "larger than --disk-max %s", config.FormatSize(o.DiskMax))
+	}
+	if o.WritePolicy != tier.WriteThrough && o.WritePolicy != tier.WriteBack {
+		ps.Addf("write-policy", "want through or back")
+	}
+	if o.FlushInterval <= 0 {
+		ps.Addf("flush-interval", "must be positive")
+	}
+	o.validateNATS(&ps)
+	if !bucketName.MatchString(o.ModelsBucket) {
+		ps.Addf("models-bucket", "want letters, digits, '-' and '_' only (a JetStream bucket name)")
+	}
+	switch {
+	case o.NodeID == "":
+		ps.Addf("node-id", "a node id is required")
+	case len(o.NodeID) > 255:
+		ps.Addf("node-id", "longer than 255 bytes")
+	case !printable(o.NodeID):
+		ps.Addf("node-id", "must not contain spaces or control characters (it is an INFO field)")
+	}
+	if o.Metrics != "" {
+		if err := config.CheckListenAddr(o.Metrics); err != nil {
+			ps.Add("metrics", err)
+		}
+	}
+	if o.MaxClients < 1 {
+		ps.Addf("max-clients", "must be at least 1")
+	}
+	if o.ShutdownTimeout <= 0 {
+		ps.Addf("shutdown-timeout", "must be positive")
+	}
+	return ps.Err()
+}
+
+// validateNATS checks the NATS settings that matter for the mode chosen:
+// the listen address of an embedded server, the URLs and files of a remote
+// cluster.
+func (o *options) validateNATS(ps *config.Problems) {
+	switch o.NATS {
+	case natsOff:
+		return
+	case natsEmbedded:
+		if err := config.CheckListenAddr(o.NATSListen); err != nil {
+			ps.Add("nats-listen", err)
+		}
+		return
+	}
+	if _, err := config.ParseNATSURLs(o.NATS); err != nil {
+		ps.Add("nats", errors.New("want embedded, off or a comma-separated list of NATS URLs: "+
+			strings.TrimPrefix(err.Error(), config.ErrAddr.Error()+": ")))
+	}
+	if (o.NATSTLSCert == "") != (o.NATSTLSKey == "") {
+		if o.NATSTLSCert == "" {
+			ps.Addf("nats-tls-key", "needs --nats-tls-cert too")
+		} else {
+			ps.Addf("nats-tls-cert", "needs --nats-tls-key too")
+		}
+	}
+	if o.NATSPassword != "" && o.NATSUser == "" {
+		ps.Addf("nats-password", "needs --nats-user too")
+	}
+	for _, f := range []struct{ flag, path string }{
+		{"nats-creds", o.NATSCreds}, {"nats-tls-ca", o.NATSTLSCA},
+		{"nats-tls-cert", o.NATSTLSCert}, {"nats-tls-key", o.NATSTLSKey},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if fi, err := os.Stat(f.path); err != nil {
+			ps.Add(f.flag, pathErr(err))
+		} else if fi.IsDir() {
+			ps.Addf(f.flag, "is a directory")
+		}
+	}
+}
+
+// pathErr drops the path and operation of an *fs.PathError, which the
+// problem's message names already.
+func pathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func printable(s string) bool {
+	for _, r := range s {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}

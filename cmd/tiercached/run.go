@@ -1,0 +1,450 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/tiercache/tiercache/disktier"
+	"github.com/tiercache/tiercache/internal/config"
+	"github.com/tiercache/tiercache/internal/metrics"
+	"github.com/tiercache/tiercache/memtier"
+	"github.com/tiercache/tiercache/server"
+	"github.com/tiercache/tiercache/tier"
+	"go.uber.org/zap"
+)
+
+// errDataDirLocked: another process holds the data directory's Pebble
+// LOCK file, so another daemon runs on it.
+var errDataDirLocked = errors.New("locked by another daemon")
+
+// daemon is one tiercached: the cache (L1 and L2 composed), the RESP server
+// on the Unix socket and the optional TCP address, and the optional metrics
+// endpoint. newDaemon acquires everything that can fail; startServing only
+// launches the serving goroutines; shutdown releases it all, in order.
+type daemon struct {
+	opts options
+	log  *zap.Logger
+
+	cache   *tier.Hybrid
+	cluster cluster
+	srv     *server.Server
+	sock    *unixSocket
+	tcp     net.Listener // nil without --tcp
+
+	metricsLn  net.Listener // nil without --metrics
+	metricsSrv *http.Server
+	healthy    atomic.Bool // /healthz: serving and not shutting down
+
+	memLimit string // what was done about the Go memory limit, for the log
+	notes    []string
+
+	wg    sync.WaitGroup // the serving goroutines
+	errc  chan error     // a serving goroutine's unexpected failure; room for all three
+	start sync.Once
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// newDaemon opens the cache and binds every listener. Each start-up error
+// is one line naming the problem. On error nothing is left open, and
+// nothing of another daemon's is touched: the socket is created only once
+// the data directory is locked, and never replaces a live daemon's.
+func newDaemon(opts options) (*daemon, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	d := &daemon{opts: opts, log: opts.Logger, errc: make(chan error, 3)}
+	var undo []func()
+	fail := func(err error) (*daemon, error) {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		return nil, err
+	}
+
+	// Listeners first: binding them has no side effect to undo.
+	if opts.Metrics != "" {
+		ln, err := net.Listen("tcp", opts.Metrics)
+		if err != nil {
+			return fail(listenErr("--metrics", opts.Metrics, err))
+		}
+		d.metricsLn = ln
+		undo = append(undo, func() { ln.Close() })
+	}
+	if opts.TCP != "" {
+		ln, err := net.Listen("tcp", opts.TCP)
+		if err != nil {
+			return fail(listenErr("--tcp", opts.TCP, err))
+		}
+		d.tcp = ln
+		undo = append(undo, func() { ln.Close() })
+	}
+	// Refuse a live daemon's socket, or one that cannot be created,
+	// before touching any data directory.
+	if dir := filepath.Dir(opts.Socket); !isDir(dir) {
+		return fail(fmt.Errorf("socket %s: directory %s does not exist", opts.Socket, dir))
+	}
+	if _, err := inspectSocket(opts.Socket); err != nil {
+		return fail(err)
+	}
+
+	d.setMemoryLimit()
+	if err := d.openCache(); err != nil {
+		return fail(err)
+	}
+	undo = append(undo, func() { _ = d.cache.Close() })
+
+	reg := metrics.NewRegistry()
+	reg.MustRegister(metrics.NewCollector(d.cache.Stats))
+	d.cluster = d.openCluster()
+	srv, err := server.New(server.Options{
+		Cache:       d.cache,
+		Models:      d.cluster.models,
+		Cluster:     d.cluster.info,
+		MaxValue:    opts.MaxValue,
+		RequirePass: opts.RequirePass,
+		MaxClients:  opts.MaxClients,
+		Logger:      d.log.Named("server"),
+		Registerer:  reg,
+		Version:     opts.Version,
+		NodeID:      opts.NodeID,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("server: %w", err))
+	}
+	d.srv = srv
+
+	// Last, as it is the step other daemons and clients see.
+	sock, err := listenUnix(opts.Socket, opts.SocketMode)
+	if err != nil {
+		return fail(err)
+	}
+	d.sock = sock
+
+	if d.metricsLn != nil {
+		d.metricsSrv = &http.Server{
+			Handler:           metrics.Handler(reg, d.healthy.Load),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          zap.NewStdLog(d.log.Named("metrics")),
+		}
+	}
+	return d, nil
+}
+
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
+}
+
+// listenErr is the start-up error of a listener: "--tcp ADDR: address
+// already in use".
+func listenErr(flag, addr string, err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		err = errno
+	}
+	return fmt.Errorf("%s %s: %w", flag, addr, err)
+}
+
+// setMemoryLimit sets the Go heap's soft limit for L1's capacity (see
+// tier.GoMemoryLimit). Pebble's block cache and memtables are allocated
+// outside the Go heap, so they do not count against it. GOMEMLIMIT, when
+// set, wins: the runtime has applied it already.
+func (d *daemon) setMemoryLimit() {
+	switch {
+	case !d.opts.SetMemoryLimit:
+		d.memLimit = "unchanged"
+	case os.Getenv("GOMEMLIMIT") != "":
+		d.memLimit = "GOMEMLIMIT=" + os.Getenv("GOMEMLIMIT")
+	default:
+		limit := tier.GoMemoryLimit(d.opts.MemMax)
+		debug.SetMemoryLimit(limit)
+		d.memLimit = fmt.Sprintf("%.1fMiB", float64(limit)/(1<<20))
+	}
+}
+
+// openCache opens L1, L2 and their composition into d.cache.
+func (d *daemon) openCache() error {
+	o := &d.opts
+	if err := checkDataDir(o.DataDir); err != nil {
+		return err
+	}
+	l1, err := memtier.New(memtier.Options{MaxBytes: o.MemMax})
+	if err != nil {
+		return fmt.Errorf("--mem-max: %w", err)
+	}
+	diskLog := d.log.Named("disktier")
+	diskLimit := newLogLimiter(time.Second)
+	l2, err := disktier.Open(disktier.Options{
+		Dir:      o.DataDir,
+		MaxBytes: o.DiskMax,
+		// Keyed by format: a damaged disk can report the same fault for
+		// every read.
+		Logger: func(format string, args ...any) {
+			if ok, n := diskLimit.allow(format); ok {
+				diskLine(diskLog, fmt.Sprintf(format, args...), suppressed(n))
+			}
+		},
+	})
+	if err != nil {
+		_ = l1.Close()
+		return dataDirErr(o.DataDir, err)
+	}
+	cacheLog := d.log.Named("cache")
+	cacheLimit := newLogLimiter(time.Second)
+	h, err := tier.NewHybrid(tier.Options{
+		L1:            l1,
+		L2:            l2,
+		WritePolicy:   o.WritePolicy,
+		FlushInterval: o.FlushInterval,
+		OnError: func(op string, err error) {
+			if ok, n := cacheLimit.allow(op); ok {
+				cacheLog.Warn("L2 "+op+" failed; the cache carries on from L1", append(suppressed(n), zap.Error(err))...)
+			}
+		},
+	})
+	if err != nil {
+		_ = l1.Close()
+		_ = l2.Close()
+		return fmt.Errorf("data directory %s: %w", o.DataDir, err)
+	}
+	d.cache = h
+	return nil
+}
+
+// diskLine logs a line of the disk tier. Its Logger hook has no levels:
+// the lines Pebble reports as routine ("disktier: pebble: Found 0 WALs")
+// are info, the disk tier's own (faults, failed evictions) warnings.
+func diskLine(log *zap.Logger, msg string, fields []zap.Field) {
+	if rest, ok := strings.CutPrefix(msg, "disktier: pebble: "); ok {
+		log.Info("pebble: "+rest, fields...)
+		return
+	}
+	log.Warn(strings.TrimPrefix(msg, "disktier: "), fields...)
+}
+
+// suppressed is the log field of lines a logLimiter held back, if any.
+func suppressed(n uint64) []zap.Field {
+	if n == 0 {
+		return nil
+	}
+	return []zap.Field{zap.Uint64("suppressed", n)}
+}
+
+// checkDataDir creates dir if needed and checks that files can be created
+// in it, so that the error names the directory rather than a Pebble file.
+func checkDataDir(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return fmt.Errorf("data directory %s exists and is not a directory", dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("data directory %s cannot be created: %w", dir, pathErr(err))
+	}
+	f, err := os.CreateTemp(dir, ".tiercached-probe-")
+	if err != nil {
+		return fmt.Errorf("data directory %s is not writable: %w", dir, pathErr(err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// dataDirErr turns an error of disktier.Open into a start-up error. Pebble
+// takes an fcntl lock on the directory's LOCK file; another process holding
+// it makes the lock fail with EAGAIN (EACCES on some systems).
+func dataDirErr(dir string, err error) error {
+	var pe *fs.PathError
+	locked := errors.Is(err, syscall.EAGAIN) ||
+		errors.Is(err, syscall.EACCES) && !errors.As(err, &pe)
+	switch {
+	case locked:
+		return fmt.Errorf("data directory %s is %w", dir, errDataDirLocked)
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+		return fmt.Errorf("data directory %s is not writable: %w", dir, err)
+	}
+	return fmt.Errorf("data directory %s: %w", dir, err)
+}
+
+// cluster is what the daemon gets from its cluster: the model registry the
+// MODEL.* commands go through and INFO's "# Cluster" section. Its zero
+// value is standalone: the server's defaults, the local registry.
+type cluster struct {
+	models server.Models
+	info   func() server.ClusterInfo
+	// close leaves the cluster; shutdown calls it once the server has
+	// stopped and before the cache closes. Nil when standalone.
+	close func() error
+}
+
+// openCluster joins the cluster named by --nats.
+//
+// Cluster invalidation (package invalidation: the registry in JetStream,
+// an embedded NATS server) is not wired yet, so every mode runs standalone
+// and says so. Wiring it means: start or connect to NATS here (returning a
+// start-up error for a malformed setting, but not for an unreachable
+// server), and return its Models, ClusterInfo and close.
+func (d *daemon) openCluster() cluster {
+	if d.opts.NATS != natsOff {
+		d.notes = append(d.notes, "cluster invalidation is not active yet; running standalone")
+	}
+	return cluster{}
+}
+
+// startServing launches the serving goroutines and logs the start-up lines.
+// It is called once.
+func (d *daemon) startServing() {
+	d.start.Do(func() {
+		d.logConfig()
+		for _, n := range d.notes {
+			d.log.Info(n, zap.String("nats", config.RedactNATSURLs(d.opts.NATS)))
+		}
+		if d.sock.replacedStale {
+			d.log.Info("removed a dead daemon's socket file", zap.String("socket", d.sock.path))
+		}
+		d.serve("socket", func() error { return d.srv.Serve(d.sock.ln) }, server.ErrServerClosed)
+		fields := []zap.Field{zap.String("socket", d.sock.path)}
+		if d.tcp != nil {
+			d.serve("tcp", func() error { return d.srv.Serve(d.tcp) }, server.ErrServerClosed)
+			fields = append(fields, zap.String("tcp", d.tcp.Addr().String()))
+		}
+		if d.metricsSrv != nil {
+			d.serve("metrics", func() error { return d.metricsSrv.Serve(d.metricsLn) }, http.ErrServerClosed)
+			fields = append(fields, zap.String("metrics", d.metricsLn.Addr().String()))
+		}
+		d.healthy.Store(true)
+		d.log.Info("ready", fields...)
+	})
+}
+
+// serve runs fn in a goroutine of d; an error other than closed is a
+// failure main stops the daemon for.
+func (d *daemon) serve(name string, fn func() error, closed error) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := fn(); err != nil && !errors.Is(err, closed) {
+			d.errc <- fmt.Errorf("%s listener: %w", name, err)
+		}
+	}()
+}
+
+// failed delivers the first unexpected failure of a listener.
+func (d *daemon) failed() <-chan error { return d.errc }
+
+// logConfig logs the configuration in one line. Secrets are never logged:
+// only whether they are set.
+func (d *daemon) logConfig() {
+	o := &d.opts
+	set := func(s string) string {
+		if s == "" {
+			return "none"
+		}
+		return "set"
+	}
+	tcp := o.TCP
+	if tcp == "" {
+		tcp = "off"
+	}
+	met := o.Metrics
+	if met == "" {
+		met = "off"
+	}
+	fields := []zap.Field{
+		zap.String("version", o.Version),
+		zap.Int("pid", os.Getpid()),
+		zap.String("node_id", o.NodeID),
+		zap.String("socket", o.Socket),
+		zap.String("socket_mode", fmt.Sprintf("%04o", uint32(o.SocketMode))),
+		zap.String("tcp", tcp),
+		zap.String("requirepass", set(o.RequirePass)),
+		zap.String("data_dir", o.DataDir),
+		zap.String("mem_max", config.FormatSize(o.MemMax)),
+		zap.String("disk_max", config.FormatSize(o.DiskMax)),
+		zap.String("max_value", config.FormatSize(o.MaxValue)),
+		zap.Stringer("write_policy", o.WritePolicy),
+		zap.Duration("flush_interval", o.FlushInterval),
+		zap.String("nats", config.RedactNATSURLs(o.NATS)),
+	}
+	switch o.NATS {
+	case natsOff:
+	case natsEmbedded:
+		fields = append(fields, zap.String("nats_listen", o.NATSListen))
+	default:
+		fields = append(fields,
+			zap.String("nats_creds", set(o.NATSCreds)),
+			zap.String("nats_user", set(o.NATSUser)),
+			zap.String("nats_password", set(o.NATSPassword)),
+			zap.Bool("nats_tls", o.NATSTLSCA != "" || o.NATSTLSCert != ""))
+	}
+	if o.NATS != natsOff {
+		fields = append(fields, zap.String("models_bucket", o.ModelsBucket))
+	}
+	fields = append(fields,
+		zap.String("metrics", met),
+		zap.Int("max_clients", o.MaxClients),
+		zap.String("go_memory_limit", d.memLimit),
+	)
+	d.log.Info("starting", fields...)
+}
+
+// shutdown stops the daemon gracefully: /healthz turns 503, the server
+// stops accepting and lets in-flight commands finish (until ctx ends; then
+// their connections are closed), the socket file is removed, the cache
+// writes L1-only entries down to L2 (write-back) and closes Pebble, and the
+// metrics endpoint closes last. It is idempotent and returns the first
+// error of each step. Running out of ctx is logged, not returned: the
+// cache is still closed properly.
+func (d *daemon) shutdown(ctx context.Context) error {
+	d.shutdownOnce.Do(func() {
+		d.healthy.Store(false)
+		var errs []error
+		if err := d.srv.Shutdown(ctx); err != nil {
+			if ctx.Err() == nil {
+				errs = append(errs, err)
+			} else {
+				d.log.Warn("in-flight commands did not finish in time; their connections were closed",
+					zap.Duration("shutdown_timeout", d.opts.ShutdownTimeout))
+			}
+		}
+		// The server closed the listeners it served; these close them if
+		// startServing never ran.
+		if d.tcp != nil {
+			d.tcp.Close()
+		}
+		if err := d.sock.close(); err != nil {
+			errs = append(errs, err)
+		}
+		if d.cluster.close != nil {
+			if err := d.cluster.close(); err != nil {
+				errs = append(errs, fmt.Errorf("leaving the cluster: %w", err))
+			}
+		}
+		if err := d.cache.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the cache: %w", err))
+		}
+		if d.metricsSrv != nil {
+			mctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if err := d.metricsSrv.Shutdown(mctx); err != nil {
+				d.metricsSrv.Close()
+			}
+			cancel()
+			d.metricsLn.Close()
+		}
+		d.wg.Wait()
+		d.shutdownErr = errors.Join(errs...)
+	})
+	return d.shutdownErr
+}
