@@ -799,6 +799,9 @@ func (s *Store) PutMeta(name string, value []byte) error {
 	return s.commit(h, b)
 }
 
+// Limits returns the longest key and the largest record Write accepts.
+func (s *Store) Limits() (maxKey, maxRecord int) { return MaxKeyLen, int(s.maxRecord) }
+
 // Stats returns the store's counters. Bytes is Pebble's own measure of the
 // directory (Metrics().DiskSpaceUsage(), WAL included) as last sampled by
 // the maintainer, at most about maintainEvery old.

@@ -77,17 +77,22 @@ func lookup(name []byte) *command {
 	return commands[string(buf[:len(name)])]
 }
 
-// unknownCommand is Redis' error for a command it does not have.
+// unknownCommand is Redis' error for a command it does not have: the name
+// cut at 128 bytes, then the arguments quoted while they take less than 128
+// bytes (the last one cut to fit).
 func unknownCommand(args [][]byte) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "ERR unknown command '%.128s', with args beginning with: ", args[0])
+	name := args[0][:min(len(args[0]), 128)]
+	var quoted []byte
 	for _, a := range args[1:] {
-		if b.Len() >= 128+60 {
+		if len(quoted) >= 128 {
 			break
 		}
-		fmt.Fprintf(&b, "'%.128s' ", a)
+		n := min(len(a), 128-len(quoted))
+		quoted = append(quoted, '\'')
+		quoted = append(quoted, a[:n]...)
+		quoted = append(quoted, '\'', ' ')
 	}
-	return b.String()
+	return "ERR unknown command '" + string(name) + "', with args beginning with: " + string(quoted)
 }
 
 const (
@@ -106,6 +111,14 @@ func (c *conn) replyErr(err error) {
 		c.w.error("ERR " + strings.TrimPrefix(err.Error(), "tier: "))
 	case errors.Is(err, tier.ErrClosed):
 		c.w.error("ERR server is shutting down")
+	case errors.Is(err, tier.ErrTooLarge):
+		// "tier: record too large: key of N bytes (at most M)" → "ERR key too large: …"
+		detail := err.Error()
+		if _, rest, ok := strings.Cut(detail, "too large: "); ok {
+			detail = rest
+		}
+		what, _, _ := strings.Cut(detail, " ")
+		c.w.error("ERR " + what + " too large: " + detail)
 	default:
 		c.w.error("ERR " + err.Error())
 	}
@@ -177,29 +190,31 @@ func (c *conn) nowMs() int64 { return c.s.opts.Clock.Now().UnixMilli() }
 
 func cmdSet(c *conn, args [][]byte) bool {
 	var a tier.SetArgs
-	var expireSet bool
+	var expireUnit string // the EX/PX/EXAT/PXAT given, "" if none
 	for i := 3; i < len(args); i++ {
 		opt := strings.ToUpper(string(args[i]))
 		switch opt {
 		case "NX", "XX":
-			if a.Cond != tier.Always {
+			cond := tier.IfAbsent
+			if opt == "XX" {
+				cond = tier.IfPresent
+			}
+			if a.Cond != tier.Always && a.Cond != cond { // repeating one is fine, as in Redis
 				c.w.error(errSyntax)
 				return false
 			}
-			a.Cond = tier.IfAbsent
-			if opt == "XX" {
-				a.Cond = tier.IfPresent
-			}
+			a.Cond = cond
 		case "GET":
 			a.GetOld = true
 		case "KEEPTTL":
-			if expireSet {
+			if expireUnit != "" {
 				c.w.error(errSyntax)
 				return false
 			}
 			a.KeepTTL = true
 		case "EX", "PX", "EXAT", "PXAT":
-			if expireSet || a.KeepTTL || i+1 >= len(args) {
+			// Redis accepts the same unit twice (the last one wins), not two units.
+			if (expireUnit != "" && expireUnit != opt) || a.KeepTTL || i+1 >= len(args) {
 				c.w.error(errSyntax)
 				return false
 			}
@@ -214,7 +229,7 @@ func cmdSet(c *conn, args [][]byte) bool {
 				c.w.error("ERR invalid expire time in 'set' command")
 				return false
 			}
-			a.ExpireAt, expireSet = at, true
+			a.ExpireAt, expireUnit = at, opt
 		default:
 			c.w.error(errSyntax)
 			return false

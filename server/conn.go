@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -105,7 +106,34 @@ func (c *conn) exec(args [][]byte) (quit bool) {
 	case (cmd.arity > 0 && len(args) != cmd.arity) || (cmd.arity < 0 && len(args) < -cmd.arity):
 		c.w.error("ERR wrong number of arguments for '" + cmd.name + "' command")
 	default:
+		if c.s.opts.Sync != nil && needsSync(cmd, args) {
+			if err := c.s.opts.Sync(c.s.ctx); err != nil {
+				c.w.error("ERR model registry not in sync: " + err.Error())
+				return false
+			}
+		}
 		return cmd.run(c, args)
+	}
+	return false
+}
+
+// needsSync reports whether cmd touches model state: a MODEL.* command, or
+// a key argument that is model-scoped.
+func needsSync(cmd *command, args [][]byte) bool {
+	if strings.HasPrefix(cmd.name, "model.") {
+		return true
+	}
+	if cmd.first == 0 {
+		return false
+	}
+	last := cmd.last
+	if last < 0 {
+		last = len(args) - 1
+	}
+	for i := cmd.first; i <= last && i < len(args); i += cmd.step {
+		if len(args[i]) > 0 && args[i][0] == '{' {
+			return true
+		}
 	}
 	return false
 }

@@ -43,19 +43,32 @@ func cmdAuth(c *conn, args [][]byte) bool {
 		c.w.error(errSyntax)
 		return false
 	}
-	if c.s.opts.RequirePass == "" {
+	if len(args) == 2 && c.s.opts.RequirePass == "" {
 		c.w.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 		return false
 	}
-	pass := args[len(args)-1]
-	if (len(args) == 3 && string(args[1]) != "default") || !c.s.checkPassword(pass) {
+	user := []byte("default")
+	if len(args) == 3 {
+		user = args[1]
+	}
+	if !c.authenticate(user, args[len(args)-1]) {
+		return false
+	}
+	c.w.simple("OK")
+	return false
+}
+
+// authenticate checks a user name and password as Redis' ACL does with only
+// the default user: without RequirePass the default user has no password
+// (any password is accepted for it). On failure it replies WRONGPASS.
+func (c *conn) authenticate(user, pass []byte) bool {
+	if string(user) != "default" || (c.s.opts.RequirePass != "" && !c.s.checkPassword(pass)) {
 		c.authFailed()
 		c.w.error("WRONGPASS invalid username-password pair or user is disabled.")
 		return false
 	}
 	c.authed = true
-	c.w.simple("OK")
-	return false
+	return true
 }
 
 func cmdHello(c *conn, args [][]byte) bool {
@@ -67,47 +80,39 @@ func cmdHello(c *conn, args [][]byte) bool {
 		}
 		if v != 2 {
 			// RESP3 is not spoken: clients fall back to RESP2 on this error.
-			c.w.error("NOPROTO sorry, this protocol version is not supported.")
+			c.w.error("NOPROTO unsupported protocol version")
 			return false
 		}
 	}
+	// As Redis: parse every option, then authenticate, then set the name.
+	var user, pass, name []byte
 	for i := 2; i < len(args); i++ {
-		switch strings.ToUpper(string(args[i])) {
-		case "AUTH":
-			if i+2 >= len(args) {
-				c.w.error(errSyntax)
-				return false
-			}
-			if c.s.opts.RequirePass == "" {
-				c.w.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
-				return false
-			}
-			if string(args[i+1]) != "default" || !c.s.checkPassword(args[i+2]) {
-				c.authFailed()
-				c.w.error("WRONGPASS invalid username-password pair or user is disabled.")
-				return false
-			}
-			c.authed = true
+		more := len(args) - 1 - i
+		switch opt := strings.ToUpper(string(args[i])); {
+		case opt == "AUTH" && more >= 2:
+			user, pass = args[i+1], args[i+2]
 			i += 2
-		case "SETNAME":
-			if i+1 >= len(args) {
-				c.w.error(errSyntax)
-				return false
-			}
+		case opt == "SETNAME" && more >= 1:
 			if !validName(args[i+1]) {
 				c.w.error("ERR Client names cannot contain spaces, newlines or special characters.")
 				return false
 			}
-			c.name = string(args[i+1])
+			name = args[i+1]
 			i++
 		default:
-			c.w.error(errSyntax)
+			c.w.error("ERR Syntax error in HELLO option '" + string(args[i]) + "'")
 			return false
 		}
+	}
+	if pass != nil && !c.authenticate(user, pass) {
+		return false
 	}
 	if !c.authed {
 		c.w.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 		return false
+	}
+	if name != nil {
+		c.name = string(name)
 	}
 	c.w.array(16)
 	c.w.bulkString("server")
@@ -236,7 +241,7 @@ func cmdCommand(c *conn, args [][]byte) bool {
 			if cmd := lookup(a); cmd != nil {
 				c.commandInfo(cmd)
 			} else {
-				c.w.nullArray()
+				c.w.null() // as Redis 7
 			}
 		}
 	case "DOCS":

@@ -43,6 +43,12 @@ type Options struct {
 	// Cluster fills INFO's "# Cluster" section. Default: from Cache, with
 	// nats_connected:0.
 	Cluster func() ClusterInfo
+	// Sync, when set, is called before any command that names a
+	// model-scoped key ({MODEL…}) or a MODEL.* command: it returns once the
+	// model registry has caught up after a (re)connection to the cluster,
+	// so that a daemon that was away answers nothing stale. It must return
+	// at once when the registry is in sync.
+	Sync func(ctx context.Context) error
 	// MaxValue is the largest value accepted (and the largest bulk string
 	// read); a larger one is refused with "-ERR value too large" and
 	// discarded without being buffered, and the connection stays usable.

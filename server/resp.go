@@ -22,6 +22,8 @@ var (
 	errInvalidBulk      = protocolError("invalid bulk length")
 	errUnbalancedQuotes = protocolError("unbalanced quotes in request")
 	errInlineTooBig     = protocolError("too big inline request")
+	errMultibulkTooBig  = protocolError("too big mbulk count string")
+	errBulkTooBig       = protocolError("too big bulk count string")
 )
 
 // commandError is a reply to a command that was read in full (and then
@@ -93,11 +95,11 @@ func (r *reader) readCommand() ([][]byte, error) {
 		}
 		break
 	}
-	line, err := r.readLine()
+	line, err := r.readLine(errMultibulkTooBig)
 	if err != nil {
 		return nil, err
 	}
-	n, ok := parseInt(line[1:])
+	n, ok := parseHeader(line)
 	if !ok || n > int64(r.maxArgs) {
 		return nil, errInvalidMultibulk
 	}
@@ -106,14 +108,14 @@ func (r *reader) readCommand() ([][]byte, error) {
 	}
 	var tooBig error
 	for i := int64(0); i < n; i++ {
-		line, err := r.readLine()
+		line, err := r.readLine(errBulkTooBig)
 		if err != nil {
 			return nil, err
 		}
 		if line[0] != '$' {
 			return nil, protocolError(fmt.Sprintf("expected '$', got '%c'", line[0]))
 		}
-		size, ok := parseInt(line[1:])
+		size, ok := parseHeader(line)
 		if !ok || size < 0 || size > max(r.maxValue, 1<<40) {
 			return nil, errInvalidBulk
 		}
@@ -150,10 +152,23 @@ func (r *reader) readCommand() ([][]byte, error) {
 // readBulk reads size bytes into a new buffer, after taking them from the
 // in-flight budget (waiting for other connections to give some back).
 func (r *reader) readBulk(size int64) ([]byte, error) {
-	if size > 0 {
-		if err := r.budget.Acquire(r.ctx, size); err != nil {
+	if size > 0 && !r.budget.TryAcquire(size) {
+		// Waiting while holding budget for this command's earlier
+		// arguments could deadlock: two connections, each holding part of
+		// the budget, each waiting for the other's. So give back what is
+		// held and wait for the command's whole total at once (at most
+		// maxCmd, the whole budget): no reader waits while holding budget.
+		// The arguments already read stay in memory meanwhile.
+		need := r.held + size
+		if r.held > 0 {
+			r.budget.Release(r.held)
+			r.held = 0
+		}
+		if err := r.budget.Acquire(r.ctx, need); err != nil {
 			return nil, err
 		}
+		r.held = need
+	} else if size > 0 {
 		r.held += size
 	}
 	arg := make([]byte, size)
@@ -175,20 +190,25 @@ func (r *reader) readCRLF() error {
 	return err
 }
 
-// readLine reads a header line ("*3", "$5") without its CRLF; it is valid
-// until the next read.
-func (r *reader) readLine() ([]byte, error) {
+// readLine reads a header line ("*3", "$5") with its line ending (at least
+// the '\n'); it is valid until the next read. tooBig is the error for a
+// line that does not fit the buffer.
+func (r *reader) readLine(tooBig protocolError) ([]byte, error) {
 	line, err := r.br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
-		return nil, errInlineTooBig
+		return nil, tooBig
 	}
-	if err != nil {
-		return nil, err
+	return line, err
+}
+
+// parseHeader parses the number of a header line ("*3\r\n", "$5\r\n"):
+// a line without CRLF is invalid, as one without a valid number (Redis
+// answers "invalid multibulk length" or "invalid bulk length" to both).
+func parseHeader(line []byte) (int64, bool) {
+	if len(line) < 2 || line[len(line)-2] != '\r' {
+		return 0, false
 	}
-	if len(line) < 3 || line[len(line)-2] != '\r' {
-		return nil, protocolError("invalid line ending")
-	}
-	return line[:len(line)-2], nil
+	return parseInt(line[1 : len(line)-2])
 }
 
 // readInline reads a command typed as one line of space-separated words
@@ -214,8 +234,11 @@ func (r *reader) readInline() ([][]byte, error) {
 		return nil, err
 	}
 	for _, a := range args {
-		r.args = append(r.args, a)
+		if int64(len(a)) > r.maxValue { // MaxValue holds for inline commands too
+			return nil, commandError(fmt.Sprintf("ERR value too large (%d bytes; max-value is %d)", len(a), r.maxValue))
+		}
 	}
+	r.args = append(r.args, args...)
 	return r.args, nil
 }
 

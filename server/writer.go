@@ -56,8 +56,6 @@ func (w *writer) array(n int) {
 
 func (w *writer) null() { w.buf = append(w.buf, "$-1\r\n"...) }
 
-func (w *writer) nullArray() { w.buf = append(w.buf, "*-1\r\n"...) }
-
 func (w *writer) bulkString(s string) {
 	w.buf = append(w.buf, '$')
 	w.buf = strconv.AppendInt(w.buf, int64(len(s)), 10)

@@ -15,6 +15,10 @@ type Disk interface {
 	// PutMeta durably stores value under name, in a namespace apart from
 	// the keys of Get, Set, Write and DropRange.
 	PutMeta(name string, value []byte) error
+	// Limits returns the longest key and the largest record Write accepts;
+	// the Hybrid refuses larger ones up front rather than queue a write L2
+	// would reject.
+	Limits() (maxKey, maxRecord int)
 	// Stats returns the tier's counters.
 	Stats() Stats
 	// Close flushes and closes the store. It is idempotent.

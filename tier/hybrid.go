@@ -258,11 +258,27 @@ func (h *Hybrid) put(key []byte, r Record, sc Scope, scoped bool, epoch uint64) 
 	if h.closed.Load() {
 		return ErrClosed
 	}
+	if err := h.fitsL2(key, r, sc, scoped, epoch); err != nil {
+		return err
+	}
 	st := h.stripe(key)
 	st.mu.Lock()
 	h.putLocked(key, r, sc, scoped, epoch)
 	st.mu.Unlock()
 	h.waitForSpace()
+	return nil
+}
+
+// fitsL2 refuses a key or record L2 could not store: queued, it would fail
+// every batch it is in.
+func (h *Hybrid) fitsL2(key []byte, r Record, sc Scope, scoped bool, epoch uint64) error {
+	maxKey, maxRecord := h.l2.Limits()
+	if n := len(l2Key(key, scoped, sc.Model, epoch)); n > maxKey {
+		return fmt.Errorf("%w: key of %d bytes (at most %d)", ErrTooLarge, len(key), maxKey-(n-len(key)))
+	}
+	if len(r) > maxRecord {
+		return fmt.Errorf("%w: value of %d bytes (the disk tier takes at most %d)", ErrTooLarge, len(r.Value()), maxRecord-(len(r)-len(r.Value())))
+	}
 	return nil
 }
 

@@ -87,7 +87,12 @@ func (h *Hybrid) SetWith(key, value []byte, a SetArgs) (SetResult, error) {
 	if a.KeepTTL && old != nil {
 		hdr.ExpireAt = old.ExpireAt()
 	}
-	h.putLocked(key, NewRecord(hdr, value), sc, scoped, hdr.Epoch)
+	rec := NewRecord(hdr, value)
+	if err := h.fitsL2(key, rec, sc, scoped, hdr.Epoch); err != nil {
+		st.mu.Unlock()
+		return SetResult{}, err
+	}
+	h.putLocked(key, rec, sc, scoped, hdr.Epoch)
 	st.mu.Unlock()
 	h.waitForSpace()
 	res.Stored = true

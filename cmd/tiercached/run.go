@@ -18,6 +18,7 @@ import (
 
 	"github.com/tiercache/tiercache/disktier"
 	"github.com/tiercache/tiercache/internal/config"
+	"github.com/tiercache/tiercache/invalidation"
 	"github.com/tiercache/tiercache/internal/metrics"
 	"github.com/tiercache/tiercache/memtier"
 	"github.com/tiercache/tiercache/server"
@@ -110,11 +111,17 @@ func newDaemon(opts options) (*daemon, error) {
 
 	reg := metrics.NewRegistry()
 	reg.MustRegister(metrics.NewCollector(d.cache.Stats))
-	d.cluster = d.openCluster()
+	cl, err := d.openCluster()
+	if err != nil {
+		return fail(err)
+	}
+	d.cluster = cl
+	undo = append(undo, func() { _ = cl.close() })
 	srv, err := server.New(server.Options{
 		Cache:       d.cache,
 		Models:      d.cluster.models,
 		Cluster:     d.cluster.info,
+		Sync:        d.cluster.sync,
 		MaxValue:    opts.MaxValue,
 		RequirePass: opts.RequirePass,
 		MaxClients:  opts.MaxClients,
@@ -190,7 +197,7 @@ func (d *daemon) openCache() error {
 	diskLog := d.log.Named("disktier")
 	diskLimit := newLogLimiter(time.Second)
 	l2, err := disktier.Open(disktier.Options{
-		Dir:      o.DataDir,
+		Dir:      filepath.Join(o.DataDir, l2Dir),
 		MaxBytes: o.DiskMax,
 		// Keyed by format: a damaged disk can report the same fault for
 		// every read.
@@ -284,23 +291,54 @@ func dataDirErr(dir string, err error) error {
 type cluster struct {
 	models server.Models
 	info   func() server.ClusterInfo
+	// sync waits until the registry has caught up after a (re)connection
+	// to NATS; the server calls it before model-scoped commands.
+	sync func(context.Context) error
 	// close leaves the cluster; shutdown calls it once the server has
 	// stopped and before the cache closes. Nil when standalone.
 	close func() error
 }
 
-// openCluster joins the cluster named by --nats.
-//
-// Cluster invalidation (package invalidation: the registry in JetStream,
-// an embedded NATS server) is not wired yet, so every mode runs standalone
-// and says so. Wiring it means: start or connect to NATS here (returning a
-// start-up error for a malformed setting, but not for an unreachable
-// server), and return its Models, ClusterInfo and close.
-func (d *daemon) openCluster() cluster {
-	if d.opts.NATS != natsOff {
-		d.notes = append(d.notes, "cluster invalidation is not active yet; running standalone")
+// Subdirectories of --data-dir.
+const (
+	l2Dir   = "l2"   // Pebble: the disk tier (bounded by --disk-max)
+	natsDir = "nats" // the embedded NATS server's JetStream store
+)
+
+// openCluster joins the cluster named by --nats: it starts the embedded NATS
+// server or connects to the given one (an unreachable server is not an
+// error: the daemon serves the registry it persisted and keeps
+// reconnecting), follows the model registry, and waits up to the sync
+// timeout for it to catch up before the socket is opened.
+func (d *daemon) openCluster() (cluster, error) {
+	o := &d.opts
+	c, err := invalidation.Start(invalidation.Options{
+		URLs:           o.NATS,
+		EmbeddedListen: o.NATSListen,
+		StoreDir:       filepath.Join(o.DataDir, natsDir),
+		Creds:          o.NATSCreds,
+		User:           o.NATSUser,
+		Password:       o.NATSPassword,
+		TLSCA:          o.NATSTLSCA,
+		TLSCert:        o.NATSTLSCert,
+		TLSKey:         o.NATSTLSKey,
+		Bucket:         o.ModelsBucket,
+		NodeID:         o.NodeID,
+		Version:        o.Version,
+		Cache:          d.cache,
+		Logger:         d.log.Named("cluster"),
+		// A frozen daemon must stay a member for longer than an operator's
+		// "tierctl rollout --wait", so that it is named rather than
+		// forgotten.
+		MemberTTL: 15 * time.Second,
+	})
+	if err != nil {
+		return cluster{}, fmt.Errorf("--nats: %w", err)
 	}
-	return cluster{}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = c.WaitSynced(ctx) // bounded by the cluster's sync timeout; logs when it gives up
+	return cluster{models: c, info: c.ClusterInfo, sync: c.WaitSynced, close: c.Close}, nil
 }
 
 // startServing launches the serving goroutines and logs the start-up lines.

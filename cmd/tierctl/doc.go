@@ -1,0 +1,18 @@
+// Command tierctl is the operator's CLI for tiercache: it publishes model
+// rollouts and purges, lists the model registry, and shows a daemon's tiers.
+//
+//	tierctl [--socket PATH] [--nats URL] COMMAND
+//
+//	rollout MODEL VERSION [--wait DUR]   publish a rollout; with --wait, exit 0
+//	                                     once every live daemon has applied it,
+//	                                     else exit 1 naming those that have not
+//	models                               the registry: MODEL VERSION REVISION
+//	purge MODEL                          delete MODEL from the registry
+//	stats                                the local daemon's tiers and hit rates
+//
+// tierctl talks to NATS directly when --nats is given (so a host without a
+// daemon can publish), otherwise to the daemon on --socket, and then to the
+// NATS server the daemon reports in INFO (nats_url) for what needs the
+// cluster (the --wait barrier, revisions). With a standalone daemon
+// (--nats off) rollouts and purges apply to that daemon only.
+package main

@@ -1,0 +1,394 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/pflag"
+	"github.com/tiercache/tiercache/invalidation"
+)
+
+// exitError carries the exit status of a failed command.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// quiet discards go-redis' own log lines (dial retries): tierctl reports
+// errors itself, once.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+func main() {
+	redis.SetLogger(quiet{})
+	err := run(context.Background(), os.Args[1:], os.Stdout)
+	if err == nil {
+		return
+	}
+	code := 2
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	fmt.Fprintln(os.Stderr, "tierctl: "+err.Error())
+	os.Exit(code)
+}
+
+type options struct {
+	socket, natsURL, bucket, members string
+	creds, user, password            string
+	tlsCA, tlsCert, tlsKey           string
+	timeout, wait                    time.Duration
+}
+
+const usage = `usage: tierctl [--socket PATH] [--nats URL] COMMAND
+commands:
+  rollout MODEL VERSION [--wait DUR]
+  models
+  purge MODEL
+  stats
+`
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	var o options
+	fs := pflag.NewFlagSet("tierctl", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.socket, "socket", envOr("TIERCACHE_SOCKET", "/tmp/tiercache.sock"), "daemon socket")
+	fs.StringVar(&o.natsURL, "nats", os.Getenv("TIERCACHE_NATS"), "NATS URL list (default: the daemon's)")
+	fs.StringVar(&o.bucket, "models-bucket", envOr("TIERCACHE_MODELS_BUCKET", "tiercache-models"), "model registry bucket")
+	fs.StringVar(&o.members, "members-bucket", invalidation.DefaultMembersBucket, "membership bucket")
+	fs.StringVar(&o.creds, "nats-creds", os.Getenv("TIERCACHE_NATS_CREDS"), "NATS credentials file")
+	fs.StringVar(&o.user, "nats-user", os.Getenv("TIERCACHE_NATS_USER"), "NATS user")
+	fs.StringVar(&o.password, "nats-password", os.Getenv("TIERCACHE_NATS_PASSWORD"), "NATS password")
+	fs.StringVar(&o.tlsCA, "nats-tls-ca", os.Getenv("TIERCACHE_NATS_TLS_CA"), "NATS TLS CA file")
+	fs.StringVar(&o.tlsCert, "nats-tls-cert", os.Getenv("TIERCACHE_NATS_TLS_CERT"), "NATS TLS certificate")
+	fs.StringVar(&o.tlsKey, "nats-tls-key", os.Getenv("TIERCACHE_NATS_TLS_KEY"), "NATS TLS key")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "time limit for talking to the daemon and NATS")
+	fs.DurationVar(&o.wait, "wait", 0, "rollout: wait this long for every live daemon to apply it")
+	help := fs.BoolP("help", "h", false, "show usage")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{2, err.Error() + "\n" + usage}
+	}
+	if *help {
+		fmt.Fprint(out, usage+"\nflags:\n"+fs.FlagUsages())
+		return nil
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		return &exitError{2, "no command\n" + usage}
+	}
+	c := &ctl{o: o, out: out}
+	defer c.close()
+	switch cmd, a := rest[0], rest[1:]; {
+	case cmd == "rollout" && len(a) == 2:
+		return c.rollout(ctx, a[0], a[1])
+	case cmd == "purge" && len(a) == 1:
+		return c.purge(ctx, a[0])
+	case cmd == "models" && len(a) == 0:
+		return c.models(ctx)
+	case cmd == "stats" && len(a) == 0:
+		return c.stats(ctx)
+	default:
+		return &exitError{2, fmt.Sprintf("bad command %q\n%s", strings.Join(rest, " "), usage)}
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// ctl holds the connections a command opened.
+type ctl struct {
+	o   options
+	out io.Writer
+	rdb *redis.Client
+	nc  *nats.Conn
+	js  jetstream.JetStream
+}
+
+func (c *ctl) close() {
+	if c.rdb != nil {
+		c.rdb.Close()
+	}
+	if c.nc != nil {
+		c.nc.Close()
+	}
+}
+
+func (c *ctl) daemon() *redis.Client {
+	if c.rdb == nil {
+		c.rdb = redis.NewClient(&redis.Options{Network: "unix", Addr: c.o.socket, Password: os.Getenv("TIERCACHE_REQUIREPASS"),
+			DialTimeout: c.o.timeout, ReadTimeout: c.o.timeout, WriteTimeout: c.o.timeout, MaxRetries: 0})
+	}
+	return c.rdb
+}
+
+// info returns the daemon's INFO fields.
+func (c *ctl) info(ctx context.Context, section string) (map[string]string, error) {
+	txt, err := c.daemon().Info(ctx, section).Result()
+	if err != nil {
+		return nil, fmt.Errorf("daemon at %s: %w", c.o.socket, err)
+	}
+	m := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(txt))
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), ":"); ok && !strings.HasPrefix(k, "#") {
+			m[k] = v
+		}
+	}
+	return m, nil
+}
+
+// jetstream connects to NATS: --nats if given, else the daemon's nats_url.
+// It returns nil, nil when neither names a NATS server (standalone daemon).
+func (c *ctl) jetstream(ctx context.Context) (jetstream.JetStream, error) {
+	if c.js != nil {
+		return c.js, nil
+	}
+	url := c.o.natsURL
+	if url == "" {
+		m, err := c.info(ctx, "cluster")
+		if err != nil {
+			return nil, err
+		}
+		url = m["nats_url"]
+		if b := m["models_bucket"]; b != "" && c.o.bucket == "tiercache-models" {
+			c.o.bucket = b
+		}
+		if b := m["members_bucket"]; b != "" {
+			c.o.members = b
+		}
+		if url == "" {
+			return nil, nil
+		}
+	}
+	opts := []nats.Option{nats.Name("tierctl"), nats.Timeout(c.o.timeout)}
+	if c.o.creds != "" {
+		opts = append(opts, nats.UserCredentials(c.o.creds))
+	}
+	if c.o.user != "" {
+		opts = append(opts, nats.UserInfo(c.o.user, c.o.password))
+	}
+	if c.o.tlsCA != "" {
+		opts = append(opts, nats.RootCAs(c.o.tlsCA))
+	}
+	if c.o.tlsCert != "" {
+		opts = append(opts, nats.ClientCert(c.o.tlsCert, c.o.tlsKey))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("NATS %s: %w", invalidation.RedactURLs(url), err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	c.nc, c.js = nc, js
+	return js, nil
+}
+
+func (c *ctl) kv(ctx context.Context) (jetstream.KeyValue, error) {
+	js, err := c.jetstream(ctx)
+	if err != nil || js == nil {
+		return nil, err
+	}
+	kv, err := js.KeyValue(ctx, c.o.bucket)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", c.o.bucket, err)
+	}
+	return kv, nil
+}
+
+func (c *ctl) rollout(ctx context.Context, model, version string) error {
+	key, err := invalidation.EncodeModel(model)
+	if err != nil {
+		return &exitError{2, err.Error()}
+	}
+	if err := invalidation.ValidateVersion(version); err != nil {
+		return &exitError{2, err.Error()}
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.o.timeout)
+	defer cancel()
+	kv, err := c.kv(cctx)
+	if err != nil {
+		return err
+	}
+	if kv == nil { // standalone daemon: it is the whole cluster
+		n, err := c.daemon().Do(cctx, "MODEL.ROLLOUT", model, version).Int64()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.out, "%s %s %d\n", model, version, n)
+		return nil
+	}
+	rev, err := kv.Put(cctx, key, []byte(version))
+	if err != nil {
+		return fmt.Errorf("publishing %s %s: %w", model, version, err)
+	}
+	fmt.Fprintf(c.out, "%s %s %d\n", model, version, rev)
+	return c.waitApplied(ctx, rev)
+}
+
+func (c *ctl) purge(ctx context.Context, model string) error {
+	key, err := invalidation.EncodeModel(model)
+	if err != nil {
+		return &exitError{2, err.Error()}
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.o.timeout)
+	defer cancel()
+	kv, err := c.kv(cctx)
+	if err != nil {
+		return err
+	}
+	if kv == nil {
+		n, err := c.daemon().Do(cctx, "MODEL.PURGE", model).Int64()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.out, "%s purged %d\n", model, n)
+		return nil
+	}
+	if err := kv.Delete(cctx, key); err != nil {
+		return fmt.Errorf("purging %s: %w", model, err)
+	}
+	fmt.Fprintf(c.out, "%s purged\n", model)
+	return nil
+}
+
+// waitApplied implements --wait: every live daemon must apply rev in time.
+func (c *ctl) waitApplied(ctx context.Context, rev uint64) error {
+	if c.o.wait <= 0 {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, c.o.wait)
+	defer cancel()
+	missing, err := invalidation.WaitAppliedIn(wctx, c.js, c.o.members, rev)
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return &exitError{1, fmt.Sprintf("revision %d not applied within %v by: %s", rev, c.o.wait, strings.Join(missing, ", "))}
+	}
+	if err != nil {
+		return &exitError{1, fmt.Sprintf("waiting for revision %d: %v", rev, err)}
+	}
+	fmt.Fprintf(c.out, "applied by every live daemon\n")
+	return nil
+}
+
+func (c *ctl) models(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, c.o.timeout)
+	defer cancel()
+	kv, err := c.kv(cctx)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		model, version string
+		rev            uint64
+	}
+	var rows []row
+	if kv == nil {
+		vals, err := c.daemon().Do(cctx, "MODEL.LIST").StringSlice()
+		if err != nil {
+			return err
+		}
+		m, err := c.info(cctx, "cluster")
+		if err != nil {
+			return err
+		}
+		rev, _ := strconv.ParseUint(m["models_revision"], 10, 64)
+		for i := 0; i+1 < len(vals); i += 2 {
+			rows = append(rows, row{vals[i], vals[i+1], rev})
+		}
+	} else {
+		keys, err := kv.ListKeys(cctx)
+		if err != nil {
+			return err
+		}
+		for k := range keys.Keys() {
+			e, err := kv.Get(cctx, k)
+			if err != nil {
+				continue // deleted meanwhile
+			}
+			model, err := invalidation.DecodeModel(k)
+			if err != nil {
+				model = k
+			}
+			rows = append(rows, row{model, string(e.Value()), e.Revision()})
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].model < rows[j].model })
+	for _, r := range rows {
+		fmt.Fprintf(c.out, "%s %s %d\n", r.model, r.version, r.rev)
+	}
+	return nil
+}
+
+func (c *ctl) stats(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, c.o.timeout)
+	defer cancel()
+	m, err := c.info(cctx, "everything")
+	if err != nil {
+		return err
+	}
+	n := func(k string) float64 { v, _ := strconv.ParseFloat(m[k], 64); return v }
+	rate := func(h, miss string) string {
+		if t := n(h) + n(miss); t > 0 {
+			return fmt.Sprintf("%.1f%%", 100*n(h)/t)
+		}
+		return "-"
+	}
+	tw := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(c.out, "node %s  tiercache %s  up %ss  write policy %s  clients %s\n\n",
+		m["node_id"], m["tiercache_version"], m["uptime_in_seconds"], m["write_policy"], m["connected_clients"])
+	fmt.Fprintln(tw, "tier\thits\tmisses\thit rate\tkeys\tbytes\tmax bytes\tused\tevictions\t")
+	fmt.Fprintf(tw, "L1\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", m["l1_hits"], m["l1_misses"], rate("l1_hits", "l1_misses"),
+		m["l1_keys"], human(n("l1_bytes")), human(n("l1_max_bytes")), pct(n("l1_bytes"), n("l1_max_bytes")), m["l1_evictions"])
+	fmt.Fprintf(tw, "L2\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", m["l2_hits"], m["l2_misses"], rate("l2_hits", "l2_misses"),
+		m["l2_keys"], human(n("l2_bytes")), human(n("l2_max_bytes")), pct(n("l2_bytes"), n("l2_max_bytes")), m["l2_evictions"])
+	fmt.Fprintf(tw, "all\t%s\t%s\t%s\t\t\t\t\t\t\n", m["keyspace_hits"], m["keyspace_misses"], rate("keyspace_hits", "keyspace_misses"))
+	tw.Flush()
+	fmt.Fprintf(c.out, "\npromotions %s  demotions %s  corrupt %s  L2 errors %s  pending writes %s  stale writes refused %s\n",
+		m["promotions"], m["demotions"], m["l2_corrupt_entries"], m["l2_errors"], human(n("pending_write_bytes")), m["rejected_stale_writes"])
+	fmt.Fprintf(c.out, "NATS connected %s  models %s  registry revision %s  rollouts applied %s\n",
+		m["nats_connected"], m["models_known"], m["models_revision"], m["rollouts_applied"])
+	return nil
+}
+
+func pct(a, b float64) string {
+	if b <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", 100*a/b)
+}
+
+func human(v float64) string {
+	for _, u := range []string{"B", "KiB", "MiB", "GiB", "TiB"} {
+		if v < 1024 || u == "TiB" {
+			if u == "B" {
+				return fmt.Sprintf("%.0f%s", v, u)
+			}
+			return fmt.Sprintf("%.1f%s", v, u)
+		}
+		v /= 1024
+	}
+	return ""
+}

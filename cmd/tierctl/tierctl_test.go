@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+)
+
+// bins are the programs under test, built once by TestMain.
+var bins = map[string]string{}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tierctl-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for _, name := range []string{"tiercached", "tierctl"} {
+		bins[name] = filepath.Join(dir, name)
+		args := []string{"build", "-o", bins[name]}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		if out, err := exec.Command("go", append(args, "../"+name)...).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", name, err, out)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond) // a polling interval
+	}
+}
+
+// daemon is a tiercached process.
+type daemon struct {
+	node, sock string
+	cmd        *exec.Cmd
+	log        bytes.Buffer
+	rdb        *redis.Client
+}
+
+// startDaemon starts tiercached with nats (embedded on a free port, or a URL).
+func startDaemon(t *testing.T, node, nats string) *daemon {
+	t.Helper()
+	dir := t.TempDir()
+	d := &daemon{node: node, sock: filepath.Join(dir, "s.sock")}
+	args := []string{"--socket", d.sock, "--data-dir", filepath.Join(dir, "data"), "--mem-max", "64MiB",
+		"--disk-max", "256MiB", "--node-id", node, "--nats", nats, "--log-level", "warn"}
+	if nats == "embedded" {
+		args = append(args, "--nats-listen", "127.0.0.1:0")
+	}
+	d.cmd = exec.Command(bins["tiercached"], args...)
+	d.cmd.Stdout, d.cmd.Stderr = &d.log, &d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.rdb = redis.NewClient(&redis.Options{Network: "unix", Addr: d.sock, MaxRetries: -1})
+	t.Cleanup(func() {
+		d.rdb.Close()
+		_ = d.cmd.Process.Signal(syscall.SIGCONT)
+		_ = d.cmd.Process.Signal(syscall.SIGTERM)
+		_ = d.cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s log:\n%s", node, d.log.String())
+		}
+	})
+	waitFor(t, 30*time.Second, node+" to serve", func() bool { return d.rdb.Ping(context.Background()).Err() == nil })
+	return d
+}
+
+func (d *daemon) info(t *testing.T, field string) string {
+	t.Helper()
+	txt, err := d.rdb.Info(context.Background(), "cluster").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(txt, "\r\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// tierctl runs tierctl and returns its exit code, stdout and stderr.
+func tierctl(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(bins["tierctl"], args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.String(), errb.String()
+}
+
+// cluster starts three daemons: a with an embedded NATS server, b and c
+// joining it.
+func cluster(t *testing.T) (a, b, c *daemon, url string) {
+	a = startDaemon(t, "node-a", "embedded")
+	url = a.info(t, "nats_url")
+	if url == "" {
+		t.Fatal("node-a reports no nats_url")
+	}
+	b = startDaemon(t, "node-b", url)
+	c = startDaemon(t, "node-c", url)
+	return a, b, c, url
+}
+
+// TestRolloutWait: --wait exits 0 once every live daemon applied the
+// rollout, and 1 naming a frozen one.
+func TestRolloutWait(t *testing.T) {
+	a, b, c, _ := cluster(t)
+	ctx := context.Background()
+	for _, d := range []*daemon{a, b, c} {
+		if err := d.rdb.Set(ctx, "{clip}p", "old", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errs := tierctl(t, "--socket", a.sock, "rollout", "clip", "v2", "--wait", "10s")
+	if code != 0 {
+		t.Fatalf("rollout --wait with every daemon live: exit %d\n%s%s", code, out, errs)
+	}
+	for _, d := range []*daemon{a, b, c} {
+		if v, err := d.rdb.Get(ctx, "{clip}p").Result(); err != redis.Nil {
+			t.Errorf("%s serves %q, %v after the barrier", d.node, v, err)
+		}
+		if err := d.rdb.Set(ctx, "{clip@v1}p", "late", 0).Err(); err == nil || err.Error() != "STALE clip is at v2" {
+			t.Errorf("%s: late write: %v", d.node, err)
+		}
+	}
+
+	if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	code, out, errs = tierctl(t, "--socket", a.sock, "rollout", "clip", "v3", "--wait", "3s")
+	took := time.Since(start)
+	if code != 1 || !strings.Contains(errs, "node-c") || strings.Contains(errs, "node-a") || strings.Contains(errs, "node-b") {
+		t.Fatalf("rollout --wait with node-c frozen: exit %d after %v\nstdout: %s\nstderr: %s", code, took, out, errs)
+	}
+	t.Logf("frozen node named after %v: %s", took.Round(time.Millisecond), strings.TrimSpace(errs))
+	_ = c.cmd.Process.Signal(syscall.SIGCONT)
+	waitFor(t, 10*time.Second, "node-c to catch up after SIGCONT", func() bool {
+		v, err := c.rdb.Do(ctx, "MODEL.GET", "clip").Text()
+		return err == nil && v == "v3"
+	})
+}
+
+// TestModelsPurgeStats covers the other commands, through the daemon and
+// straight through NATS (--nats), as a host without a daemon would.
+func TestModelsPurgeStats(t *testing.T) {
+	a, b, _, url := cluster(t)
+	ctx := context.Background()
+	if code, out, errs := tierctl(t, "--nats", url, "rollout", "openai/clip-vit-large-patch14", "r1"); code != 0 {
+		t.Fatalf("rollout via --nats: %d %s %s", code, out, errs)
+	}
+	if code, out, errs := tierctl(t, "--socket", b.sock, "rollout", "t5", "x"); code != 0 {
+		t.Fatalf("rollout via the socket: %d %s %s", code, out, errs)
+	}
+	waitFor(t, 10*time.Second, "both rollouts on node-a", func() bool {
+		v, _ := a.rdb.Do(ctx, "MODEL.GET", "t5").Text()
+		w, _ := a.rdb.Do(ctx, "MODEL.GET", "openai/clip-vit-large-patch14").Text()
+		return v == "x" && w == "r1"
+	})
+	code, out, errs := tierctl(t, "--socket", a.sock, "models")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "openai/clip-vit-large-patch14 r1 ") || !strings.HasPrefix(lines[1], "t5 x ") {
+		t.Fatalf("models: %d %q %s", code, out, errs)
+	}
+	if code, out, errs := tierctl(t, "--nats", url, "purge", "t5"); code != 0 {
+		t.Fatalf("purge: %d %s %s", code, out, errs)
+	}
+	waitFor(t, 10*time.Second, "the purge on node-b", func() bool {
+		_, err := b.rdb.Do(ctx, "MODEL.GET", "t5").Text()
+		return err == redis.Nil
+	})
+	code, out, errs = tierctl(t, "--socket", a.sock, "stats")
+	for _, want := range []string{"L1", "L2", "hit rate", "NATS connected 1"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("stats lacks %q: %d\n%s%s", want, code, out, errs)
+		}
+	}
+	if code, _, errs := tierctl(t, "--socket", a.sock, "rollout", "bad{name", "v1"); code != 2 || errs == "" {
+		t.Fatalf("invalid model name: exit %d, %q", code, errs)
+	}
+}
+
+// TestNATSCLI: a plain "nats kv put" from the NATS CLI is a rollout, and
+// "nats kv del" a purge.
+func TestNATSCLI(t *testing.T) {
+	natsBin, err := exec.LookPath("nats")
+	if err != nil {
+		t.Skip("the NATS CLI (nats) is not installed: go install github.com/nats-io/natscli/nats@v0.5.0")
+	}
+	a, b, _, url := cluster(t)
+	ctx := context.Background()
+	if err := b.rdb.Set(ctx, "{clip@v6}p", "v6 output", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(natsBin, "--server", url, "kv", "put", "tiercache-models", "clip", "v7").CombinedOutput(); err != nil {
+		t.Fatalf("nats kv put: %v\n%s", err, out)
+	}
+	for _, d := range []*daemon{a, b} {
+		waitFor(t, 10*time.Second, d.node+" to apply the CLI's rollout", func() bool {
+			v, _ := d.rdb.Do(ctx, "MODEL.GET", "clip").Text()
+			return v == "v7"
+		})
+		if err := d.rdb.Get(ctx, "{clip@v6}p").Err(); err != redis.Nil {
+			t.Errorf("%s still serves {clip@v6}p: %v", d.node, err)
+		}
+	}
+	if out, err := exec.Command(natsBin, "--server", url, "kv", "del", "-f", "tiercache-models", "clip").CombinedOutput(); err != nil {
+		t.Fatalf("nats kv del: %v\n%s", err, out)
+	}
+	waitFor(t, 10*time.Second, "the CLI's purge", func() bool {
+		_, err := a.rdb.Do(ctx, "MODEL.GET", "clip").Text()
+		return err == redis.Nil
+	})
+}

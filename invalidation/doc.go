@@ -1,0 +1,105 @@
+// Package invalidation keeps every daemon's model registry in step through
+// a NATS JetStream KeyValue bucket, so that a rollout on one daemon
+// invalidates a model's entries on all of them.
+//
+// # Basics
+//
+// The registry bucket (Options.Bucket, "tiercache-models") maps each MODEL
+// to its current VERSION. The KV key is the model name itself when it is a
+// valid KV key made of letters, digits and "-/_=." outside the "_m."
+// namespace, otherwise "_m." and the name's unpadded URL-safe base64
+// (EncodeModel, DecodeModel); the value is the bare version. So
+//
+//	nats kv put tiercache-models openai/clip-vit-large-patch14 v2   # a rollout
+//	nats kv del tiercache-models openai/clip-vit-large-patch14      # a purge
+//
+// are what MODEL.ROLLOUT and MODEL.PURGE do (Cluster.Rollout, Purge), and a
+// bucket entry's revision (its stream sequence) is the registry revision.
+//
+// Start connects to NATS (Options.URLs: a URL list, "embedded" for an
+// in-process nats-server with JetStream that other daemons join by its URL,
+// or "off" for a daemon alone), creates the bucket if it is missing and
+// runs two goroutines:
+//
+//   - the follower watches the bucket with an ordered consumer and applies
+//     its changes to the cache with tier.Hybrid.ApplyModels (a put sets the
+//     version, a delete or purge marker purges the model), passing the last
+//     entry's revision, which the cache persists with the registry. What
+//     has been delivered is applied as one batch (a whole catch-up backlog
+//     at once, up to 4096 changes), reduced to at most two changes per
+//     model with the same effect, since each change costs the disk tier a
+//     synced range delete;
+//   - the heartbeat writes this daemon's Member entry (node id, revision
+//     applied, version, time) to the members bucket, whose entries expire
+//     after MemberTTL, every HeartbeatInterval and right after each change.
+//     tierctl's rollout --wait uses Members and WaitApplied on it.
+//
+// Rollout and Purge write to the bucket and return once this daemon's
+// follower applied the revision written, so a client that reads after
+// MODEL.ROLLOUT answered sees the new version on this daemon. A change is
+// applied only by the follower, in revision order: applying one's own
+// change directly could run it ahead of an older change to the same model
+// from another daemon, which the follower would then apply over it.
+//
+// # Catching up
+//
+// After connecting and after every reconnection the daemon is syncing: it
+// reads the stream's bounds and a snapshot of the bucket (the last entry of
+// each key), then
+//
+//   - when every revision after the one it applied is still in the stream,
+//     it replays them in order (jetstream.ResumeFromRevision), so each
+//     change is applied as it happened; once the backlog is applied it
+//     compares the result with the snapshot and fixes what differs, which
+//     catches changes a replay cannot see (a delete marker removed by
+//     `nats kv purge-deletes`, a recreated bucket that grew past the
+//     applied revision);
+//   - otherwise (the stream's first revision is past the next one needed,
+//     or its last is below the applied one: the bucket was recreated) it
+//     resynchronises from the snapshot: models absent or deleted are purged,
+//     other differences applied, and a model whose version is the same but
+//     whose entry is newer than the applied revision is purged and set again
+//     (its history may have been v1, v2, v1, which a replay would have
+//     honoured by dropping its entries); then it follows from the
+//     snapshot's revision.
+//
+// The sync ends once everything the stream held when it began is applied.
+// WaitSynced holds its caller until then, but at most SyncTimeout from the
+// (re)connection; the server calls it before any model-scoped command, so
+// a daemon that was stopped or cut off answers nothing stale once it is
+// back. Cut off from NATS, a daemon is not syncing: it serves with the
+// registry it has (the contract says keep serving), Rollout and Purge
+// answer ErrUnavailable, and nats.go reconnects forever, also to servers
+// of the cluster it learnt of while connected.
+//
+// The follower also checks the stream every two heartbeats: a watch that
+// stays behind the stream's last revision (its consumer was lost with a
+// NATS node) or a stream whose revisions went back (recreated) restarts the
+// session.
+//
+// # Caveats
+//
+//   - Without NATS, a daemon serves what its persisted registry says; it
+//     cannot know of rollouts made meanwhile. Stale answers are bounded by
+//     the time it takes to notice the cut (a closed connection at once, a
+//     silent one after two missed pings, 10s) plus SyncTimeout on return.
+//   - Registry entries with an invalid version (empty, containing '@', '{'
+//     or '}') or a key that is not EncodeModel's are logged, counted
+//     (ClusterInfo: models_invalid_entries) and skipped: the model keeps the
+//     version it had.
+//   - tier.Hybrid's revision only moves forward. After the bucket was
+//     deleted and recreated, its revisions restart low: the follower tracks
+//     the bucket's revision itself (ClusterInfo: models_bucket_revision)
+//     while models_revision keeps the old, higher value until the new bucket
+//     passes it, and a daemon restarted then resynchronises once more.
+//   - The members bucket is created with MemberTTL and Replicas by the first
+//     daemon that needs it; later daemons use it as it is. A daemon leaves
+//     it at Close; a frozen or cut-off one drops out after MemberTTL.
+//   - With a NATS cluster, a rollout stalls while the bucket's stream has no
+//     leader: nats-server elects one within its election timeout (seconds)
+//     after losing the node that led it. Rollout then fails after
+//     SyncTimeout with ErrUnavailable or ErrNotApplied; the caller retries.
+//   - The embedded server listens without TLS; with User and Password set it
+//     requires them from its clients. Credentials are passed to nats.go and
+//     never logged or reported: URLs are logged without user information.
+package invalidation
