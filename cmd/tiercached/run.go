@@ -18,8 +18,8 @@ import (
 
 	"github.com/tiercache/tiercache/disktier"
 	"github.com/tiercache/tiercache/internal/config"
-	"github.com/tiercache/tiercache/invalidation"
 	"github.com/tiercache/tiercache/internal/metrics"
+	"github.com/tiercache/tiercache/invalidation"
 	"github.com/tiercache/tiercache/memtier"
 	"github.com/tiercache/tiercache/server"
 	"github.com/tiercache/tiercache/tier"
