@@ -197,6 +197,10 @@ func TestResync(t *testing.T) {
 		if err := c.wantMissing("{clip@v2}k"); err != nil {
 			t.Fatal(err)
 		}
+		// The cache's revision starts over with the bucket's.
+		if got := c.cache.ModelsRevision(); got != 1 {
+			t.Fatalf("models revision %d after resync with the new bucket, want 1", got)
+		}
 		// And it follows the new bucket from there.
 		r := c.rollout("clip", "v3")
 		if r != 2 {

@@ -444,8 +444,16 @@ func compress(changes []tier.ModelChange, current func(model string) (string, bo
 }
 
 // apply applies changes to the cache as revision rev and announces it.
-func (c *Cluster) apply(changes []tier.ModelChange, rev uint64) {
-	if err := c.cache.ApplyModels(changes, rev); err != nil {
+func (c *Cluster) apply(changes []tier.ModelChange, rev uint64) { c.applyAt(changes, rev, false) }
+
+// applyAt is apply; with exact the cache records rev even if it is lower
+// than its revision (the bucket was recreated).
+func (c *Cluster) applyAt(changes []tier.ModelChange, rev uint64, exact bool) {
+	applyFn := c.cache.ApplyModels
+	if exact {
+		applyFn = c.cache.ResyncModels
+	}
+	if err := applyFn(changes, rev); err != nil {
 		// The cache applied the changes in memory and retries persisting
 		// them; a restart before that replays them.
 		c.log.Error("applying model registry changes", zap.Uint64("revision", rev), zap.Error(err))
@@ -489,7 +497,7 @@ func (c *Cluster) resync(s snapshot, applied, first, last uint64) {
 		}
 	}
 	rev := max(s.maxRev, last)
-	c.apply(changes, rev)
+	c.applyAt(changes, rev, !comparable)
 	c.log.Info("model registry resynchronised from the bucket's current values (its history from the applied revision is gone)",
 		zap.Uint64("applied", applied), zap.Uint64("bucket_first", first), zap.Uint64("bucket_last", last),
 		zap.Int("changes", len(changes)), zap.Uint64("revision", rev))

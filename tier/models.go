@@ -78,6 +78,17 @@ func loadRegistry(l2 Disk) (*registry, error) {
 // is returned so the caller can retry (the persisted revision stays behind,
 // which makes a restarted cache replay the change).
 func (h *Hybrid) ApplyModels(changes []ModelChange, rev uint64) error {
+	return h.applyModels(changes, rev, false)
+}
+
+// ResyncModels is ApplyModels for a registry whose revisions started over
+// (the bucket was deleted and created again): it records rev as the
+// revision even if it is lower than the one applied before.
+func (h *Hybrid) ResyncModels(changes []ModelChange, rev uint64) error {
+	return h.applyModels(changes, rev, true)
+}
+
+func (h *Hybrid) applyModels(changes []ModelChange, rev uint64, exact bool) error {
 	h.modelsMu.Lock()
 	defer h.modelsMu.Unlock()
 	if h.closed.Load() {
@@ -85,6 +96,9 @@ func (h *Hybrid) ApplyModels(changes []ModelChange, rev uint64) error {
 	}
 	old := h.reg.Load()
 	next := &registry{Revision: max(old.Revision, rev), NextEpoch: old.NextEpoch, Models: maps.Clone(old.Models)}
+	if exact {
+		next.Revision = rev
+	}
 	type drop struct {
 		model string
 		epoch uint64
