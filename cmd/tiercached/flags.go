@@ -39,6 +39,7 @@ type flagText struct {
 	nats, natsListen, natsCreds, natsUser, natsPassword    string
 	natsTLSCA, natsTLSCert, natsTLSKey, modelsBucket, node string
 	metrics, logLevel, logFormat, maxClients, shutdown     string
+	modelsReplicas                                         string
 }
 
 // newFlagSet returns the flag table, with the defaults in t.
@@ -70,6 +71,7 @@ func newFlagSet(t *flagText, version *bool) *pflag.FlagSet {
 	v(&t.natsTLSCert, "", "nats-tls-cert", "FILE", "client certificate for NATS")
 	v(&t.natsTLSKey, "", "nats-tls-key", "FILE", "client key for NATS")
 	v(&t.modelsBucket, "tiercache-models", "models-bucket", "NAME", "JetStream KeyValue bucket that holds the model registry")
+	v(&t.modelsReplicas, "1", "models-replicas", "N", "replicas of the registry and members buckets when this daemon creates them (3 for a 3-node NATS cluster)")
 	v(&t.node, defaultNodeID(), "node-id", "ID", "this daemon's name in the cluster")
 	v(&t.metrics, "", "metrics", "ADDR", "HTTP listener with /metrics (Prometheus) and /healthz (default off)")
 	v(&t.maxClients, "10000", "max-clients", "N", "most client connections at once; more are refused")
@@ -150,6 +152,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), environ []
 	o.NodeID = t.node
 	o.Metrics = t.metrics
 	b.Int("max-clients", &o.MaxClients)
+	b.Int("models-replicas", &o.ModelsReplicas)
 	b.Duration("shutdown-timeout", &o.ShutdownTimeout)
 	b.Parse("log-level", func(s string) error {
 		l, err := zapcore.ParseLevel(s)

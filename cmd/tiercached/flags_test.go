@@ -35,7 +35,7 @@ func TestFlagDefaults(t *testing.T) {
 		Socket: "/tmp/tiercache.sock", SocketMode: 0o660, DataDir: "./tiercache-data",
 		MemMax: 1 << 30, DiskMax: 10 << 30, MaxValue: 64 << 20, WritePolicy: tier.WriteThrough,
 		FlushInterval: 200 * time.Millisecond, NATS: "embedded", NATSListen: "127.0.0.1:4222",
-		ModelsBucket: "tiercache-models", NodeID: defaultNodeID(), MaxClients: 10000,
+		ModelsBucket: "tiercache-models", ModelsReplicas: 1, NodeID: defaultNodeID(), MaxClients: 10000,
 		ShutdownTimeout: 10 * time.Second, SetMemoryLimit: true,
 	}
 	o.Logger = nil

@@ -77,6 +77,9 @@ type options struct {
 	// Metrics is the HTTP listen address of /metrics and /healthz
 	// (--metrics); "" for none.
 	Metrics string
+	// ModelsReplicas is the replica count of the registry and members
+	// buckets when this daemon creates them (--models-replicas). Default 1.
+	ModelsReplicas int
 	// MaxClients caps concurrent client connections (--max-clients).
 	// Default 10000.
 	MaxClients int
@@ -130,6 +133,9 @@ func (o *options) EnsureDefaults() {
 	}
 	if o.NodeID == "" {
 		o.NodeID = defaultNodeID()
+	}
+	if o.ModelsReplicas == 0 {
+		o.ModelsReplicas = 1
 	}
 	if o.MaxClients == 0 {
 		o.MaxClients = 10000
@@ -218,6 +224,9 @@ func (o *options) Validate() error {
 		if err := config.CheckListenAddr(o.Metrics); err != nil {
 			ps.Add("metrics", err)
 		}
+	}
+	if o.ModelsReplicas < 1 || o.ModelsReplicas > 5 {
+		ps.Addf("models-replicas", "want 1 to 5 (JetStream's limit)")
 	}
 	if o.MaxClients < 1 {
 		ps.Addf("max-clients", "must be at least 1")

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tiercache/tiercache/disktier"
 	"github.com/tiercache/tiercache/internal/config"
 	"github.com/tiercache/tiercache/internal/metrics"
@@ -117,6 +118,12 @@ func newDaemon(opts options) (*daemon, error) {
 	}
 	d.cluster = cl
 	undo = append(undo, func() { _ = cl.close() })
+	if opts.NATS != natsOff {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tiercache_nats_connected",
+			Help: "1 while the daemon is connected to NATS, 0 while it is not.",
+		}, func() float64 { return float64(b2f(cl.info().NATSConnected)) }))
+	}
 	srv, err := server.New(server.Options{
 		Cache:       d.cache,
 		Models:      d.cluster.models,
@@ -323,6 +330,7 @@ func (d *daemon) openCluster() (cluster, error) {
 		TLSCert:        o.NATSTLSCert,
 		TLSKey:         o.NATSTLSKey,
 		Bucket:         o.ModelsBucket,
+		Replicas:       o.ModelsReplicas,
 		NodeID:         o.NodeID,
 		Version:        o.Version,
 		Cache:          d.cache,
@@ -485,4 +493,11 @@ func (d *daemon) shutdown(ctx context.Context) error {
 		d.shutdownErr = errors.Join(errs...)
 	})
 	return d.shutdownErr
+}
+
+func b2f(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

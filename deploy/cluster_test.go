@@ -1,0 +1,414 @@
+// Tests of the deployment topology (docker-compose.yml, cluster.sh) run as
+// plain processes: a three-node NATS JetStream cluster and three tiercached
+// daemons, each joined to a different NATS node, driven by tierctl. They
+// also check that the Prometheus alert rules name metrics the daemon
+// exports and that the container health probe works.
+package deploy_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"github.com/tiercache/tiercache/internal/natstest"
+	"github.com/tiercache/tiercache/invalidation"
+	"go.uber.org/goleak"
+)
+
+// bins are the programs under test, built once by TestMain.
+var bins = map[string]string{}
+
+// hasReplicasFlag: tiercached has --models-replicas, so the daemons create
+// the registry buckets replicated themselves; otherwise the test creates
+// them with three replicas first, as an operator would (see README.md).
+var hasReplicasFlag bool
+
+func TestMain(m *testing.M) {
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "tiercache-deploy-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	for name, pkg := range map[string]string{
+		"tiercached":  "github.com/tiercache/tiercache/cmd/tiercached",
+		"tierctl":     "github.com/tiercache/tiercache/cmd/tierctl",
+		"healthcheck": "github.com/tiercache/tiercache/deploy/healthcheck",
+	} {
+		bins[name] = filepath.Join(dir, name)
+		args := []string{"build", "-o", bins[name]}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		if out, err := exec.Command("go", append(args, pkg)...).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", name, err, out)
+			return 1
+		}
+	}
+	help, _ := exec.Command(bins["tiercached"], "--help").Output()
+	hasReplicasFlag = bytes.Contains(help, []byte("--models-replicas"))
+	code := m.Run()
+	if code == 0 {
+		// The in-process NATS cluster and every client are shut down.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	return code
+}
+
+// checkFor polls f until it returns nil and fails the test with its last
+// error after total.
+func checkFor(t *testing.T, total time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still failing after %v: %v", what, total, err)
+		}
+		time.Sleep(20 * time.Millisecond) // a polling interval
+	}
+}
+
+// syncBuffer is a bytes.Buffer a process writes its log to while the test
+// reads it.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// daemon is a tiercached process.
+type daemon struct {
+	node, sock string
+	metrics    string // the metrics listener's address, once ready
+	cmd        *exec.Cmd
+	log        syncBuffer
+	rdb        *redis.Client
+	exited     chan struct{} // closed once the process has exited
+	code       int           // its exit code, once exited is closed
+}
+
+// startDaemon starts tiercached joined to natsURL; it does not wait for it
+// to serve (ready does). t.Cleanup stops it if the test did not.
+func startDaemon(t *testing.T, node, natsURL string) *daemon {
+	t.Helper()
+	dir := t.TempDir()
+	d := &daemon{node: node, sock: filepath.Join(dir, "tiercache.sock"), exited: make(chan struct{})}
+	args := []string{
+		"--socket", d.sock, "--data-dir", filepath.Join(dir, "data"),
+		"--mem-max", "64MiB", "--disk-max", "256MiB",
+		"--node-id", node, "--nats", natsURL,
+		"--metrics", "127.0.0.1:0", "--log-format", "json",
+	}
+	if hasReplicasFlag {
+		args = append(args, "--models-replicas", "3")
+	}
+	d.cmd = exec.Command(bins["tiercached"], args...)
+	d.cmd.Stdout, d.cmd.Stderr = &d.log, &d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = d.cmd.Wait()
+		d.code = d.cmd.ProcessState.ExitCode()
+		close(d.exited)
+	}()
+	d.rdb = redis.NewClient(&redis.Options{Network: "unix", Addr: d.sock, MaxRetries: -1})
+	t.Cleanup(func() {
+		d.rdb.Close()
+		select {
+		case <-d.exited:
+		default:
+			_ = d.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-d.exited:
+			case <-time.After(30 * time.Second):
+				_ = d.cmd.Process.Kill()
+				<-d.exited
+			}
+		}
+		if t.Failed() {
+			t.Logf("%s log:\n%s", d.node, d.log.String())
+		}
+	})
+	return d
+}
+
+// ready waits until d has logged "ready", answers PING and its /healthz
+// satisfies the container health probe.
+func (d *daemon) ready(t *testing.T) {
+	t.Helper()
+	checkFor(t, 60*time.Second, d.node+" to log ready", func() error {
+		select {
+		case <-d.exited:
+			t.Fatalf("%s exited with %d before it was ready:\n%s", d.node, d.code, d.log.String())
+		default:
+		}
+		sc := bufio.NewScanner(strings.NewReader(d.log.String()))
+		for sc.Scan() {
+			var line struct{ Msg, Metrics string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "ready" {
+				d.metrics = line.Metrics
+				return nil
+			}
+		}
+		return errors.New("no ready line yet")
+	})
+	if err := d.rdb.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("%s is ready but PING failed: %v", d.node, err)
+	}
+	out, err := exec.Command(bins["healthcheck"], "http://"+d.metrics+"/healthz").CombinedOutput()
+	if err != nil {
+		t.Fatalf("healthcheck of %s: %v\n%s", d.node, err, out)
+	}
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (d *daemon) stop(t *testing.T) int {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("%s: %v", d.node, err)
+	}
+	select {
+	case <-d.exited:
+		return d.code
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not exit within 30s of SIGTERM", d.node)
+		return -1
+	}
+}
+
+// tierctl runs tierctl and returns its exit code and combined output.
+func tierctl(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bins["tierctl"], args...).CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.ExitCode(), string(out)
+	case err != nil:
+		t.Fatalf("tierctl %s: %v", strings.Join(args, " "), err)
+	}
+	return 0, string(out)
+}
+
+// createBuckets creates the registry buckets with three replicas, as the
+// daemons would with --models-replicas 3: the same configuration as
+// package invalidation's (history BucketHistory; members in memory with
+// the daemon's member TTL, 15s).
+func createBuckets(t *testing.T, urls string) {
+	t.Helper()
+	nc, err := nats.Connect(urls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, cfg := range []jetstream.KeyValueConfig{
+		{Bucket: invalidation.DefaultBucket, Description: "tiercache model registry: MODEL -> VERSION",
+			History: invalidation.BucketHistory, Replicas: 3, Storage: jetstream.FileStorage},
+		{Bucket: invalidation.DefaultMembersBucket, Description: "tiercache daemons: node id -> applied registry revision",
+			History: 1, TTL: 15 * time.Second, Replicas: 3, Storage: jetstream.MemoryStorage},
+	} {
+		if _, err := js.CreateKeyValue(ctx, cfg); err != nil {
+			t.Fatalf("creating bucket %s: %v", cfg.Bucket, err)
+		}
+	}
+}
+
+// modelsReplicas returns the replica count of the registry bucket's stream.
+func modelsReplicas(t *testing.T, urls string) int {
+	t.Helper()
+	nc, err := nats.Connect(urls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, "KV_"+invalidation.DefaultBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.CachedInfo().Config.Replicas
+}
+
+// TestClusterProcesses is the compose topology as processes: three NATS
+// nodes, three daemons each on its own node, a rollout with --wait through
+// one daemon, then every daemon at the new version and refusing stale
+// writes, then a graceful stop of each.
+func TestClusterProcesses(t *testing.T) {
+	began := time.Now()
+	nc := natstest.RunCluster(t, 3)
+	if !hasReplicasFlag {
+		t.Log("tiercached has no --models-replicas: creating the registry buckets with 3 replicas first")
+		createBuckets(t, nc.URLs())
+	}
+	var ds []*daemon
+	for i := range 3 {
+		ds = append(ds, startDaemon(t, fmt.Sprintf("tc-%d", i+1), nc.URL(i)))
+	}
+	for _, d := range ds {
+		d.ready(t)
+	}
+	t.Logf("NATS cluster and 3 daemons ready after %v", time.Since(began).Round(time.Millisecond))
+
+	code, out := tierctl(t, "--socket", ds[0].sock, "rollout", "clip", "v2", "--wait", "10s")
+	if code != 0 {
+		t.Fatalf("tierctl rollout clip v2 --wait 10s: exit %d\n%s", code, out)
+	}
+	if r := modelsReplicas(t, nc.URLs()); r != 3 {
+		t.Errorf("the registry bucket has %d replicas, want 3", r)
+	}
+	ctx := context.Background()
+	for _, d := range ds {
+		// --wait returned 0: every live daemon has applied v2 already.
+		if v, err := d.rdb.Do(ctx, "MODEL.GET", "clip").Text(); err != nil || v != "v2" {
+			t.Errorf("%s: MODEL.GET clip = %q, %v; want v2", d.node, v, err)
+		}
+		if err := d.rdb.Set(ctx, "{clip@v1}x", "old", 0).Err(); err == nil || err.Error() != "STALE clip is at v2" {
+			t.Errorf("%s: SET {clip@v1}x = %v; want STALE clip is at v2", d.node, err)
+		}
+		if err := d.rdb.Set(ctx, "{clip@v2}x", "new", 0).Err(); err != nil {
+			t.Errorf("%s: SET {clip@v2}x: %v", d.node, err)
+		}
+		if v, err := d.rdb.Get(ctx, "{clip@v2}x").Result(); err != nil || v != "new" {
+			t.Errorf("%s: GET {clip@v2}x = %q, %v", d.node, v, err)
+		}
+	}
+	if code, out := tierctl(t, "--socket", ds[2].sock, "models"); code != 0 || !strings.HasPrefix(out, "clip v2 ") {
+		t.Errorf("tierctl models on %s: exit %d %q", ds[2].node, code, out)
+	}
+
+	checkAlertMetrics(t, ds[0])
+
+	// Stop them all at once, as "docker compose down" does.
+	codes := make([]int, len(ds))
+	var wg sync.WaitGroup
+	for i, d := range ds {
+		if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			select {
+			case <-d.exited:
+				codes[i] = d.code
+			case <-time.After(30 * time.Second):
+				codes[i] = -1
+			}
+		})
+	}
+	wg.Wait()
+	for i, d := range ds {
+		if codes[i] != 0 {
+			t.Errorf("%s: exit %d after SIGTERM (-1: still running after 30s), want 0", d.node, codes[i])
+		}
+	}
+	t.Logf("whole test took %v", time.Since(began).Round(time.Millisecond))
+}
+
+// pendingMetrics are names the alert rules use that the daemon does not
+// export yet; each is reported rather than failed, until it is exported.
+var pendingMetrics = map[string]string{}
+
+// checkAlertMetrics: every tiercache_* metric the alert rules name is in
+// d's /metrics.
+func checkAlertMetrics(t *testing.T, d *daemon) {
+	t.Helper()
+	rules, err := os.ReadFile(filepath.Join("prometheus", "alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Timeout: 10 * time.Second}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Get("http://" + d.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %v %v", resp.Status, err)
+	}
+	exported := map[string]bool{}
+	for _, l := range strings.Split(string(body), "\n") {
+		if name, ok := strings.CutPrefix(l, "# TYPE "); ok {
+			exported[strings.Fields(name)[0]] = true
+		}
+	}
+	var missing []string
+	// Metric names, not recording rules (level:metric:operations).
+	var used []string
+	for _, tok := range regexp.MustCompile(`[a-zA-Z_:][a-zA-Z0-9_:]*`).FindAllString(string(rules), -1) {
+		if strings.HasPrefix(tok, "tiercache_") && !strings.Contains(tok, ":") {
+			used = append(used, tok)
+		}
+	}
+	slices.Sort(used)
+	for _, name := range slices.Compact(used) {
+		switch why, pending := pendingMetrics[name]; {
+		case exported[name] && pending:
+			t.Logf("%s is exported now: remove it from pendingMetrics", name)
+		case exported[name]:
+		case pending:
+			t.Logf("alerts.yml uses %s, not exported yet (%s)", name, why)
+		default:
+			missing = append(missing, name)
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Errorf("alerts.yml uses metrics the daemon does not export: %s", strings.Join(missing, ", "))
+	}
+}
