@@ -223,6 +223,12 @@ func (s *Store) closeHandle(h *handle) (err error) {
 // that Pebble signalled only through Logger.Fatalf: DB.Apply logs a failed
 // WAL write or sync as fatal and then returns nil.
 func (s *Store) commit(h *handle, b *pebble.Batch) (err error) {
+	return s.commitWith(h, b, pebble.Sync)
+}
+
+// commitWith commits b with wo: pebble.NoSync for writes whose loss in a
+// crash is harmless (the next synced commit makes them durable anyway).
+func (s *Store) commitWith(h *handle, b *pebble.Batch, wo *pebble.WriteOptions) (err error) {
 	if h.broken() {
 		_ = b.Close()
 		return ErrUnavailable
@@ -239,7 +245,7 @@ func (s *Store) commit(h *handle, b *pebble.Batch) (err error) {
 		}
 	}()
 	before := h.faults.Load()
-	err = b.Commit(pebble.Sync)
+	err = b.Commit(wo)
 	_ = b.Close()
 	if err == nil && h.faults.Load() != before {
 		err = errors.New("a storage fault was reported during the commit")
