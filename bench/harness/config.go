@@ -1,0 +1,385 @@
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Workload names, as accepted by Config.Workloads and --workloads.
+const (
+	WorkloadHotSet      = "hotset"
+	WorkloadBudget      = "budget"
+	WorkloadCold        = "cold"
+	WorkloadRestart     = "restart"
+	WorkloadPropagation = "propagation"
+)
+
+// AllWorkloads is every workload, in the order Run runs them.
+var AllWorkloads = []string{WorkloadHotSet, WorkloadBudget, WorkloadCold, WorkloadRestart, WorkloadPropagation}
+
+// Sizes.
+const (
+	KiB = 1 << 10
+	MiB = 1 << 20
+	GiB = 1 << 30
+)
+
+// Config is one benchmark run. Start from QuickConfig or FullConfig (or a
+// zero Config, which EnsureDefaults turns into FullConfig's values) and
+// override fields; Validate reports every problem at once.
+type Config struct {
+	// Mode names the preset in the results ("quick", "full", "test").
+	// Default "full".
+	Mode string
+	// Tiercached is the daemon binary. Default: built from ModuleDir into
+	// WorkDir with "go build ./cmd/tiercached".
+	Tiercached string
+	// ModuleDir is the repository root, for building the daemon. Default:
+	// the nearest directory above the working directory with a go.mod.
+	ModuleDir string
+	// WorkDir holds sockets, data directories and the built daemon; it is
+	// removed at the end unless KeepWorkDir. Default: a new temp directory
+	// (under /tmp, because Unix socket paths are limited to 108 bytes).
+	WorkDir     string
+	KeepWorkDir bool
+	// Peers are the comparison systems to run if found on PATH. Default
+	// redis and memcached. A peer not on PATH is skipped with a note.
+	Peers []string
+	// Workloads to run. Default AllWorkloads.
+	Workloads []string
+	// Seed makes key choices and traces repeatable. Default 1.
+	Seed uint64
+	// Log receives progress lines. Default io.Discard.
+	Log io.Writer
+	// CommandLine is recorded in the results. Default empty.
+	CommandLine string
+
+	// HotSizes are the hot set's value sizes. Default 1 KB, 118 KB, 4 MB.
+	HotSizes []int
+	// HotConns are the hot set's connection counts. Default 1, 16, 64.
+	HotConns []int
+	// HotDuration is how long each (system, op, size, conns) cell runs.
+	// Default 3s.
+	HotDuration time.Duration
+	// HotBytes is the data per value size in the hot set: keys =
+	// HotBytes/size, at least 16 and at most 10,000. Default 256 MiB.
+	HotBytes int64
+	// HotMemMax is tiercached's --mem-max in the hot set (Redis and
+	// memcached get the same as their limit). Default 2 GiB.
+	HotMemMax int64
+	// HotPolicies are the write policies tiercached runs the hot set
+	// with, each as its own row ("tiercached" is write-back,
+	// "tiercached-wt" write-through). Default back, through.
+	HotPolicies []string
+	// Pipeline is the number of requests each connection has in flight in
+	// the hot set, cold tier and restart loads. Default 4.
+	Pipeline int
+
+	// BudgetKeys is the number of distinct prompts. Default 1,000,000.
+	BudgetKeys int
+	// BudgetValue is the cached embedding's size. Default 118 KB (120832).
+	BudgetValue int
+	// BudgetZipfS is the Zipf exponent of prompt popularity. Default 1.0.
+	BudgetZipfS float64
+	// BudgetMem are the memory budgets, each run for every system.
+	// Default 64, 128, 256 MiB.
+	BudgetMem []int64
+	// BudgetPeerMem are extra budgets run for the peers only, so that
+	// tiercached can also be compared at equal resident memory (its
+	// process holds more than --mem-max). Default 512 MiB, 1 GiB.
+	BudgetPeerMem []int64
+	// BudgetDiskFactor sets tiercached's --disk-max to this × the memory
+	// budget. Default 10 (the daemon's defaults: 1 GiB memory, 10 GiB disk).
+	BudgetDiskFactor float64
+	// BudgetWarmup requests replay first and are not counted; then
+	// BudgetRequests are measured. Defaults 60,000 and 60,000.
+	BudgetWarmup, BudgetRequests int
+	// BudgetConns parallel pipeline workers replay the trace; each does
+	// GET, and on a miss "encodes" and SETs. Default 8.
+	BudgetConns int
+	// BudgetPolicy is tiercached's write policy in the budget workload.
+	// Default back: the disk tier receives what memory evicts.
+	BudgetPolicy string
+	// EncoderDelay is what a miss costs the pipeline (accounted, never
+	// slept). Default 50ms.
+	EncoderDelay time.Duration
+
+	// ColdMemMax is tiercached's --mem-max in the cold-tier workload; the
+	// working set is ColdFactor × that. Defaults 256 MiB and 8.
+	ColdMemMax int64
+	ColdFactor int
+	// ColdDuration is how long the L2-served GET load and its hot
+	// reference run; the restart workload's steady-state measurement runs
+	// as long. Default 10s.
+	ColdDuration time.Duration
+	// ColdConns is the cold tier's connection count (the hot-set figure
+	// it is compared with uses the same). Default 16.
+	ColdConns int
+
+	// RestartBytes is the data cached before the restart. Default 4 GiB
+	// (the issue asks for 10 GiB; 4 GiB keeps the full run near 25
+	// minutes and leaves the shared 24 GiB machine room: set --restart-bytes
+	// 10GiB for the full figure).
+	RestartBytes int64
+	// RestartValue is the value size. Default 118 KB.
+	RestartValue int
+	// RestartConns is the GET load's connection count. Default 16.
+	RestartConns int
+	// RestartWindow is the throughput sampling window after a restart.
+	// Default 100ms.
+	RestartWindow time.Duration
+	// RestartTimeout bounds the wait for 90% throughput. Default 2m.
+	RestartTimeout time.Duration
+
+	// PropDaemons is the number of daemons in the propagation cluster.
+	// Default 5.
+	PropDaemons int
+	// PropRuns are the propagation runs: keys per model, rollouts.
+	// Default {10,000 keys, 200 rollouts}, {1,000,000 keys, 10 rollouts}
+	// (refilling 1,000,000 keys on 5 daemons takes ~12 s per rollout).
+	PropRuns []PropRun
+	// PropTimeout bounds the wait for one daemon to turn stale-free.
+	// Default 10s.
+	PropTimeout time.Duration
+}
+
+// PropRun is one propagation run.
+type PropRun struct {
+	Keys     int // keys of the model on every daemon before each rollout
+	Rollouts int
+}
+
+// FullConfig is the full run: about 25 minutes on 2 cores.
+func FullConfig() Config {
+	return Config{
+		Mode:             "full",
+		Peers:            []string{kindRedis, kindMemcached},
+		Workloads:        AllWorkloads,
+		Seed:             1,
+		HotSizes:         []int{1024, 120832, 4 << 20},
+		HotConns:         []int{1, 16, 64},
+		HotDuration:      3 * time.Second,
+		HotBytes:         256 * MiB,
+		HotMemMax:        2 * GiB,
+		HotPolicies:      []string{"back", "through"},
+		Pipeline:         4,
+		BudgetKeys:       1_000_000,
+		BudgetValue:      120832,
+		BudgetZipfS:      1.0,
+		BudgetMem:        []int64{64 * MiB, 128 * MiB, 256 * MiB},
+		BudgetPeerMem:    []int64{512 * MiB, 1 * GiB},
+		BudgetDiskFactor: 10,
+		BudgetWarmup:     60_000,
+		BudgetRequests:   60_000,
+		BudgetConns:      8,
+		BudgetPolicy:     "back",
+		EncoderDelay:     50 * time.Millisecond,
+		ColdMemMax:       256 * MiB,
+		ColdFactor:       8,
+		ColdDuration:     10 * time.Second,
+		ColdConns:        16,
+		RestartBytes:     4 * GiB,
+		RestartValue:     120832,
+		RestartConns:     16,
+		RestartWindow:    100 * time.Millisecond,
+		RestartTimeout:   2 * time.Minute,
+		PropDaemons:      5,
+		PropRuns:         []PropRun{{Keys: 10_000, Rollouts: 200}, {Keys: 1_000_000, Rollouts: 10}},
+		PropTimeout:      10 * time.Second,
+	}
+}
+
+// QuickConfig finishes in under 2 minutes on 2 cores.
+func QuickConfig() Config {
+	c := FullConfig()
+	c.Mode = "quick"
+	c.HotDuration = 300 * time.Millisecond
+	c.HotBytes = 64 * MiB
+	c.HotMemMax = 1 * GiB
+	c.HotPolicies = []string{"back"}
+	c.BudgetKeys = 50_000
+	c.BudgetMem = []int64{16 * MiB, 32 * MiB, 64 * MiB}
+	c.BudgetPeerMem = []int64{128 * MiB, 256 * MiB}
+	c.BudgetWarmup = 8_000
+	c.BudgetRequests = 6_000
+	c.ColdMemMax = 32 * MiB
+	c.ColdDuration = 2 * time.Second
+	c.RestartBytes = 256 * MiB
+	c.RestartTimeout = 30 * time.Second
+	c.PropRuns = []PropRun{{Keys: 10_000, Rollouts: 30}}
+	return c
+}
+
+// EnsureDefaults fills zero fields with FullConfig's values and returns c.
+func (c *Config) EnsureDefaults() *Config {
+	d := FullConfig()
+	set := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	set64 := func(p *int64, v int64) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	setD := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	if c.Mode == "" {
+		c.Mode = d.Mode
+	}
+	if c.Peers == nil {
+		c.Peers = d.Peers
+	}
+	if c.Workloads == nil {
+		c.Workloads = d.Workloads
+	}
+	if c.Seed == 0 {
+		c.Seed = d.Seed
+	}
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+	if c.HotSizes == nil {
+		c.HotSizes = d.HotSizes
+	}
+	if c.HotConns == nil {
+		c.HotConns = d.HotConns
+	}
+	if c.HotPolicies == nil {
+		c.HotPolicies = d.HotPolicies
+	}
+	if c.BudgetMem == nil {
+		c.BudgetMem = d.BudgetMem
+	}
+	if c.BudgetPeerMem == nil {
+		c.BudgetPeerMem = d.BudgetPeerMem
+	}
+	if c.PropRuns == nil {
+		c.PropRuns = d.PropRuns
+	}
+	if c.BudgetZipfS == 0 {
+		c.BudgetZipfS = d.BudgetZipfS
+	}
+	if c.BudgetDiskFactor == 0 {
+		c.BudgetDiskFactor = d.BudgetDiskFactor
+	}
+	if c.BudgetPolicy == "" {
+		c.BudgetPolicy = d.BudgetPolicy
+	}
+	setD(&c.HotDuration, d.HotDuration)
+	set64(&c.HotBytes, d.HotBytes)
+	set64(&c.HotMemMax, d.HotMemMax)
+	set(&c.Pipeline, d.Pipeline)
+	set(&c.BudgetKeys, d.BudgetKeys)
+	set(&c.BudgetValue, d.BudgetValue)
+	set(&c.BudgetWarmup, d.BudgetWarmup)
+	set(&c.BudgetRequests, d.BudgetRequests)
+	set(&c.BudgetConns, d.BudgetConns)
+	setD(&c.EncoderDelay, d.EncoderDelay)
+	set64(&c.ColdMemMax, d.ColdMemMax)
+	set(&c.ColdFactor, d.ColdFactor)
+	setD(&c.ColdDuration, d.ColdDuration)
+	set(&c.ColdConns, d.ColdConns)
+	set64(&c.RestartBytes, d.RestartBytes)
+	set(&c.RestartValue, d.RestartValue)
+	set(&c.RestartConns, d.RestartConns)
+	setD(&c.RestartWindow, d.RestartWindow)
+	setD(&c.RestartTimeout, d.RestartTimeout)
+	set(&c.PropDaemons, d.PropDaemons)
+	setD(&c.PropTimeout, d.PropTimeout)
+	return c
+}
+
+// ErrInvalidConfig wraps every problem Validate reports.
+var ErrInvalidConfig = errors.New("bench: invalid config")
+
+// Validate reports every problem of c at once. Call EnsureDefaults first.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	known := map[string]bool{}
+	for _, w := range AllWorkloads {
+		known[w] = true
+	}
+	for _, w := range c.Workloads {
+		if !known[w] {
+			add("unknown workload %q (have %v)", w, AllWorkloads)
+		}
+	}
+	for _, p := range c.Peers {
+		if p != kindRedis && p != kindMemcached {
+			add("unknown peer %q (have redis, memcached)", p)
+		}
+	}
+	for _, p := range append(append([]string(nil), c.HotPolicies...), c.BudgetPolicy) {
+		if p != "back" && p != "through" {
+			add("write policy %q is neither back nor through", p)
+		}
+	}
+	for _, s := range c.HotSizes {
+		if s < 1 || s > 64*MiB {
+			add("hot-set size %d outside [1, 64 MiB]", s)
+		}
+	}
+	for _, n := range c.HotConns {
+		if n < 1 {
+			add("hot-set connections %d < 1", n)
+		}
+	}
+	if c.BudgetZipfS <= 0 {
+		add("Zipf exponent %v must be > 0", c.BudgetZipfS)
+	}
+	for _, m := range append(append([]int64(nil), c.BudgetMem...), c.BudgetPeerMem...) {
+		if m < 1*MiB {
+			add("memory budget %d below 1 MiB", m)
+		}
+	}
+	// tiercached documents 16 MiB as the smallest --disk-max, but refuses
+	// less than 64 MiB (its 4 MiB memtable must fit 16 times).
+	if c.BudgetDiskFactor*float64(minSlice(c.BudgetMem)) < 64*MiB {
+		add("BudgetDiskFactor × smallest budget must be ≥ 64 MiB (the smallest --disk-max tiercached starts with)")
+	}
+	if c.ColdMemMax < 1*MiB || c.ColdFactor < 1 {
+		add("cold tier needs ColdMemMax ≥ 1 MiB and ColdFactor ≥ 1")
+	}
+	if c.PropDaemons < 1 {
+		add("PropDaemons %d < 1", c.PropDaemons)
+	}
+	for _, r := range c.PropRuns {
+		if r.Keys < 0 || r.Rollouts < 1 {
+			add("propagation run %+v needs Keys ≥ 0 and Rollouts ≥ 1", r)
+		}
+	}
+	if c.Pipeline < 1 || c.BudgetConns < 1 || c.ColdConns < 1 || c.RestartConns < 1 {
+		add("pipeline and connection counts must be ≥ 1")
+	}
+	return errors.Join(errs...)
+}
+
+func minSlice(s []int64) int64 {
+	if len(s) == 0 {
+		return 0
+	}
+	m := s[0]
+	for _, v := range s[1:] {
+		m = min(m, v)
+	}
+	return m
+}
+
+func (c *Config) has(workload string) bool {
+	for _, w := range c.Workloads {
+		if w == workload {
+			return true
+		}
+	}
+	return false
+}

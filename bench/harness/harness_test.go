@@ -1,0 +1,212 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// tinyConfig runs every workload at toy sizes: seconds, not minutes.
+func tinyConfig(t *testing.T) Config {
+	c := QuickConfig()
+	c.Mode = "test"
+	c.Log = testWriter{t}
+	c.CommandLine = "go test ./bench/harness"
+	c.HotSizes = []int{1024, 16 << 10}
+	c.HotConns = []int{1, 4}
+	c.HotDuration = 100 * time.Millisecond
+	c.HotBytes = 1 * MiB
+	c.HotMemMax = 64 * MiB
+	c.HotPolicies = []string{"back"}
+	c.BudgetKeys = 5000
+	c.BudgetValue = 8 << 10
+	c.BudgetMem = []int64{8 * MiB, 16 * MiB}
+	c.BudgetPeerMem = []int64{32 * MiB}
+	c.BudgetWarmup, c.BudgetRequests = 1000, 1000
+	c.BudgetConns = 2
+	c.ColdMemMax = 2 * MiB
+	c.ColdFactor = 4
+	c.ColdDuration = 300 * time.Millisecond
+	c.ColdConns = 4
+	c.RestartBytes = 4 * MiB
+	c.RestartValue = 8 << 10
+	c.RestartConns = 4
+	c.RestartWindow = 50 * time.Millisecond
+	c.RestartTimeout = 20 * time.Second
+	c.PropDaemons = 3
+	c.PropRuns = []PropRun{{Keys: 100, Rollouts: 3}}
+	return c
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestRunTiny runs the whole harness in a reduced form so that it cannot
+// rot: every workload, every peer found on PATH, the report and plots.
+func TestRunTiny(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	cfg := tinyConfig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range res.Notes {
+		t.Log("note:", n)
+		if strings.Contains(n, "failed") {
+			t.Errorf("workload failed: %s", n)
+		}
+	}
+	peers := map[string]bool{}
+	for _, k := range []string{kindRedis, kindMemcached} {
+		bin := map[string]string{kindRedis: "redis-server", kindMemcached: "memcached"}[k]
+		if _, err := exec.LookPath(bin); err == nil {
+			peers[k] = true
+		} else {
+			t.Logf("%s not on PATH: the harness must skip it", bin)
+		}
+	}
+	want := len(cfg.HotSizes) * len(cfg.HotConns) * 2 * (1 + len(peers))
+	if len(res.HotSet) != want {
+		t.Errorf("hot set: %d rows, want %d", len(res.HotSet), want)
+	}
+	for _, x := range res.HotSet {
+		if x.Requests == 0 || x.P99 <= 0 || x.Errors > 0 {
+			t.Errorf("hot set row %+v: no requests, no latency or errors", x)
+		}
+		if x.Op == "GET" && x.HitRatio < 0.99 {
+			t.Errorf("hot set %s GET %d: hit ratio %.3f", x.System, x.Size, x.HitRatio)
+		}
+		if !peers[x.System] && x.System != kindTiercache {
+			t.Errorf("row for absent peer %s", x.System)
+		}
+	}
+	if got, want := len(res.Budget), len(cfg.BudgetMem)*(1+len(peers))+len(cfg.BudgetPeerMem)*len(peers); got != want {
+		t.Errorf("budget: %d rows, want %d", got, want)
+	}
+	for _, x := range res.Budget {
+		if x.Requests != int64(cfg.BudgetRequests) || x.HitRatio <= 0 || x.HitRatio >= 1 {
+			t.Errorf("budget row %+v", x)
+		}
+	}
+	if len(res.Cold) != 1 || res.Cold[0].OpsPerSec <= 0 || res.Cold[0].L2Share <= 0 {
+		t.Errorf("cold: %+v", res.Cold)
+	}
+	if tc := res.restartRow(kindTiercache); tc == nil || tc.FirstHitSeconds <= 0 {
+		t.Errorf("restart: %+v", res.Restart)
+	}
+	if rd := res.restartRow(kindRedis); peers[kindRedis] && (rd == nil || rd.FirstHitSeconds <= 0) {
+		t.Errorf("restart: no Redis row: %+v", res.Restart)
+	}
+	if len(res.Propagation) != 1 || res.Propagation[0].Timeouts > 0 || len(res.Propagation[0].PerDaemon) != cfg.PropDaemons {
+		t.Errorf("propagation: %+v", res.Propagation)
+	}
+	if len(res.Memory) == 0 {
+		t.Error("no memory rows")
+	}
+	for _, m := range res.Memory {
+		if m.PeakRSS <= 0 {
+			t.Errorf("memory row %+v: no peak RSS", m)
+		}
+	}
+	if len(res.Targets) == 0 {
+		t.Error("no targets evaluated")
+	}
+
+	dir := t.TempDir()
+	if err := Write(dir, res); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"results.md", "results.json", "hotset_get.png", "hotset_set.png", "budget_hit_ratio.png", "restart.png", "propagation.png"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	var back Results
+	b, _ := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err := json.Unmarshal(b, &back); err != nil || len(back.HotSet) != len(res.HotSet) {
+		t.Errorf("results.json does not round-trip: %v", err)
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, "results.md"))
+	for _, s := range []string{"## 1. Hot set", "## 2. Budget", "## 3. Cold tier", "## 4. Restart", "## 5. Propagation", "## 6. Memory", "## Targets", "go test ./bench/harness"} {
+		if !strings.Contains(string(md), s) {
+			t.Errorf("results.md lacks %q", s)
+		}
+	}
+	if peers[kindRedis] && !strings.Contains(string(md), "req/s ÷ Redis") {
+		t.Error("results.md shows no ratio to Redis")
+	}
+}
+
+func TestZipf(t *testing.T) {
+	z := newZipf(1000, 1.0)
+	rng := rand.New(rand.NewPCG(1, 2))
+	counts := make([]int, 1000)
+	const n = 200_000
+	for range n {
+		counts[z.draw(rng)]++
+	}
+	// P(rank 0) = 1/H(1000) ≈ 0.1336; rank 1 half of that.
+	if p := float64(counts[0]) / n; p < 0.125 || p > 0.142 {
+		t.Errorf("P(0) = %.4f, want ≈ 0.1336", p)
+	}
+	if r := float64(counts[0]) / float64(counts[1]); r < 1.8 || r > 2.2 {
+		t.Errorf("P(0)/P(1) = %.2f, want ≈ 2", r)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, c := range []Config{FullConfig(), QuickConfig()} {
+		if err := c.EnsureDefaults().Validate(); err != nil {
+			t.Errorf("%s: %v", c.Mode, err)
+		}
+	}
+	bad := Config{Workloads: []string{"nope"}, Peers: []string{"valkey"}, HotPolicies: []string{"sideways"}}
+	err := bad.EnsureDefaults().Validate()
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, s := range []string{"nope", "valkey", "sideways"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not name %q", err, s)
+		}
+	}
+}
+
+func TestItemMax(t *testing.T) {
+	for _, c := range []struct {
+		size int
+		want int64
+	}{{1024, 0}, {120832, 0}, {4 << 20, 8 << 20}, {1 << 20, 2 << 20}} {
+		if got := itemMaxFor(c.size); got != c.want {
+			t.Errorf("itemMaxFor(%d) = %d, want %d", c.size, got, c.want)
+		}
+	}
+}
+
+func TestLRUHits(t *testing.T) {
+	tr := []int32{1, 2, 1, 3, 1, 2, 4, 1}
+	// Capacity 2, nothing warm: hits at i=2 and i=4 only (2 is evicted by 3, 1 by 4).
+	if hit, first := lruHits(tr, 0, 2); hit != 2.0/8 || first != 4.0/8 {
+		t.Errorf("lruHits = %v, %v; want 0.25, 0.5", hit, first)
+	}
+	if hit, _ := lruHits(tr, 0, 10); hit != 4.0/8 {
+		t.Errorf("unbounded: %v, want 0.5", hit)
+	}
+	if hit, _ := lruHits(tr, 0, 0); hit != 0 {
+		t.Errorf("capacity 0: %v", hit)
+	}
+}

@@ -1,0 +1,202 @@
+package harness
+
+import (
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Results is everything a run measured; it is written as results.json and
+// rendered as results.md. Latencies are in microseconds, throughputs in
+// requests per second, sizes in bytes.
+type Results struct {
+	Mode        string        `json:"mode"`
+	CommandLine string        `json:"command_line"`
+	Started     time.Time     `json:"started"`
+	Seconds     float64       `json:"seconds"`
+	Machine     Machine       `json:"machine"`
+	Systems     []SystemInfo  `json:"systems"`
+	Config      ConfigSummary `json:"config"`
+	Notes       []string      `json:"notes,omitempty"`
+
+	HotSet      []HotResult     `json:"hot_set,omitempty"`
+	Budget      []BudgetResult  `json:"budget,omitempty"`
+	BudgetModel []BudgetModel   `json:"budget_model,omitempty"`
+	Cold        []ColdResult    `json:"cold,omitempty"`
+	Restart     []RestartResult `json:"restart,omitempty"`
+	Propagation []PropResult    `json:"propagation,omitempty"`
+	Memory      []MemResult     `json:"memory,omitempty"`
+	Targets     []Target        `json:"targets,omitempty"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	CPUs      int    `json:"cpus"`
+	CPUModel  string `json:"cpu_model"`
+	MemTotal  int64  `json:"mem_total"`
+	Kernel    string `json:"kernel"`
+	GoVersion string `json:"go_version"`
+}
+
+// SystemInfo is one system under test.
+type SystemInfo struct {
+	Name      string `json:"name"`
+	Version   string `json:"version"`
+	Available bool   `json:"available"`
+	Note      string `json:"note,omitempty"`
+}
+
+// ConfigSummary is the part of Config that shapes the figures.
+type ConfigSummary struct {
+	Pipeline         int       `json:"pipeline"`
+	HotDurationSec   float64   `json:"hot_duration_seconds"`
+	HotBytes         int64     `json:"hot_bytes_per_size"`
+	HotMemMax        int64     `json:"hot_mem_max"`
+	BudgetKeys       int       `json:"budget_keys"`
+	BudgetValue      int       `json:"budget_value"`
+	BudgetZipfS      float64   `json:"budget_zipf_s"`
+	BudgetPeerMem    []int64   `json:"budget_peer_mem,omitempty"`
+	BudgetDiskFactor float64   `json:"budget_disk_factor"`
+	BudgetWarmup     int       `json:"budget_warmup"`
+	BudgetRequests   int       `json:"budget_requests"`
+	BudgetConns      int       `json:"budget_conns"`
+	BudgetPolicy     string    `json:"budget_policy"`
+	EncoderDelayMs   float64   `json:"encoder_delay_ms"`
+	ColdMemMax       int64     `json:"cold_mem_max"`
+	ColdFactor       int       `json:"cold_factor"`
+	RestartBytes     int64     `json:"restart_bytes"`
+	PropDaemons      int       `json:"prop_daemons"`
+	PropRuns         []PropRun `json:"prop_runs"`
+	Seed             uint64    `json:"seed"`
+}
+
+// Latency is a histogram's summary, in microseconds.
+type Latency struct {
+	P50  float64 `json:"p50_us"`
+	P99  float64 `json:"p99_us"`
+	P999 float64 `json:"p999_us"`
+	Max  float64 `json:"max_us"`
+}
+
+func summarize(h *hdrhistogram.Histogram) Latency {
+	us := func(v int64) float64 { return float64(v) / 1e3 }
+	return Latency{
+		P50:  us(h.ValueAtQuantile(50)),
+		P99:  us(h.ValueAtQuantile(99)),
+		P999: us(h.ValueAtQuantile(99.9)),
+		Max:  us(h.Max()),
+	}
+}
+
+// HotResult is one hot-set cell.
+type HotResult struct {
+	System    string  `json:"system"`
+	Op        string  `json:"op"`
+	Size      int     `json:"size"`
+	Conns     int     `json:"conns"`
+	Keys      int     `json:"keys"`
+	Requests  int64   `json:"requests"`
+	Errors    int64   `json:"errors"`
+	Seconds   float64 `json:"seconds"`
+	OpsPerSec float64 `json:"ops_per_sec"`
+	MBPerSec  float64 `json:"mb_per_sec"`
+	HitRatio  float64 `json:"hit_ratio,omitempty"`
+	Latency
+}
+
+// BudgetResult is one (system, memory budget) replay.
+type BudgetResult struct {
+	System    string  `json:"system"`
+	Budget    int64   `json:"budget"`
+	DiskMax   int64   `json:"disk_max,omitempty"`
+	Requests  int64   `json:"requests"`
+	Hits      int64   `json:"hits"`
+	HitRatio  float64 `json:"hit_ratio"`
+	SetErrors int64   `json:"set_errors"`
+	// EncoderSecondsSavedPer1k is hits × EncoderDelay per 1,000 requests.
+	EncoderSecondsSavedPer1k float64 `json:"encoder_seconds_saved_per_1k"`
+	// EncoderSecondsSpentPer1k is misses × EncoderDelay per 1,000.
+	EncoderSecondsSpentPer1k float64 `json:"encoder_seconds_spent_per_1k"`
+	Get                      Latency `json:"get"`
+	Set                      Latency `json:"set"`
+	Seconds                  float64 `json:"seconds"`
+}
+
+// BudgetModel is what an exact LRU cache would hit on the same trace: a
+// reference for how much a bigger cache can gain at all under this
+// popularity curve (compulsory misses bound every system).
+type BudgetModel struct {
+	Budget       int64   `json:"budget"`
+	MemItems     int     `json:"mem_items"`       // budget / value size
+	MemDiskItems int     `json:"mem_disk_items"`  // (budget + disk) / value size
+	LRUMem       float64 `json:"lru_mem"`         // exact LRU hit ratio with MemItems
+	LRUMemDisk   float64 `json:"lru_mem_disk"`    // exact LRU hit ratio with MemDiskItems
+	Compulsory   float64 `json:"compulsory_miss"` // first-time keys in the measured part
+}
+
+// ColdResult is the cold-tier (L2-served) GET load and its hot reference.
+type ColdResult struct {
+	System       string  `json:"system"`
+	MemMax       int64   `json:"mem_max"`
+	WorkingSet   int64   `json:"working_set"`
+	Size         int     `json:"size"`
+	Conns        int     `json:"conns"`
+	OpsPerSec    float64 `json:"ops_per_sec"`
+	HitRatio     float64 `json:"hit_ratio"`
+	L2Share      float64 `json:"l2_share"` // of hits, served from L2 (INFO l2_hits)
+	Latency      Latency `json:"latency"`
+	HotOpsPerSec float64 `json:"hot_ops_per_sec"`
+	HotLatency   Latency `json:"hot_latency"`
+	HotL2Share   float64 `json:"hot_l2_share"` // of the hot reference's hits, from L2
+	FillSeconds  float64 `json:"fill_seconds"`
+}
+
+// RestartResult is one system's restart.
+type RestartResult struct {
+	System          string    `json:"system"`
+	Bytes           int64     `json:"bytes"`
+	Keys            int       `json:"keys"`
+	FillSeconds     float64   `json:"fill_seconds"`
+	SaveSeconds     float64   `json:"save_seconds,omitempty"`  // Redis SAVE
+	StopSeconds     float64   `json:"stop_seconds"`            // SIGTERM to exit
+	HotOpsPerSec    float64   `json:"hot_ops_per_sec"`         // before the restart
+	FirstHitSeconds float64   `json:"first_hit_seconds"`       // process start to first hit
+	To90Seconds     float64   `json:"to_90_seconds,omitempty"` // process start to a window ≥ 90% hot
+	Reached90       bool      `json:"reached_90"`
+	Windows         []float64 `json:"windows_ops_per_sec"` // throughput per window after the first hit
+	WindowSeconds   float64   `json:"window_seconds"`
+	Note            string    `json:"note,omitempty"`
+}
+
+// PropResult is one propagation run: the time from MODEL.ROLLOUT returning
+// on daemon A to the first stale-free GET on each daemon.
+type PropResult struct {
+	Keys       int       `json:"keys"`
+	Rollouts   int       `json:"rollouts"`
+	Daemons    int       `json:"daemons"`
+	FillSecs   float64   `json:"fill_seconds_per_rollout"`
+	Rollout    Latency   `json:"rollout_call"` // MODEL.ROLLOUT's own latency on A
+	EachDaemon Latency   `json:"each_daemon"`  // every (rollout, daemon) observation
+	AllDaemons Latency   `json:"all_daemons"`  // per rollout, the slowest daemon
+	Timeouts   int       `json:"timeouts"`
+	PerDaemon  []Latency `json:"per_daemon"`
+	// Samples are the per-rollout slowest-daemon times in µs (for plots).
+	Samples []float64 `json:"samples_us"`
+}
+
+// MemResult is a process' peak RSS in one workload next to its budget.
+type MemResult struct {
+	Workload string `json:"workload"`
+	System   string `json:"system"`
+	Setting  string `json:"setting"`
+	PeakRSS  int64  `json:"peak_rss"`
+	Budget   int64  `json:"budget"` // memory the system was given; 0: unlimited
+}
+
+// Target is one acceptance target and whether this run met it.
+type Target struct {
+	Name   string `json:"name"`
+	Met    bool   `json:"met"`
+	Known  bool   `json:"known"` // false when the run could not tell (peer absent, workload skipped)
+	Detail string `json:"detail"`
+}
