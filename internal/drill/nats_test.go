@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,23 +156,25 @@ func tierctl(t testing.TB, args ...string) (code int, stdout, stderr string, too
 //
 // Each daemon has a writer that reads MODEL.GET clip (vN) and writes
 // {clip@vN}kI and {clip}kI with values whose sequence number carries N
-// (N<<32 | counter). Writers hold gate shared for that; a rollout holds it
-// exclusively until every daemon that must apply it has, so a value's N is
-// exactly the version it was written under. Each daemon also has a checker
+// (N<<32 | counter). A writer holds its daemon's gate shared for that; a
+// rollout takes every gate exclusively (lockAll) and gives each back once
+// that daemon has applied it (unlock), so a value's N is exactly the
+// version it was written under. Each daemon also has a checker
 // that, without the gate, reads MODEL.GET (the highest answer so far is
 // the version the daemon has reported) then every key: a {clip}kI value
 // written under an older version, or any value of {clip@vM}kI with M older,
 // is a stale answer.
 type modelLoad struct {
-	t    testing.TB
-	gate sync.RWMutex
+	t     testing.TB
+	gates map[string]*sync.RWMutex // by daemon
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu   sync.Mutex // guards errs
-	errs []error
+	mu     sync.Mutex // guards errs and locked
+	errs   []error
+	locked []*daemon // the daemons whose gates the test holds
 
 	stats map[string]*loadStats
 }
@@ -188,11 +191,12 @@ type loadStats struct {
 const loadKeys = 4
 
 func startModelLoad(t testing.TB, ds ...*daemon) *modelLoad {
-	l := &modelLoad{t: t, stats: map[string]*loadStats{}}
+	l := &modelLoad{t: t, stats: map[string]*loadStats{}, gates: map[string]*sync.RWMutex{}}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	for _, d := range ds {
 		st := &loadStats{}
 		l.stats[d.name] = st
+		l.gates[d.name] = &sync.RWMutex{}
 		l.wg.Add(2)
 		go func() {
 			defer l.wg.Done()
@@ -218,6 +222,10 @@ func (l *modelLoad) fail(err error) {
 // stop stops the load and reports its errors. Idempotent.
 func (l *modelLoad) stop() {
 	l.cancel()
+	l.mu.Lock()
+	held := slices.Clone(l.locked)
+	l.mu.Unlock()
+	l.unlock(held...) // a drill that failed during a rollout
 	l.wg.Wait()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -227,12 +235,38 @@ func (l *modelLoad) stop() {
 	l.errs = nil
 }
 
+// lockAll stops the writers of ds (before a rollout).
+func (l *modelLoad) lockAll(ds ...*daemon) {
+	for _, d := range ds {
+		l.gates[d.name].Lock()
+		l.mu.Lock()
+		l.locked = append(l.locked, d)
+		l.mu.Unlock()
+	}
+}
+
+// unlock lets ds's writers go on (once they applied the rollout).
+func (l *modelLoad) unlock(ds ...*daemon) {
+	for _, d := range ds {
+		l.mu.Lock()
+		i := slices.Index(l.locked, d)
+		if i >= 0 {
+			l.locked = slices.Delete(l.locked, i, i+1)
+		}
+		l.mu.Unlock()
+		if i >= 0 {
+			l.gates[d.name].Unlock()
+		}
+	}
+}
+
 func (l *modelLoad) writer(d *daemon, st *loadStats) {
 	c := d.client(1)
 	defer c.Close()
+	gate := l.gates[d.name]
 	var n uint64
 	for l.ctx.Err() == nil {
-		l.gate.RLock()
+		gate.RLock()
 		err := func() error {
 			ver, err := modelVersion(l.ctx, c)
 			if err != nil {
@@ -249,7 +283,7 @@ func (l *modelLoad) writer(d *daemon, st *loadStats) {
 			}
 			return nil
 		}()
-		l.gate.RUnlock()
+		gate.RUnlock()
 		if err != nil && l.ctx.Err() == nil {
 			l.fail(fmt.Errorf("%s writer: %w", d.name, err))
 			return

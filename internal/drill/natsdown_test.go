@@ -40,8 +40,8 @@ func TestDrillNATSDown(t *testing.T) {
 	load := startModelLoad(t, all...)
 	rollout := func(via *daemon, n int) {
 		t.Helper()
-		load.gate.Lock()
-		defer load.gate.Unlock()
+		load.lockAll(all...)
+		defer load.unlock(all...)
 		if err := via.admin.Do(ctx, "MODEL.ROLLOUT", "clip", fmt.Sprintf("v%d", n)).Err(); err != nil {
 			t.Fatalf("MODEL.ROLLOUT clip v%d on %s: %v", n, via.name, err)
 		}
@@ -59,10 +59,10 @@ func TestDrillNATSDown(t *testing.T) {
 	}
 	down := time.Now()
 	refused, slowest := 0, time.Duration(0)
-	load.gate.Lock() // a rollout that went through would change the versions under the writers
 	for i := 0; time.Since(down) < outage || i < 2; i++ {
 		via := all[i%len(all)]
 		v := fmt.Sprintf("v%d", 100+i)
+		load.lockAll(all...) // a rollout that went through would change the version under the writers
 		start := time.Now()
 		err := via.admin.Do(ctx, "MODEL.ROLLOUT", "clip", v).Err()
 		took := time.Since(start)
@@ -76,6 +76,7 @@ func TestDrillNATSDown(t *testing.T) {
 			}
 			took = max(took, tookCtl)
 		}
+		load.unlock(all...)
 		refused++
 		slowest = max(slowest, took)
 		if took > 10*time.Second {
@@ -83,7 +84,6 @@ func TestDrillNATSDown(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond) // pacing the attempts over the outage
 	}
-	load.gate.Unlock()
 	for _, d := range all {
 		if v, err := modelVersion(ctx, d.admin); err != nil || v != 2 {
 			t.Errorf("%s reports clip v%d, %v after the refused rollouts; want v2", d.name, v, err)
@@ -108,7 +108,7 @@ func TestDrillNATSDown(t *testing.T) {
 	}
 
 	// tierctl's barrier: once it exits 0, every daemon has applied.
-	load.gate.Lock()
+	load.lockAll(all...)
 	code, stdout, stderr, took := tierctl(t, "--socket", a.socket, "rollout", "clip", "v4", "--wait", "20s")
 	if code != 0 {
 		t.Errorf("tierctl rollout --wait after the outage: exit %d\n%s%s", code, stdout, stderr)
@@ -127,7 +127,7 @@ func TestDrillNATSDown(t *testing.T) {
 		report("tierctl rollout --wait exited %d after %v (%q) but %s: the barrier did not wait for them", code, took.Round(time.Millisecond), strings.TrimSpace(stdout), strings.Join(behind, ", "))
 	}
 	waitVersion(t, 4, all...)
-	load.gate.Unlock()
+	load.unlock(all...)
 	load.waitChecked(50)
 
 	load.stop()
@@ -180,19 +180,19 @@ func TestDrillNATSPartition(t *testing.T) {
 	ctx := context.Background()
 
 	load := startModelLoad(t, all...)
-	load.gate.Lock()
+	load.lockAll(all...)
 	if err := a.admin.Do(ctx, "MODEL.ROLLOUT", "clip", "v1").Err(); err != nil {
 		t.Fatal(err)
 	}
 	waitVersion(t, 1, all...)
-	load.gate.Unlock()
+	load.unlock(all...)
 
 	var firstAnswers []time.Duration
 	probes := 0
 	for cycle := range cycles {
 		old, cur := cycle+1, cycle+2
 		waitWritten(t, load, c, 20) // c holds entries of v{old}
-		load.gate.Lock()
+		load.lockAll(all...)
 		proxy.Cut()
 		waitFor(t, 30*time.Second, "node-c to notice it is cut off", func() bool { return !natsConnected(c) })
 		via := []*daemon{a, b}[cycle%2]
@@ -200,6 +200,7 @@ func TestDrillNATSPartition(t *testing.T) {
 			t.Fatalf("MODEL.ROLLOUT on %s: %v", via.name, err)
 		}
 		waitVersion(t, cur, a, b)
+		load.unlock(a, b) // they write at v{cur} while node-c holds v{old}
 		if v, _ := modelVersion(ctx, c.admin); v != old {
 			t.Fatalf("node-c, cut off, reports v%d; want v%d", v, old)
 		}
@@ -221,7 +222,7 @@ func TestDrillNATSPartition(t *testing.T) {
 			return connected && n == cur
 		})
 		firstAnswers = append(firstAnswers, first)
-		load.gate.Unlock()
+		load.unlock(c)
 		load.waitChecked(20)
 	}
 	load.stop()
