@@ -102,6 +102,14 @@ func (c *Cluster) putMember() error {
 		return err
 	}
 	if _, err := kv.Put(ctx, c.nodeKey, b); err != nil {
+		// The bucket may be gone (a memory-backed bucket does not survive a
+		// NATS server restart): bind or create it again next time rather
+		// than keep writing through a stale handle.
+		c.mu.Lock()
+		if c.mu.members == kv {
+			c.mu.members = nil
+		}
+		c.mu.Unlock()
 		return fmt.Errorf("invalidation: member entry: %w", err)
 	}
 	return nil
