@@ -4,7 +4,7 @@
 // generator and writes results.md, results.json and PNG plots.
 //
 //	go run ./bench --quick                 # < 2 minutes
-//	go run ./bench --out bench/results     # the full run (~25 minutes)
+//	go run ./bench --out bench/results     # the full run (22–24 minutes)
 //
 // The logic is in bench/harness (Config, Run, Write); this file binds flags.
 package main

@@ -374,8 +374,8 @@ func (h *Hybrid) pendingGet(key []byte) (*pendingOp, bool) {
 }
 
 // waitForSpace applies back-pressure: it waits while more than MaxPending
-// bytes wait for L2, or while the oldest write has waited for more than half
-// of FlushInterval (the disk is not keeping up, and letting the queue grow
+// bytes wait for L2, or while the oldest write has waited for more than a
+// quarter of FlushInterval (the disk is not keeping up, and letting the queue grow
 // would break the durability promise), unless L2 is failing: then the
 // flusher sheds the oldest writes instead, and blocking would only stop L1
 // from serving.
@@ -392,7 +392,7 @@ func (h *Hybrid) backlogLocked() bool {
 	if len(q) <= 1 {
 		return false
 	}
-	return h.pend.bytes > h.opts.MaxPending || time.Since(q[0].queued) > h.opts.FlushInterval/2
+	return h.pend.bytes > h.opts.MaxPending || time.Since(q[0].queued) > h.opts.FlushInterval/4
 }
 
 func (h *Hybrid) flushLoop() {

@@ -61,7 +61,8 @@ type Options struct {
 	// [8 MiB, 64 MiB], so the queue stays small next to the memory budget.
 	MaxPending int64
 	// MaxBatch is the most bytes the flusher commits in one L2 batch.
-	// Default min(16 MiB, MaxPending/2).
+	// Default min(4 MiB, MaxPending/2): a batch must commit in a small part
+	// of FlushInterval, or acknowledged writes wait longer than promised.
 	MaxBatch int64
 	// Clock is used for TTLs. Default SystemClock.
 	Clock Clock
@@ -82,7 +83,7 @@ func (o *Options) EnsureDefaults() {
 		}
 	}
 	if o.MaxBatch == 0 {
-		o.MaxBatch = min(16<<20, o.MaxPending/2)
+		o.MaxBatch = min(4<<20, o.MaxPending/2)
 	}
 	if o.Clock == nil {
 		o.Clock = SystemClock{}
