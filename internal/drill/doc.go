@@ -74,9 +74,11 @@
 // # Environment
 //
 //   - TIERCACHE_DRILL_LONG=1: the full sizes (see each drill).
-//   - TIERCACHE_DRILL_KNOWN_BUGS=1: checks of the bugs below fail the
-//     drill (otherwise they are logged with "KNOWN BUG") and the
+//   - TIERCACHE_DRILL_KNOWN_BUGS=1: checks of the bugs below (Findings)
+//     fail the drill (otherwise they are logged with "KNOWN BUG") and the
 //     reproduction of the small-filesystem bug runs.
+//   - TIERCACHE_DRILL_PPROF=FILE: TestDrillFloodProfile runs the flood
+//     against an in-process server and writes the heap profile of its peak.
 //   - TIERCACHE_DRILL_LOGDIR=DIR: the full logs of the daemons of a failed
 //     drill are written there (the test output has their last lines).
 //
@@ -94,17 +96,31 @@
 //     would free them fails with ENOSPC, and the daemon never writes to
 //     disk again, even after a restart, unless more than a memtable's
 //     worth is freed (TestDrillDiskFull/fs=64MiB,disk-max=256MiB).
-//   - members: the members bucket is created with memory storage, so it is
-//     gone when the NATS server restarts, and the daemons' heartbeats keep
-//     using their handle of it ("nats: no response from stream") instead
-//     of creating it again: no daemon is a live member any more, and
-//     tierctl rollout --wait, which treats "no members" as "all applied",
-//     returns at once (TestDrillNATSDown).
 //   - budget-fifo: a small command's arguments wait for the in-flight
-//     budget behind every large value queued before it (server/resp.go:
-//     TryAcquire fails while anyone waits, and Acquire is FIFO), so during
-//     a flood of large SETs a GET of a 10-byte key waits seconds to
-//     minutes (TestDrillFlood's probe).
+//     budget behind every large value queued before it (server/resp.go
+//     readBulk: TryAcquire fails while anyone waits, and Acquire is FIFO),
+//     so during a flood of large SETs a GET of a 10-byte key waits seconds
+//     (40 × 16 MiB: up to 12 s) to minutes (200 × 64 MiB: 11 probe
+//     commands in 3.6 minutes, the others cut by the client's 30 s read
+//     timeout) (TestDrillFlood's probe).
+//   - flood-rss: the documented memory bound (in-flight budget + 1.15 ×
+//     --mem-max + 64 MiB + Pebble's block cache and two memtables) leaves
+//     out copies of large values: each SET in flight holds its request
+//     buffer (in the budget) and the record tier.NewRecord copies it into
+//     (not in the budget), and Pebble holds batches waiting for a flush and
+//     the flush's block buffers (compaction iterator, column builder,
+//     aligned buffer, snappy output: about four values of the Go heap).
+//     200 × 64 MiB values peaked at 1,072 MiB RSS against a bound of
+//     998 MiB; the heap profile of the peak (TestDrillFloodProfile) had
+//     256 MiB of Pebble batches, 282 MiB of L1, 192 MiB of records, 192 MiB
+//     of request buffers and ~350 MiB in Pebble's flush path.
+//
+// Fixed since the drills found them: the members bucket (memory storage)
+// was gone after a NATS server restart and the daemons kept writing
+// through their stale handle, so tierctl rollout --wait waited for nobody
+// (4bec404); writes acknowledged 230–290 ms before a SIGKILL were lost
+// under heavy load with --flush-interval 200ms (72ff24c tightened the
+// write-through back-pressure).
 //
 // # Caveats
 //

@@ -193,10 +193,14 @@ const loadKeys = 4
 func startModelLoad(t testing.TB, ds ...*daemon) *modelLoad {
 	l := &modelLoad{t: t, stats: map[string]*loadStats{}, gates: map[string]*sync.RWMutex{}}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
+	// The maps are filled before any goroutine starts: the writers read
+	// them without a lock.
 	for _, d := range ds {
-		st := &loadStats{}
-		l.stats[d.name] = st
+		l.stats[d.name] = &loadStats{}
 		l.gates[d.name] = &sync.RWMutex{}
+	}
+	for _, d := range ds {
+		st := l.stats[d.name]
 		l.wg.Add(2)
 		go func() {
 			defer l.wg.Done()
