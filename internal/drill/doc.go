@@ -18,7 +18,7 @@
 //
 // Run the fast drills with the rest of the tests:
 //
-//	go test ./internal/drill                # about a minute; with -race, about three
+//	go test ./internal/drill                # about a minute; with -race, about two
 //
 // and the long ones, with the full sizes, one at a time:
 //
@@ -100,9 +100,9 @@
 //     budget behind every large value queued before it (server/resp.go
 //     readBulk: TryAcquire fails while anyone waits, and Acquire is FIFO),
 //     so during a flood of large SETs a GET of a 10-byte key waits seconds
-//     (40 × 16 MiB: up to 12 s) to minutes (200 × 64 MiB: 11 probe
-//     commands in 3.6 minutes, the others cut by the client's 30 s read
-//     timeout) (TestDrillFlood's probe).
+//     (40 × 16 MiB: up to 12 s) to minutes (200 × 64 MiB: about a dozen
+//     probe commands in 3.6–5 minutes, the others cut by the client's 30 s
+//     read timeout) (TestDrillFlood's probe).
 //   - flood-rss: the documented memory bound (in-flight budget + 1.15 ×
 //     --mem-max + 64 MiB + Pebble's block cache and two memtables) leaves
 //     out copies of large values: each SET in flight holds its request
@@ -110,10 +110,14 @@
 //     (not in the budget), and Pebble holds batches waiting for a flush and
 //     the flush's block buffers (compaction iterator, column builder,
 //     aligned buffer, snappy output: about four values of the Go heap).
-//     200 × 64 MiB values peaked at 1,072 MiB RSS against a bound of
-//     998 MiB; the heap profile of the peak (TestDrillFloodProfile) had
-//     256 MiB of Pebble batches, 282 MiB of L1, 192 MiB of records, 192 MiB
-//     of request buffers and ~350 MiB in Pebble's flush path.
+//     The write queue also overshoots its bound (MaxPending, 64 MiB here)
+//     by one record per concurrent writer, since a SET queues its record
+//     before it waits for room (INFO pending_write_bytes peaked at
+//     192 MiB). 200 × 64 MiB values peaked at 1,028–1,072 MiB RSS against
+//     a bound of 998 MiB; the heap profile of the peak
+//     (TestDrillFloodProfile) had 256 MiB of Pebble batches, 282 MiB of
+//     L1, 192 MiB of records, 192 MiB of request buffers and ~350 MiB in
+//     Pebble's flush path.
 //
 // Fixed since the drills found them: the members bucket (memory storage)
 // was gone after a NATS server restart and the daemons kept writing
