@@ -347,7 +347,7 @@ func TestBadInputBudgetNoDeadlock(t *testing.T) {
 	// second value fits: a reader that waited for budget while holding some
 	// would wait forever.
 	const (
-		maxValue = 1 << 20
+		maxValue = 4 << 20 // above smallCommand: the main lane
 		first    = maxValue - 64
 	)
 	ts := startServer(t, func(o *Options) { o.MaxValue = maxValue; o.MaxInflight = 2 * maxValue })
@@ -361,8 +361,8 @@ func TestBadInputBudgetNoDeadlock(t *testing.T) {
 	b.send(head("b"))
 	// Both first values are in once the budget left is below 1000 bytes.
 	waitFor(t, 20*time.Second, "both first values read", func() bool {
-		if ts.s.budget.TryAcquire(1000) {
-			ts.s.budget.Release(1000)
+		if ts.s.budget.main.TryAcquire(1000) {
+			ts.s.budget.main.Release(1000)
 			return false
 		}
 		return true
@@ -517,4 +517,59 @@ func TestBadInputSlowReader(t *testing.T) {
 	if got := other.do("PING"); got != "+PONG" {
 		t.Fatalf("other client after: %s", got)
 	}
+}
+
+func TestBudgetSmallCommandsNotQueuedBehindLarge(t *testing.T) {
+	// The main lane is held by a value being sent slowly, and another
+	// large value waits for it (the lane is first come, first served):
+	// small commands, and values up to smallCommand, use their own lane
+	// and are answered meanwhile. Before the lanes, they waited behind the
+	// large value.
+	const big = 4 << 20
+	ts := startServer(t, func(o *Options) { o.MaxValue = big; o.MaxInflight = big })
+	info := func(field string) int64 {
+		t.Helper()
+		for _, line := range strings.Split(ts.s.info(map[string]bool{"clients": true}), "\r\n") {
+			if v, ok := strings.CutPrefix(line, field+":"); ok {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+		}
+		t.Fatalf("INFO has no %s", field)
+		return 0
+	}
+	value := strings.Repeat("x", big-64)
+	holder, waiter := ts.dial(t), ts.dial(t)
+	holder.send("*3\r\n$3\r\nSET\r\n$6\r\nholder\r\n$" + strconv.Itoa(len(value)) + "\r\n" + value[:1000])
+	waitFor(t, 20*time.Second, "the first value to hold the main lane", func() bool { return info("inflight_bytes") >= int64(len(value)) })
+	waiter.send("*3\r\n$3\r\nSET\r\n$6\r\nwaiter\r\n$" + strconv.Itoa(len(value)) + "\r\n")
+	waitFor(t, 20*time.Second, "the second value to wait for budget", func() bool { return info("budget_waiting_clients") == 1 })
+
+	small := ts.dial(t)
+	embedding := strings.Repeat("e", 118<<10)
+	for i := range 50 {
+		k := "k" + strconv.Itoa(i)
+		if got := small.do("SET", k, embedding); got != "+OK" {
+			t.Fatalf("SET of 118 KB while the main lane is full: %s", got)
+		}
+		if got := small.do("GET", k); got != strconv.Quote(embedding) {
+			t.Fatalf("GET while the main lane is full: %.40s", got)
+		}
+	}
+	if n := info("budget_waiting_clients"); n != 1 {
+		t.Fatalf("budget_waiting_clients %d while only the large value waits", n)
+	}
+	// The large values complete in order once the first is sent.
+	go func() { _, _ = io.WriteString(waiter.nc, value+"\r\n") }()
+	holder.send(value[1000:] + "\r\n")
+	if got := holder.reply(); got != "+OK" {
+		t.Fatalf("first large SET: %s", got)
+	}
+	if got := waiter.reply(); got != "+OK" {
+		t.Fatalf("second large SET: %s", got)
+	}
+	waitFor(t, 20*time.Second, "the budget to be given back", func() bool { return info("inflight_bytes") == 0 && ts.s.budget.idle() })
 }

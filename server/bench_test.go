@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/tidwall/redcon"
-	"golang.org/x/sync/semaphore"
 )
 
 // loopReader returns the same bytes over and over, as a client sending the
@@ -35,7 +34,7 @@ func BenchmarkReader(b *testing.B) {
 		b.Run("tiercache/"+name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(cmd)))
-			budget := semaphore.NewWeighted(1 << 30)
+			budget := newBudget(1<<30, smallCommand, smallReserve)
 			rd := newReader(&loopReader{data: cmd}, budget, context.Background(), 64<<20, 1<<30, 1<<20)
 			for b.Loop() {
 				args, err := rd.readCommand()

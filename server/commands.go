@@ -235,6 +235,7 @@ func cmdSet(c *conn, args [][]byte) bool {
 			return false
 		}
 	}
+	a.Spare = c.rd.spare(2) // the cache may keep it: args[2] is not used below
 	res, err := c.s.opts.Cache.SetWith(args[1], args[2], a)
 	switch {
 	case err != nil:
@@ -285,7 +286,7 @@ func cmdMset(c *conn, args [][]byte) bool {
 		}
 	}
 	for i := 1; i < len(args); i += 2 {
-		if err := c.s.opts.Cache.SetValue(args[i], args[i+1], 0); err != nil {
+		if _, err := c.s.opts.Cache.SetWith(args[i], args[i+1], tier.SetArgs{Spare: c.rd.spare(i + 1)}); err != nil {
 			c.replyErr(err)
 			return false
 		}

@@ -20,10 +20,17 @@
 //     usable. Malformed RESP is answered "-ERR Protocol error: …" and closes
 //     that connection only.
 //   - Request bytes are read into buffers of their exact size, after being
-//     taken from a server-wide in-flight budget (MaxInflight): when many
-//     clients send large values at once, readers wait for budget instead of
-//     buffering, so memory stays bounded and the kernel's socket buffers
-//     push back on the clients.
+//     taken from a server-wide in-flight budget: when many clients send
+//     large values at once, readers wait for budget instead of buffering,
+//     so memory stays bounded and the kernel's socket buffers push back on
+//     the clients. The budget has two lanes: commands whose arguments total
+//     at most 1 MiB (GET, DEL, a SET of an embedding) take a 32 MiB reserve
+//     of their own, so they are never queued behind large values; larger
+//     commands share MaxInflight, first come, first served. INFO reports
+//     inflight_bytes and budget_waiting_clients.
+//   - Arguments of 16 KiB or more are read with room in front of them, so
+//     that SET and MSET build the stored record around the value in place
+//     (tier.SetArgs.Spare) instead of copying it.
 //   - Large replies are written from the value itself (writev), not copied
 //     into a connection buffer; small output buffers that grew are dropped
 //     after each flush. A client that does not read its replies is

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
-
-	"golang.org/x/sync/semaphore"
 )
 
 // Limits of the readers under fuzzing: small, so that the fuzzer reaches
@@ -24,8 +22,10 @@ const (
 	fuzzMaxArgs  = 64
 )
 
-func newFuzzReader(r io.Reader) (*reader, *semaphore.Weighted) {
-	budget := semaphore.NewWeighted(fuzzMaxCmd)
+func newFuzzReader(r io.Reader) (*reader, *budget) {
+	// Commands up to 512 bytes take the small lane (1 KiB), larger ones
+	// the main one, as in the server (1 MiB of a 32 MiB reserve).
+	budget := newBudget(fuzzMaxCmd, 512, 1<<10)
 	return newReader(r, budget, context.Background(), fuzzMaxValue, fuzzMaxCmd, fuzzMaxArgs), budget
 }
 
@@ -49,7 +49,7 @@ func readAll(t *testing.T, r io.Reader) ([][][]byte, error) {
 		case err != nil:
 			rd.release()
 			// Every byte of budget is back.
-			if !budget.TryAcquire(fuzzMaxCmd) {
+			if !budget.idle() {
 				t.Fatalf("budget not released after %v", err)
 			}
 			return cmds, err

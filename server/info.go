@@ -70,6 +70,9 @@ func (s *Server) info(want map[string]bool) string {
 		"connected_clients", s.connected.Load(),
 		"maxclients", s.opts.MaxClients,
 		"rejected_connections", s.rejected.Load(),
+		"inflight_bytes", s.budget.inUse.Load(),
+		"inflight_budget_bytes", s.budget.mainSize+s.budget.smallSize,
+		"budget_waiting_clients", s.budget.waiting.Load(),
 	)
 	var ms runtime.MemStats
 	if want["memory"] {

@@ -60,8 +60,10 @@ type Options struct {
 	// told "-ERR max number of clients reached" and closed. Default 10000.
 	MaxClients int
 	// MaxInflight bounds the bytes of request arguments held by all
-	// connections at once; a connection that would exceed it waits before
-	// reading more (back-pressure) instead of buffering. Default
+	// connections at once for commands larger than 1 MiB; a connection
+	// that would exceed it waits before reading more (back-pressure)
+	// instead of buffering. Smaller commands have a separate 32 MiB
+	// reserve, so the total held is at most MaxInflight + 32 MiB. Default
 	// max(4 × MaxValue, 256 MiB).
 	MaxInflight int64
 	// MaxArgs is the largest number of arguments in one command (array

@@ -10,6 +10,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sync/semaphore"
+
+	"github.com/tiercache/tiercache/tier"
 )
 
 // Protocol errors close the connection after their reply, as in Redis.
@@ -43,17 +45,19 @@ const maxInline = 64 << 10
 // budget before they are allocated, and given back by release.
 type reader struct {
 	br       *bufio.Reader
-	budget   *semaphore.Weighted
+	budget   *budget
 	ctx      context.Context // cancelled at shutdown: stops waiting for budget
 	maxValue int64
 	maxArgs  int
 	maxCmd   int64 // largest total of one command's arguments (the whole budget)
 
-	args [][]byte
-	held int64 // budget held by the current command
+	args   [][]byte
+	spares [][]byte            // per argument: its buffer with headroom, or nil
+	lane   *semaphore.Weighted // the budget lane held is taken from
+	held   int64               // budget held by the current command
 }
 
-func newReader(r io.Reader, budget *semaphore.Weighted, ctx context.Context, maxValue, maxCmd int64, maxArgs int) *reader {
+func newReader(r io.Reader, budget *budget, ctx context.Context, maxValue, maxCmd int64, maxArgs int) *reader {
 	return &reader{br: bufio.NewReaderSize(r, 16<<10), budget: budget, ctx: ctx, maxValue: maxValue, maxArgs: maxArgs, maxCmd: maxCmd}
 }
 
@@ -65,14 +69,17 @@ func (r *reader) buffered() bool { return r.br.Buffered() > 0 }
 // its arguments.
 func (r *reader) release() {
 	if r.held > 0 {
-		r.budget.Release(r.held)
+		r.budget.release(r.lane, r.held)
 		r.held = 0
 	}
 	clear(r.args)
+	clear(r.spares)
 	if cap(r.args) > 1024 {
 		r.args = nil // a huge command must not pin its argument slice
+		r.spares = nil
 	}
 	r.args = r.args[:0]
+	r.spares = r.spares[:0]
 }
 
 // readCommand reads the next command. It returns a commandError for a
@@ -132,11 +139,12 @@ func (r *reader) readCommand() ([][]byte, error) {
 				return nil, err
 			}
 		} else {
-			arg, err := r.readBulk(size)
+			arg, spare, err := r.readBulk(size)
 			if err != nil {
 				return nil, err
 			}
 			r.args = append(r.args, arg)
+			r.spares = append(r.spares, spare)
 		}
 		if err := r.readCRLF(); err != nil {
 			return nil, err
@@ -149,33 +157,73 @@ func (r *reader) readCommand() ([][]byte, error) {
 	return r.args, nil
 }
 
+// spareMin is the smallest argument read with tier.ValueHeadroom bytes of
+// room in front of it, so that a SET can build its record around the
+// value instead of copying it (see tier.SetArgs.Spare). The room is not
+// taken from the budget (at most 256 bytes per 16 KiB).
+const spareMin = 16 << 10
+
 // readBulk reads size bytes into a new buffer, after taking them from the
 // in-flight budget (waiting for other connections to give some back).
-func (r *reader) readBulk(size int64) ([]byte, error) {
-	if size > 0 && !r.budget.TryAcquire(size) {
-		// Waiting while holding budget for this command's earlier
-		// arguments could deadlock: two connections, each holding part of
-		// the budget, each waiting for the other's. So give back what is
-		// held and wait for the command's whole total at once (at most
-		// maxCmd, the whole budget): no reader waits while holding budget.
-		// The arguments already read stay in memory meanwhile.
-		need := r.held + size
-		if r.held > 0 {
-			r.budget.Release(r.held)
-			r.held = 0
-		}
-		if err := r.budget.Acquire(r.ctx, need); err != nil {
-			return nil, err
-		}
-		r.held = need
-	} else if size > 0 {
-		r.held += size
+func (r *reader) readBulk(size int64) ([]byte, []byte, error) {
+	if err := r.take(size); err != nil {
+		return nil, nil, err
 	}
-	arg := make([]byte, size)
+	var buf, arg []byte
+	if size >= spareMin {
+		buf = make([]byte, tier.ValueHeadroom+size)
+		arg = buf[tier.ValueHeadroom:]
+	} else {
+		arg = make([]byte, size)
+	}
 	if _, err := io.ReadFull(r.br, arg); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return arg, nil
+	return arg, buf, nil
+}
+
+// take takes size more bytes for the current command from its lane of the
+// budget, waiting if they are not free.
+func (r *reader) take(size int64) error {
+	if size == 0 {
+		return nil
+	}
+	total := r.held + size
+	lane := r.budget.lane(total)
+	if lane == r.lane || r.held == 0 {
+		if r.budget.tryAcquire(lane, size) {
+			r.lane, r.held = lane, total
+			return nil
+		}
+	} else if r.budget.tryAcquire(lane, total) { // the command outgrew the small lane
+		r.budget.release(r.lane, r.held)
+		r.lane, r.held = lane, total
+		return nil
+	}
+	// Waiting while holding budget for this command's earlier arguments
+	// could deadlock: two connections, each holding part of the budget,
+	// each waiting for the other's. So give back what is held and wait for
+	// the command's whole total at once (at most maxCmd, the whole lane):
+	// no reader waits while holding budget. The arguments already read
+	// stay in memory meanwhile.
+	if r.held > 0 {
+		r.budget.release(r.lane, r.held)
+		r.held = 0
+	}
+	if err := r.budget.acquire(r.ctx, lane, total); err != nil {
+		return err
+	}
+	r.lane, r.held = lane, total
+	return nil
+}
+
+// spare returns the buffer argument i was read into when it has room in
+// front of it (tier.ValueHeadroom), or nil.
+func (r *reader) spare(i int) []byte {
+	if i < len(r.spares) {
+		return r.spares[i]
+	}
+	return nil
 }
 
 func (r *reader) readCRLF() error {

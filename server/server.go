@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sync/semaphore"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -19,7 +18,7 @@ var ErrServerClosed = errors.New("server: closed")
 // Server serves the cache over RESP on any number of listeners.
 type Server struct {
 	opts    Options
-	budget  *semaphore.Weighted // in-flight argument bytes, all connections
+	budget  *budget // in-flight argument bytes, all connections
 	metrics *metrics
 	started time.Time
 
@@ -60,7 +59,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{
 		opts:    opts,
-		budget:  semaphore.NewWeighted(opts.MaxInflight),
+		budget:  newBudget(opts.MaxInflight, smallCommand, smallReserve),
 		started: time.Now(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())

@@ -244,6 +244,11 @@ func (h *Hybrid) Set(key []byte, r Record) error {
 // it is in L1 (or, for a record too large for L1, in the queue that reads
 // consult), and waits only when more than MaxPending bytes are queued.
 func (h *Hybrid) SetValue(key, value []byte, expireAt int64) error {
+	return h.setValue(key, value, expireAt, nil)
+}
+
+// setValue is SetValue with SetArgs.Spare.
+func (h *Hybrid) setValue(key, value []byte, expireAt int64, spare []byte) error {
 	if h.closed.Load() {
 		return ErrClosed
 	}
@@ -251,7 +256,7 @@ func (h *Hybrid) SetValue(key, value []byte, expireAt int64) error {
 	if err != nil {
 		return err
 	}
-	return h.put(key, NewRecord(hdr, value), sc, scoped, hdr.Epoch)
+	return h.put(key, newRecordIn(hdr, spare, value), sc, scoped, hdr.Epoch)
 }
 
 func (h *Hybrid) put(key []byte, r Record, sc Scope, scoped bool, epoch uint64) error {

@@ -22,6 +22,14 @@ type SetArgs struct {
 	KeepTTL  bool    // keep the current value's expiry (KEEPTTL)
 	Cond     SetCond // NX / XX
 	GetOld   bool    // return the old value (GET)
+
+	// Spare, if not nil, is the buffer the value was read into, with room
+	// in front of it: the value must be its tail (sharing its memory).
+	// When the room holds the record's header (ValueHeadroom is enough for
+	// version tags up to 224 bytes), the record is built in place, saving
+	// a copy of the value, and the cache keeps Spare: the caller must not
+	// use or change it afterwards.
+	Spare []byte
 }
 
 // SetResult is what SetWith did.
@@ -63,7 +71,7 @@ func (h *Hybrid) SetWith(key, value []byte, a SetArgs) (SetResult, error) {
 		return SetResult{}, ErrClosed
 	}
 	if a.Cond == Always && !a.KeepTTL && !a.GetOld {
-		return SetResult{Stored: true}, h.SetValue(key, value, a.ExpireAt)
+		return SetResult{Stored: true}, h.setValue(key, value, a.ExpireAt, a.Spare)
 	}
 	hdr, sc, scoped, err := h.header(key, a.ExpireAt)
 	if err != nil {
@@ -87,7 +95,7 @@ func (h *Hybrid) SetWith(key, value []byte, a SetArgs) (SetResult, error) {
 	if a.KeepTTL && old != nil {
 		hdr.ExpireAt = old.ExpireAt()
 	}
-	rec := NewRecord(hdr, value)
+	rec := newRecordIn(hdr, a.Spare, value)
 	if err := h.fitsL2(key, rec, sc, scoped, hdr.Epoch); err != nil {
 		st.mu.Unlock()
 		return SetResult{}, err

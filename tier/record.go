@@ -81,6 +81,33 @@ func NewRecord(h Header, value []byte) Record {
 	return r
 }
 
+// ValueHeadroom is the room a caller may leave in front of a value it read
+// (see SetArgs.Spare) so that the record can be built around the value in
+// place instead of copying it: the header and a version tag of up to
+// ValueHeadroom-HeaderSize bytes fit.
+const ValueHeadroom = 256
+
+// newRecordIn encodes h and value like NewRecord, but in buf when value is
+// buf's tail and the room in front of it holds the header and tag: then no
+// copy of the value is made and the record shares buf's memory.
+func newRecordIn(h Header, buf, value []byte) Record {
+	need := HeaderSize + len(h.Tag)
+	off := len(buf) - len(value)
+	if len(value) == 0 || off < need || &buf[off] != &value[0] {
+		return NewRecord(h, value)
+	}
+	r := Record(buf[off-need:])
+	r[0] = RecordVersion
+	r[1] = h.Flags
+	binary.LittleEndian.PutUint16(r[2:], uint16(len(h.Tag)))
+	binary.LittleEndian.PutUint64(r[8:], uint64(h.ExpireAt))
+	binary.LittleEndian.PutUint64(r[16:], h.Epoch)
+	binary.LittleEndian.PutUint64(r[24:], uint64(len(value)))
+	copy(r[HeaderSize:], h.Tag)
+	binary.LittleEndian.PutUint32(r[4:], crc32.Checksum(r[8:], castagnoli))
+	return r
+}
+
 // Size returns the encoded size of a record with this header and a value of n bytes.
 func (h Header) Size(n int) int { return HeaderSize + len(h.Tag) + n }
 

@@ -90,3 +90,40 @@ func FuzzRecord(f *testing.F) {
 		}
 	})
 }
+
+func TestRecordInPlace(t *testing.T) {
+	value := bytes.Repeat([]byte{0xab}, 100<<10)
+	for _, tc := range []struct {
+		name    string
+		h       Header
+		room    int
+		inPlace bool
+	}{
+		{"plain", Header{ExpireAt: 5}, ValueHeadroom, true},
+		{"tag fits", Header{Epoch: 3, Tag: string(bytes.Repeat([]byte("v"), ValueHeadroom-HeaderSize))}, ValueHeadroom, true},
+		{"tag too long", Header{Tag: string(bytes.Repeat([]byte("v"), ValueHeadroom-HeaderSize+1))}, ValueHeadroom, false},
+		{"no room", Header{}, HeaderSize - 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			buf := make([]byte, tc.room+len(value))
+			v := buf[tc.room:]
+			copy(v, value)
+			r := newRecordIn(tc.h, buf, v)
+			if want := NewRecord(tc.h, value); !bytes.Equal(r, want) {
+				t.Fatalf("record differs from NewRecord's")
+			}
+			if shared := &r[len(r)-1] == &buf[len(buf)-1]; shared != tc.inPlace {
+				t.Fatalf("built in place: %v, want %v", shared, tc.inPlace)
+			}
+		})
+	}
+	// A spare buffer that does not hold the value is not used.
+	buf := make([]byte, ValueHeadroom+len(value))
+	r := newRecordIn(Header{}, buf, value)
+	if !bytes.Equal(r.Value(), value) || &r[len(r)-1] == &buf[len(buf)-1] {
+		t.Fatal("a spare buffer that is not the value's was used")
+	}
+	if r := newRecordIn(Header{}, buf, nil); r.Verify() != nil || len(r.Value()) != 0 {
+		t.Fatal("empty value")
+	}
+}
