@@ -49,7 +49,10 @@ type Options struct {
 	// in-flight compaction outputs included: the store evicts whole
 	// generations, and as a last resort makes writes wait, so that the
 	// directory never exceeds 1.1 × MaxBytes. Default 10 GiB; at least
-	// MinMaxBytes.
+	// MinMaxBytes. On the default FS, Open lowers it to 90% of the size of
+	// the filesystem holding Dir when it is larger (and logs it): a bound
+	// the filesystem cannot hold would let the store fill it, after which
+	// Pebble cannot even flush the deletions that would free space.
 	MaxBytes int64
 
 	// Clock tells the time for TTLs. Default tier.SystemClock{}.
@@ -64,7 +67,7 @@ type Options struct {
 	// than half of it bypasses the memtable (Pebble queues it as a flushable
 	// batch and flushes it on its own), so it is sized for multi-MB values.
 	// The WAL keeps up to about two memtables, which count against MaxBytes.
-	// Default MaxBytes/16 clamped to [4 MiB, 64 MiB]; at most MaxBytes/16.
+	// Default MaxBytes/16 clamped to [1 MiB, 64 MiB]; at most MaxBytes/16.
 	MemTableSize int64
 
 	// InlineMax is the largest record stored inline in its pointer record
@@ -105,7 +108,7 @@ func (o *Options) EnsureDefaults() *Options {
 		o.CacheSize = min(256*MiB, o.MaxBytes/8)
 	}
 	if o.MemTableSize == 0 {
-		o.MemTableSize = max(4*MiB, min(64*MiB, o.MaxBytes/16))
+		o.MemTableSize = max(1*MiB, min(64*MiB, o.MaxBytes/16))
 	}
 	if o.InlineMax == 0 {
 		o.InlineMax = 4 * KiB

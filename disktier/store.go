@@ -107,7 +107,12 @@ type cleanupReq struct {
 // Open opens (creating if needed) the store in opts.Dir. Opening reads only
 // the meta keys: its cost does not depend on the amount of data stored.
 func Open(opts Options) (*Store, error) {
+	given := opts
 	opts.EnsureDefaults()
+	if size, lowered := fitFilesystem(&opts, given); lowered {
+		opts.Logger("disktier: MaxBytes lowered from %d to %d bytes, %.0f%% of the filesystem holding %s (%d bytes)",
+			given.MaxBytes, opts.MaxBytes, fsShare*100, opts.Dir, size)
+	}
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}

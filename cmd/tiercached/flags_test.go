@@ -52,6 +52,19 @@ func TestFlagDefaults(t *testing.T) {
 	if zero != want {
 		t.Fatalf("EnsureDefaults:\n got %+v\nwant %+v", zero, want)
 	}
+	// --max-value's default follows a small --disk-max; a value given is kept.
+	for _, tc := range []struct {
+		args []string
+		want int64
+	}{
+		{[]string{"--disk-max", "16MiB"}, 4 << 20},
+		{[]string{"--disk-max", "256MiB"}, 64 << 20},
+		{[]string{"--disk-max", "16MiB", "--max-value", "8MiB"}, 8 << 20},
+	} {
+		if got := mustParse(t, tc.args, nil).opts.MaxValue; got != tc.want {
+			t.Errorf("%v: max value %d, want %d", tc.args, got, tc.want)
+		}
+	}
 }
 
 func TestFlagsEveryValue(t *testing.T) {

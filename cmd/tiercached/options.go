@@ -48,8 +48,8 @@ type options struct {
 	MemMax int64
 	// DiskMax is L2's capacity in bytes (--disk-max). Default 10 GiB.
 	DiskMax int64
-	// MaxValue is the largest value accepted (--max-value). Default 64 MiB;
-	// at most DiskMax.
+	// MaxValue is the largest value accepted (--max-value). Default 64 MiB,
+	// or DiskMax/4 if that is smaller; at most DiskMax.
 	MaxValue int64
 	// WritePolicy is when writes reach L2 (--write-policy). Default through.
 	WritePolicy tier.WritePolicy
@@ -99,6 +99,10 @@ type options struct {
 	Version string
 }
 
+// defaultMaxValue is --max-value's default: 64 MiB, or a quarter of a
+// small --disk-max (the disk tier takes records of at most about that size).
+func defaultMaxValue(diskMax int64) int64 { return min(64<<20, max(1, diskMax/4)) }
+
 // EnsureDefaults fills in the zero fields with the flags' defaults.
 func (o *options) EnsureDefaults() {
 	if o.Socket == "" {
@@ -117,7 +121,7 @@ func (o *options) EnsureDefaults() {
 		o.DiskMax = 10 << 30
 	}
 	if o.MaxValue == 0 {
-		o.MaxValue = 64 << 20
+		o.MaxValue = defaultMaxValue(o.DiskMax)
 	}
 	if o.FlushInterval == 0 {
 		o.FlushInterval = 200 * time.Millisecond
