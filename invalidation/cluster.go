@@ -32,8 +32,9 @@ type Cluster struct {
 	srv     *natsserver.Server // the embedded server, or nil
 	nc      *nats.Conn
 	js      jetstream.JetStream
-	urls    string // the configured URLs, redacted
-	nodeKey string // this daemon's key in the members bucket
+	urls    string          // the configured URLs, redacted
+	nodeKey string          // this daemon's key in the members bucket
+	perms   PermissionWatch // fails rollouts NATS refuses at once
 
 	mu struct {
 		sync.Mutex // guards the fields below
@@ -184,6 +185,7 @@ func (c *Cluster) natsOptions() []nats.Option {
 			c.log.Debug("NATS reconnect attempt failed", zap.Error(err))
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			c.perms.Handle(err)
 			c.log.Warn("NATS asynchronous error", zap.Error(err))
 		}),
 	}
@@ -409,7 +411,7 @@ func (c *Cluster) Rollout(ctx context.Context, model, version string) (uint64, e
 	if c.local != nil {
 		return c.local.Rollout(ctx, model, version)
 	}
-	return c.change(ctx, "rollout", model, func(ctx context.Context, kv jetstream.KeyValue) (uint64, error) {
+	return c.change(ctx, "rollout", model, key, func(ctx context.Context, kv jetstream.KeyValue) (uint64, error) {
 		return kv.Put(ctx, key, []byte(version))
 	})
 }
@@ -426,11 +428,11 @@ func (c *Cluster) Purge(ctx context.Context, model string) (uint64, error) {
 	if c.local != nil {
 		return c.local.Purge(ctx, model)
 	}
-	return c.change(ctx, "purge", model, func(ctx context.Context, _ jetstream.KeyValue) (uint64, error) {
+	return c.change(ctx, "purge", model, key, func(ctx context.Context, _ jetstream.KeyValue) (uint64, error) {
 		// kv.Delete does not return the revision of its delete marker, so
 		// publish the same marker: the KV-Operation header on the key's
 		// subject.
-		m := nats.NewMsg(fmt.Sprintf("$KV.%s.%s", c.opts.Bucket, key))
+		m := nats.NewMsg(KVSubject(c.opts.Bucket, key))
 		m.Header.Set("KV-Operation", "DEL")
 		ack, err := c.js.PublishMsg(ctx, m)
 		if err != nil {
@@ -440,7 +442,7 @@ func (c *Cluster) Purge(ctx context.Context, model string) (uint64, error) {
 	})
 }
 
-func (c *Cluster) change(ctx context.Context, what, model string, do func(context.Context, jetstream.KeyValue) (uint64, error)) (uint64, error) {
+func (c *Cluster) change(ctx context.Context, what, model, key string, do func(context.Context, jetstream.KeyValue) (uint64, error)) (uint64, error) {
 	if c.closed.Load() {
 		return 0, ErrClosed
 	}
@@ -455,8 +457,14 @@ func (c *Cluster) change(ctx context.Context, what, model string, do func(contex
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.SyncTimeout)
 	defer cancel()
-	rev, err := do(ctx, kv)
-	if err != nil {
+	pctx, stop := c.perms.Watch(ctx, KVSubject(c.opts.Bucket, key))
+	rev, err := do(pctx, kv)
+	refused := Refused(pctx)
+	stop()
+	switch {
+	case refused != nil:
+		return 0, fmt.Errorf("%s of %q: %w", what, model, refused)
+	case err != nil:
 		return 0, fmt.Errorf("%w: %s of %q: %v", ErrUnavailable, what, model, err)
 	}
 	if err := c.waitApplied(ctx, rev); err != nil {

@@ -122,6 +122,8 @@ type ctl struct {
 	rdb *redis.Client
 	nc  *nats.Conn
 	js  jetstream.JetStream
+
+	perms invalidation.PermissionWatch // fails a refused publish at once
 }
 
 func (c *ctl) close() {
@@ -180,7 +182,8 @@ func (c *ctl) jetstream(ctx context.Context) (jetstream.JetStream, error) {
 			return nil, nil
 		}
 	}
-	opts := []nats.Option{nats.Name("tierctl"), nats.Timeout(c.o.timeout)}
+	opts := []nats.Option{nats.Name("tierctl"), nats.Timeout(c.o.timeout),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { c.perms.Handle(err) })}
 	if c.o.creds != "" {
 		opts = append(opts, nats.UserCredentials(c.o.creds))
 	}
@@ -240,8 +243,14 @@ func (c *ctl) rollout(ctx context.Context, model, version string) error {
 		fmt.Fprintf(c.out, "%s %s %d\n", model, version, n)
 		return nil
 	}
-	rev, err := kv.Put(cctx, key, []byte(version))
-	if err != nil {
+	pctx, stop := c.perms.Watch(cctx, invalidation.KVSubject(c.o.bucket, key))
+	rev, err := kv.Put(pctx, key, []byte(version))
+	refused := invalidation.Refused(pctx)
+	stop()
+	switch {
+	case refused != nil:
+		return fmt.Errorf("publishing %s %s: %w", model, version, refused)
+	case err != nil:
 		return fmt.Errorf("publishing %s %s: %w", model, version, err)
 	}
 	fmt.Fprintf(c.out, "%s %s %d\n", model, version, rev)
@@ -267,7 +276,14 @@ func (c *ctl) purge(ctx context.Context, model string) error {
 		fmt.Fprintf(c.out, "%s purged %d\n", model, n)
 		return nil
 	}
-	if err := kv.Delete(cctx, key); err != nil {
+	pctx, stop := c.perms.Watch(cctx, invalidation.KVSubject(c.o.bucket, key))
+	err = kv.Delete(pctx, key)
+	refused := invalidation.Refused(pctx)
+	stop()
+	switch {
+	case refused != nil:
+		return fmt.Errorf("purging %s: %w", model, refused)
+	case err != nil:
 		return fmt.Errorf("purging %s: %w", model, err)
 	}
 	fmt.Fprintf(c.out, "%s purged\n", model)

@@ -38,24 +38,17 @@ func TestDrillDiskFull(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		fs, diskMax string
-		knownBug    string
 	}{
-		// The data directory must hold the daemon's own working files when
-		// the filler comes: Pebble preallocates 1.1 × its memtable size
-		// (--disk-max/16, 4 to 64 MiB) for each WAL, and keeps up to six
-		// WALs before its first flush. Here: 6 × 11 MiB.
-		{name: "fs=128MiB,disk-max=160MiB", fs: "128m", diskMax: "160MiB"},
-		// With --disk-max 256MiB the WAL preallocations (6 × 17.6 MiB)
-		// fill a 64 MiB filesystem by themselves after 10 MiB of writes,
-		// so the flush that would free them cannot run: the daemon never
-		// recovers. See the package documentation, "Findings".
-		{name: "fs=64MiB,disk-max=256MiB", fs: "64m", diskMax: "256MiB",
-			knownBug: "walprealloc: Pebble's WAL preallocation fills a small filesystem and the daemon cannot recover"},
+		// --disk-max below the filesystem's size: the filler fills it.
+		{name: "fs=128MiB,disk-max=100MiB", fs: "128m", diskMax: "100MiB"},
+		// --disk-max four times the filesystem: the daemon lowers it to
+		// 90% of the filesystem (INFO l2_max_bytes). Before that, and
+		// before Pebble's WAL preallocation was capped (see the package
+		// documentation, "Findings", walprealloc), the daemon filled the
+		// filesystem by itself and could not flush again.
+		{name: "fs=64MiB,disk-max=256MiB", fs: "64m", diskMax: "256MiB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.knownBug != "" && !knownBugs {
-				t.Skipf("known bug, not fixed yet: %s (%s=1 runs this reproduction, which fails)", tc.knownBug, knownBugsEnv)
-			}
 			diskFull(t, tc.fs, tc.diskMax)
 		})
 	}
@@ -85,6 +78,14 @@ func diskFull(t *testing.T, fsSize, diskMax string) {
 	d.start()
 	c := d.client(2)
 	ctx := context.Background()
+	var sfs syscall.Statfs_t
+	if err := syscall.Statfs(mnt, &sfs); err != nil {
+		t.Fatal(err)
+	}
+	l2Max := d.infoInt("l2_max_bytes")
+	if fsBytes := int64(sfs.Blocks) * sfs.Bsize; l2Max > fsBytes*9/10 {
+		t.Fatalf("l2_max_bytes %d on a filesystem of %d bytes: --disk-max was not lowered to 90%% of it", l2Max, fsBytes)
+	}
 
 	// "during" is more than the write queue holds (a quarter of --mem-max)
 	// and more than a memtable, so that L2 writes fail.
@@ -216,8 +217,8 @@ func diskFull(t *testing.T, fsSize, diskMax string) {
 		t.Errorf("l2_corrupt_entries %d after the restart", n)
 	}
 	d.stop()
-	t.Logf("disk-full drill (%s tmpfs, --disk-max %s): a %s filler filled the disk after %d entries (%s); %d SETs acknowledged and served while full (l2_write_errors %s, l2_errors %s, pending %s bytes); writes back on disk %v after space returned, by itself; after SIGKILL+restart: %d/%d before, %d/%d during (dropped %s), %d/%d after present; %d values checked continuously, 0 corrupt",
-		fsSize, diskMax, mib(fillBytes), nBefore, mib(nBefore*diskValueSize), nDuring, full["l2_write_errors"], full["l2_errors"], full["pending_write_bytes"],
+	t.Logf("disk-full drill (%s tmpfs, --disk-max %s, l2_max_bytes %s): a %s filler filled the disk after %d entries (%s); %d SETs acknowledged and served while full (l2_write_errors %s, l2_errors %s, pending %s bytes); writes back on disk %v after space returned, by itself; after SIGKILL+restart: %d/%d before, %d/%d during (dropped %s), %d/%d after present; %d values checked continuously, 0 corrupt",
+		fsSize, diskMax, mib(l2Max), mib(fillBytes), nBefore, mib(nBefore*diskValueSize), nDuring, full["l2_write_errors"], full["l2_errors"], full["pending_write_bytes"],
 		recovered.Round(time.Millisecond), nBefore, nBefore, nDuring-lostDuring, nDuring, st["pending_writes_dropped"], nAfter, nAfter, checked.Load())
 }
 

@@ -128,11 +128,16 @@ func TestDrillNATSPermissions(t *testing.T) {
 
 	// pipeline-other may not: by tierctl and by nats.go.
 	otherURL := ns.url("pipeline-other", "pipeline-other-pw")
-	code, out, errs, took := tierctl(t, "--nats", otherURL, "--timeout", "3s", "rollout", "clip", "v9")
+	// The refusal is reported as one at once (NATS says so asynchronously;
+	// without watching for it, the publish would wait for its timeout).
+	code, out, errs, took := tierctl(t, "--nats", otherURL, "--timeout", "30s", "rollout", "clip", "v9")
 	if code == 0 {
 		t.Errorf("pipeline-other: tierctl rollout clip v9 succeeded: %s", out)
 	}
 	tierctlRefusal := strings.TrimSpace(errs)
+	if !strings.Contains(tierctlRefusal, "permissions violation") {
+		t.Errorf("pipeline-other: tierctl rollout clip v9 failed with %q, not with the permissions violation", tierctlRefusal)
+	}
 	other := connectNATS(t, otherURL)
 	kvOther, err := other.js.KeyValue(ctx, "tiercache-models")
 	if err != nil {
@@ -157,8 +162,10 @@ func TestDrillNATSPermissions(t *testing.T) {
 	if code, out, errs, _ := tierctl(t, "--nats", otherURL, "rollout", "t5", "x1"); code != 0 {
 		t.Errorf("pipeline-other: tierctl rollout t5 x1: exit %d\n%s%s", code, out, errs)
 	}
-	if code, _, _, _ := tierctl(t, "--nats", clipURL, "--timeout", "3s", "rollout", "t5", "x2"); code == 0 {
+	if code, _, errs, _ := tierctl(t, "--nats", clipURL, "--timeout", "30s", "rollout", "t5", "x2"); code == 0 {
 		t.Errorf("pipeline-clip: tierctl rollout t5 x2 succeeded")
+	} else if !strings.Contains(errs, "permissions violation") {
+		t.Errorf("pipeline-clip: tierctl rollout t5 x2 failed with %q, not with the permissions violation", errs)
 	}
 
 	// A daemon cannot change the registry either.
@@ -166,6 +173,8 @@ func TestDrillNATSPermissions(t *testing.T) {
 	daemonErr := a.admin.Do(ctx, "MODEL.ROLLOUT", "clip", "v8").Err()
 	if daemonErr == nil {
 		t.Errorf("MODEL.ROLLOUT clip v8 on a daemon succeeded")
+	} else if !strings.Contains(daemonErr.Error(), "permissions violation") {
+		t.Errorf("MODEL.ROLLOUT clip v8 on a daemon failed with %q, not with the permissions violation", daemonErr)
 	}
 	daemonTook := time.Since(start)
 
