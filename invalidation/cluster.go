@@ -192,6 +192,9 @@ func (c *Cluster) natsOptions() []nats.Option {
 	if o.Creds != "" {
 		opts = append(opts, nats.UserCredentials(o.Creds))
 	}
+	if o.NKey != "" {
+		opts = append(opts, nkeyOption(o.NKey))
+	}
 	if o.User != "" || o.Password != "" {
 		opts = append(opts, nats.UserInfo(o.User, o.Password))
 	}

@@ -54,6 +54,10 @@ type Options struct {
 	StoreDir string
 	// Creds is a NATS credentials file (JWT and NKey seed).
 	Creds string
+	// NKey is a file holding an NKey user seed ("SU…"), for servers that
+	// authenticate users by NKey without JWTs (authorization { users = [
+	// { nkey: U… } ] }).
+	NKey string
 	// User and Password authenticate to NATS. With Embedded, when both are
 	// set, the embedded server requires them from every client too.
 	User, Password string
@@ -181,8 +185,8 @@ func (o *Options) Validate() error {
 	if (o.TLSCert == "") != (o.TLSKey == "") {
 		add("a TLS certificate needs its key and a key its certificate")
 	}
-	if o.User != "" && o.Creds != "" {
-		add("give NATS credentials either as a creds file or as user and password, not both")
+	if n := btoi(o.User != "") + btoi(o.Creds != "") + btoi(o.NKey != ""); n > 1 {
+		add("give NATS credentials one way: a creds file, an NKey seed file, or user and password")
 	}
 	for _, d := range []struct {
 		name string
@@ -316,4 +320,11 @@ func RedactURLs(list string) string {
 		parts[i] = redactURL(u)
 	}
 	return strings.Join(parts, ",")
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

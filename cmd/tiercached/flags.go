@@ -37,6 +37,7 @@ type flagText struct {
 	socket, socketMode, tcp, requirePass, requirePassFile  string
 	dataDir, memMax, diskMax, maxValue, writePolicy, flush string
 	nats, natsListen, natsCreds, natsUser, natsPassword    string
+	natsNKey                                               string
 	natsTLSCA, natsTLSCert, natsTLSKey, modelsBucket, node string
 	metrics, logLevel, logFormat, maxClients, shutdown     string
 	modelsReplicas                                         string
@@ -65,6 +66,7 @@ func newFlagSet(t *flagText, version *bool) *pflag.FlagSet {
 	v(&t.nats, natsEmbedded, "nats", "URL|embedded|off", "embedded: in-process NATS server with JetStream; a URL list: join that NATS cluster; off: standalone")
 	v(&t.natsListen, "127.0.0.1:4222", "nats-listen", "ADDR", "client address of the embedded NATS server (port 0: a free port)")
 	v(&t.natsCreds, "", "nats-creds", "FILE", "NATS credentials file")
+	v(&t.natsNKey, "", "nats-nkey", "FILE", "file holding a NATS NKey user seed (SU...)")
 	v(&t.natsUser, "", "nats-user", "USER", "NATS user")
 	v(&t.natsPassword, "", "nats-password", "PASSWORD", "NATS password")
 	v(&t.natsTLSCA, "", "nats-tls-ca", "FILE", "CA certificate to verify the NATS servers with")
@@ -151,6 +153,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), environ []
 	o.NATS = t.nats
 	o.NATSListen = t.natsListen
 	o.NATSCreds, o.NATSUser, o.NATSPassword = t.natsCreds, t.natsUser, t.natsPassword
+	o.NATSNKey = t.natsNKey
 	o.NATSTLSCA, o.NATSTLSCert, o.NATSTLSKey = t.natsTLSCA, t.natsTLSCert, t.natsTLSKey
 	o.ModelsBucket = t.modelsBucket
 	o.NodeID = t.node

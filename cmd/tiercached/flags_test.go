@@ -191,6 +191,8 @@ func TestFlagProblems(t *testing.T) {
 		{"positional", []string{"serve"}, `unexpected argument "serve"`},
 		{"password file missing", []string{"--requirepass-file", filepath.Join(dir, "nope")}, `--requirepass-file "` + filepath.Join(dir, "nope") + `": no such file or directory`},
 		{"password twice", []string{"--requirepass", "a", "--requirepass-file", "/x"}, `--requirepass-file "/x": give either it or --requirepass, not both`},
+		{"nkey missing", []string{"--nats", "nats://a", "--nats-nkey", "/nonexistent/u.nk"}, `--nats-nkey "/nonexistent/u.nk": no such file or directory`},
+		{"nkey and user", []string{"--nats", "nats://a", "--nats-nkey", "/x", "--nats-user", "u"}, `--nats-nkey "/x": give NATS credentials one way: --nats-creds, --nats-nkey or --nats-user`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseFlags(tc.args, envOf(nil), nil)
@@ -247,7 +249,7 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 	// Every flag of the contract is there.
 	for _, f := range []string{"socket", "socket-mode", "tcp", "requirepass", "requirepass-file", "data-dir", "mem-max",
-		"disk-max", "max-value", "write-policy", "flush-interval", "nats", "nats-listen", "nats-creds", "nats-user",
+		"disk-max", "max-value", "write-policy", "flush-interval", "nats", "nats-listen", "nats-creds", "nats-nkey", "nats-user",
 		"nats-password", "nats-tls-ca", "nats-tls-cert", "nats-tls-key", "models-bucket", "node-id", "metrics",
 		"log-level", "log-format", "max-clients", "version"} {
 		if !strings.Contains(c.usage, "--"+f+" ") && !strings.Contains(c.usage, "--"+f+"[") {

@@ -63,9 +63,11 @@ type options struct {
 	// NATSListen is the embedded NATS server's client address
 	// (--nats-listen). Default 127.0.0.1:4222.
 	NATSListen string
-	// NATS authentication and TLS (--nats-creds, --nats-user,
+	// NATS authentication and TLS (--nats-creds, --nats-nkey, --nats-user,
 	// --nats-password, --nats-tls-ca, --nats-tls-cert, --nats-tls-key).
-	NATSCreds, NATSUser, NATSPassword  string
+	NATSCreds, NATSUser, NATSPassword string
+	// NATSNKey is a file holding an NKey user seed (--nats-nkey).
+	NATSNKey                           string
 	NATSTLSCA, NATSTLSCert, NATSTLSKey string
 	// ModelsBucket is the JetStream KeyValue bucket of the model registry
 	// (--models-bucket). Default tiercache-models.
@@ -268,8 +270,11 @@ func (o *options) validateNATS(ps *config.Problems) {
 	if o.NATSPassword != "" && o.NATSUser == "" {
 		ps.Addf("nats-password", "needs --nats-user too")
 	}
+	if o.NATSNKey != "" && (o.NATSCreds != "" || o.NATSUser != "") {
+		ps.Addf("nats-nkey", "give NATS credentials one way: --nats-creds, --nats-nkey or --nats-user")
+	}
 	for _, f := range []struct{ flag, path string }{
-		{"nats-creds", o.NATSCreds}, {"nats-tls-ca", o.NATSTLSCA},
+		{"nats-creds", o.NATSCreds}, {"nats-nkey", o.NATSNKey}, {"nats-tls-ca", o.NATSTLSCA},
 		{"nats-tls-cert", o.NATSTLSCert}, {"nats-tls-key", o.NATSTLSKey},
 	} {
 		if f.path == "" {

@@ -324,6 +324,7 @@ func (d *daemon) openCluster() (cluster, error) {
 		EmbeddedListen: o.NATSListen,
 		StoreDir:       filepath.Join(o.DataDir, natsDir),
 		Creds:          o.NATSCreds,
+		NKey:           o.NATSNKey,
 		User:           o.NATSUser,
 		Password:       o.NATSPassword,
 		TLSCA:          o.NATSTLSCA,
@@ -431,6 +432,7 @@ func (d *daemon) logConfig() {
 	default:
 		fields = append(fields,
 			zap.String("nats_creds", set(o.NATSCreds)),
+			zap.String("nats_nkey", set(o.NATSNKey)),
 			zap.String("nats_user", set(o.NATSUser)),
 			zap.String("nats_password", set(o.NATSPassword)),
 			zap.Bool("nats_tls", o.NATSTLSCA != "" || o.NATSTLSCert != ""))

@@ -15,4 +15,10 @@
 // NATS server the daemon reports in INFO (nats_url) for what needs the
 // cluster (the --wait barrier, revisions). With a standalone daemon
 // (--nats off) rollouts and purges apply to that daemon only.
+//
+// NATS authentication: --nats-creds FILE, --nats-nkey FILE (an NKey user
+// seed), --nats-user/--nats-password, and --nats-tls-ca/-cert/-key (or
+// the TIERCACHE_NATS_* variables). A rollout or purge the NATS account may
+// not publish fails at once with the server's permissions violation
+// (exit 2).
 package main

@@ -52,6 +52,7 @@ func main() {
 type options struct {
 	socket, natsURL, bucket, members string
 	creds, user, password            string
+	nkey                             string
 	tlsCA, tlsCert, tlsKey           string
 	timeout, wait                    time.Duration
 }
@@ -73,6 +74,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&o.bucket, "models-bucket", envOr("TIERCACHE_MODELS_BUCKET", "tiercache-models"), "model registry bucket")
 	fs.StringVar(&o.members, "members-bucket", invalidation.DefaultMembersBucket, "membership bucket")
 	fs.StringVar(&o.creds, "nats-creds", os.Getenv("TIERCACHE_NATS_CREDS"), "NATS credentials file")
+	fs.StringVar(&o.nkey, "nats-nkey", os.Getenv("TIERCACHE_NATS_NKEY"), "file holding a NATS NKey user seed")
 	fs.StringVar(&o.user, "nats-user", os.Getenv("TIERCACHE_NATS_USER"), "NATS user")
 	fs.StringVar(&o.password, "nats-password", os.Getenv("TIERCACHE_NATS_PASSWORD"), "NATS password")
 	fs.StringVar(&o.tlsCA, "nats-tls-ca", os.Getenv("TIERCACHE_NATS_TLS_CA"), "NATS TLS CA file")
@@ -186,6 +188,9 @@ func (c *ctl) jetstream(ctx context.Context) (jetstream.JetStream, error) {
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { c.perms.Handle(err) })}
 	if c.o.creds != "" {
 		opts = append(opts, nats.UserCredentials(c.o.creds))
+	}
+	if c.o.nkey != "" {
+		opts = append(opts, invalidation.NKeyOption(c.o.nkey))
 	}
 	if c.o.user != "" {
 		opts = append(opts, nats.UserInfo(c.o.user, c.o.password))

@@ -391,3 +391,53 @@ func TestDrillNATSCreds(t *testing.T) {
 	}
 	t.Logf("creds drill: daemon connected with --nats-creds (user JWT signed by an account of an operator made in the test, server in operator mode); tierctl --nats-creds rolled out and the daemon applied it; a client without credentials was refused (%v)", anonErr)
 }
+
+// TestDrillNATSNKey: nats-server authenticating users by NKey (no JWTs);
+// the daemon connects with --nats-nkey, tierctl rolls out with its own
+// seed, and a client with an NKey the server does not know is refused.
+func TestDrillNATSNKey(t *testing.T) {
+	dir := t.TempDir()
+	user := func(name string) (pub, seedFile string) {
+		kp, err := nkeys.CreateUser()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err = kp.PublicKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seed, err := kp.Seed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seedFile = filepath.Join(dir, name+".nk")
+		if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return pub, seedFile
+	}
+	daemonPub, daemonSeed := user("daemon")
+	pipelinePub, pipelineSeed := user("pipeline")
+	_, strangerSeed := user("stranger")
+	ns := newNATSServer(t, &server.Options{Nkeys: []*server.NkeyUser{{Nkey: daemonPub}, {Nkey: pipelinePub}}})
+
+	d := modelDaemon(t, "node-nkey", ns.url(), "--nats-nkey", daemonSeed)
+	waitFor(t, 30*time.Second, "the daemon to connect with its NKey", func() bool { return natsConnected(d) })
+	if code, out, errs, _ := tierctl(t, "--nats", ns.url(), "--nats-nkey", pipelineSeed, "rollout", "clip", "v4", "--wait", "20s"); code != 0 {
+		t.Fatalf("tierctl rollout with an NKey: exit %d\n%s%s", code, out, errs)
+	}
+	waitVersion(t, 4, d)
+	opt, err := nats.NkeyOptionFromSeed(strangerSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, strangerErr := nats.Connect(ns.url(), opt, nats.MaxReconnects(0), nats.Timeout(3*time.Second))
+	if strangerErr == nil {
+		t.Errorf("a client with an unknown NKey connected")
+	}
+	code, _, errs, _ := tierctl(t, "--nats", ns.url(), "--nats-nkey", strangerSeed, "--timeout", "10s", "rollout", "clip", "v5")
+	if code == 0 {
+		t.Errorf("tierctl with an unknown NKey rolled out")
+	}
+	t.Logf("nkey drill: daemon connected with --nats-nkey to a server authenticating users by NKey; tierctl --nats-nkey rolled out and the daemon applied it; a client with an unknown NKey was refused (%v; tierctl exit %d: %s)", strangerErr, code, strings.TrimSpace(errs))
+}
