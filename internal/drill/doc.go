@@ -36,13 +36,14 @@
 //     client reads its own writes while the daemon runs.
 //   - TestDrillDiskFull: the data directory on a tmpfs mounted by the test
 //     (root only; otherwise it skips — tier/fault_test.go covers the same
-//     faults in-process with errorfs), --disk-max above the filesystem's
-//     size. A filler file takes the rest of the disk: SETs are still
-//     acknowledged and served from memory, INFO l2_write_errors and
-//     l2_errors report the failures; deleting the filler lets the daemon
-//     write its queue down by itself; after SIGKILL and restart everything
-//     written before, during (unless pending_writes_dropped says shed) and
-//     after is there.
+//     faults in-process with errorfs): a 128 MiB filesystem with
+//     --disk-max 100MiB, and a 64 MiB one with --disk-max 256MiB (which
+//     the daemon must lower to 90% of the filesystem). A filler file
+//     takes the rest of the disk: SETs are still acknowledged and served
+//     from memory, INFO l2_write_errors and l2_errors report the failures;
+//     deleting the filler lets the daemon write its queue down by itself;
+//     after SIGKILL and restart everything written before, during (unless
+//     pending_writes_dropped says shed) and after is there.
 //   - TestDrillNATSDown: three daemons on one nats-server, restarted on the
 //     same port with its JetStream store after an outage of 3s (long:
 //     30s) during which MODEL.ROLLOUT and tierctl rollout fail at once and
@@ -58,10 +59,12 @@
 //     clients × 16 MiB values (long: 200 × 64 MiB) streamed by raw RESP
 //     writers at once, while a probe does SET/GET of small keys. The
 //     daemon's RSS (VmRSS sampled, and VmHWM) must stay under the bound
-//     in-flight budget + 1.15 × --mem-max + 64 MiB + Pebble's caches
-//     (flood_test.go computes it from the flags); the probe keeps being
-//     served (p99 and max reported); every value is stored intact or
-//     refused with an error. This daemon is built without -race.
+//     documented in the README (flood_test.go computes it from the flags:
+//     in-flight budget and its small-command lane, 1.15 × --mem-max, the
+//     write queue, Pebble's caches and write path, 64 MiB); the probe
+//     keeps being served (no error, commands completed during the flood;
+//     p99 and max reported); every value is stored intact or refused with
+//     an error. This daemon is built without -race.
 //   - TestDrillNATSPermissions: nats-server configured by
 //     testdata/nats-permissions.conf, the documented example of users for
 //     the daemons (read the registry, announce themselves) and for
@@ -69,14 +72,12 @@
 //     it does not own is refused with a permissions violation and changes
 //     nothing. TestDrillNATSTLS (mutual TLS, with a CA and certificates the
 //     test makes) and TestDrillNATSCreds (a JWT creds file, the server in
-//     operator mode) show the daemon's other ways to authenticate.
+//     operator mode) and TestDrillNATSNKey (users authenticated by NKey)
+//     show the daemon's other ways to authenticate.
 //
 // # Environment
 //
 //   - TIERCACHE_DRILL_LONG=1: the full sizes (see each drill).
-//   - TIERCACHE_DRILL_KNOWN_BUGS=1: checks of the bugs below (Findings)
-//     fail the drill (otherwise they are logged with "KNOWN BUG") and the
-//     reproduction of the small-filesystem bug runs.
 //   - TIERCACHE_DRILL_PPROF=FILE: TestDrillFloodProfile runs the flood
 //     against an in-process server and writes the heap profile of its peak.
 //   - TIERCACHE_DRILL_LOGDIR=DIR: the full logs of the daemons of a failed
@@ -84,47 +85,39 @@
 //
 // # Findings
 //
-// Bugs the drills found, by the id their checks log:
+// Bugs the drills found, all fixed since:
 //
-//   - walprealloc: Pebble preallocates 1.1 × MemTableSize (--disk-max/16,
-//     4 to 64 MiB) for every WAL file (disktier/walguard.go passes
-//     Preallocate through), and keeps up to six WALs before its first
-//     flush while its memtables grow from 256 KiB. None of it shows in a
-//     file's size, so --disk-max and INFO l2_bytes do not see it. With
-//     --disk-max 256MiB on a 64 MiB filesystem, 10 MiB of writes fill the
-//     filesystem (three 0.2–1 MB WALs hold 17.6 MiB each), the flush that
-//     would free them fails with ENOSPC, and the daemon never writes to
-//     disk again, even after a restart, unless more than a memtable's
-//     worth is freed (TestDrillDiskFull/fs=64MiB,disk-max=256MiB).
-//   - budget-fifo: a small command's arguments wait for the in-flight
-//     budget behind every large value queued before it (server/resp.go
-//     readBulk: TryAcquire fails while anyone waits, and Acquire is FIFO),
-//     so during a flood of large SETs a GET of a 10-byte key waits seconds
-//     (40 × 16 MiB: up to 12 s) to minutes (200 × 64 MiB: about a dozen
-//     probe commands in 3.6–5 minutes, the others cut by the client's 30 s
-//     read timeout) (TestDrillFlood's probe).
-//   - flood-rss: the documented memory bound (in-flight budget + 1.15 ×
-//     --mem-max + 64 MiB + Pebble's block cache and two memtables) leaves
-//     out copies of large values: each SET in flight holds its request
-//     buffer (in the budget) and the record tier.NewRecord copies it into
-//     (not in the budget), and Pebble holds batches waiting for a flush and
-//     the flush's block buffers (compaction iterator, column builder,
-//     aligned buffer, snappy output: about four values of the Go heap).
-//     The write queue also overshoots its bound (MaxPending, 64 MiB here)
-//     by one record per concurrent writer, since a SET queues its record
-//     before it waits for room (INFO pending_write_bytes peaked at
-//     192 MiB). 200 × 64 MiB values peaked at 1,028–1,072 MiB RSS against
-//     a bound of 998 MiB; the heap profile of the peak
-//     (TestDrillFloodProfile) had 256 MiB of Pebble batches, 282 MiB of
-//     L1, 192 MiB of records, 192 MiB of request buffers and ~350 MiB in
-//     Pebble's flush path.
-//
-// Fixed since the drills found them: the members bucket (memory storage)
-// was gone after a NATS server restart and the daemons kept writing
-// through their stale handle, so tierctl rollout --wait waited for nobody
-// (4bec404); writes acknowledged 230–290 ms before a SIGKILL were lost
-// under heavy load with --flush-interval 200ms (72ff24c tightened the
-// write-through back-pressure).
+//   - walprealloc: with --disk-max 256MiB on a 64 MiB filesystem, 10 MiB
+//     of writes filled the filesystem (Pebble preallocated 1.1 × its
+//     memtable size, 17.6 MiB, for each of several WALs, invisible in the
+//     files' sizes), the flush that would have freed it failed with
+//     ENOSPC, and the daemon never wrote to disk again. disktier now caps
+//     WAL preallocation at 1 MiB and lowers MaxBytes to 90% of the
+//     filesystem (TestDrillDiskFull/fs=64MiB,disk-max=256MiB).
+//   - budget-fifo: a small command's arguments waited for the in-flight
+//     budget behind every large value queued before it (FIFO), so during
+//     a flood of large SETs a GET of a 10-byte key waited seconds (40 ×
+//     16 MiB: up to 12 s) to minutes (200 × 64 MiB: the probe's commands
+//     cut by its 30 s read timeout). Commands up to 1 MiB now have a
+//     32 MiB lane of their own (server/budget.go;
+//     server TestBudgetSmallCommandsNotQueuedBehindLarge).
+//   - flood-rss: 200 × 64 MiB values peaked at 1,028–1,072 MiB RSS against
+//     the bound then documented (998 MiB), which left out copies of large
+//     values: the record tier.NewRecord copied each SET's value into (as
+//     much again as the in-flight budget) and Pebble's write path
+//     (batches queued as memtables, the flush's buffers). SET now builds
+//     its record in the request buffer (tier.SetArgs.Spare), and the
+//     documented bound counts the write queue and Pebble's write path.
+//   - The members bucket (memory storage) was gone after a NATS server
+//     restart and the daemons kept writing through their stale handle, so
+//     tierctl rollout --wait waited for nobody (4bec404).
+//   - Writes acknowledged 230–290 ms before a SIGKILL were lost under
+//     heavy load with --flush-interval 200ms (72ff24c tightened the
+//     write-through back-pressure).
+//   - A rollout NATS refused for lack of permission waited for its
+//     timeout and reported "context deadline exceeded";
+//     invalidation.PermissionWatch now fails it at once with the
+//     violation.
 //
 // # Caveats
 //

@@ -93,21 +93,3 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 // mib formats a byte count in MiB.
 func mib(n int64) string { return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB" }
 
-// knownBugsEnv turns the checks of bugs the drills found, and that are
-// not fixed yet, into failures. Without it they are logged: the drills
-// pass and show the bug. See the package documentation, "Findings".
-const knownBugsEnv = "TIERCACHE_DRILL_KNOWN_BUGS"
-
-var knownBugs = os.Getenv(knownBugsEnv) != "" && os.Getenv(knownBugsEnv) != "0"
-
-// knownBug reports a failure caused by the known bug id: an error with
-// TIERCACHE_DRILL_KNOWN_BUGS=1, a log line otherwise.
-func knownBug(t testing.TB, id, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if knownBugs {
-		t.Errorf("known bug %s: %s", id, msg)
-		return
-	}
-	t.Logf("KNOWN BUG %s (not failing the drill; %s=1 makes it fail): %s", id, knownBugsEnv, msg)
-}
