@@ -30,6 +30,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"github.com/tiercache/tiercache/internal/natstest"
+	"github.com/tiercache/tiercache/internal/testutil"
 	"github.com/tiercache/tiercache/invalidation"
 	"go.uber.org/goleak"
 )
@@ -47,27 +48,16 @@ func TestMain(m *testing.M) {
 }
 
 func buildAndRun(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "tiercache-deploy-test-")
+	dir, built, err := testutil.Build(
+		testutil.Command{Name: "tiercached", Pkg: "github.com/tiercache/tiercache/cmd/tiercached", Race: raceEnabled},
+		testutil.Command{Name: "tierctl", Pkg: "github.com/tiercache/tiercache/cmd/tierctl", Race: raceEnabled},
+		testutil.Command{Name: "healthcheck", Pkg: "github.com/tiercache/tiercache/deploy/healthcheck", Race: raceEnabled})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	for name, pkg := range map[string]string{
-		"tiercached":  "github.com/tiercache/tiercache/cmd/tiercached",
-		"tierctl":     "github.com/tiercache/tiercache/cmd/tierctl",
-		"healthcheck": "github.com/tiercache/tiercache/deploy/healthcheck",
-	} {
-		bins[name] = filepath.Join(dir, name)
-		args := []string{"build", "-o", bins[name]}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		if out, err := exec.Command("go", append(args, pkg)...).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", name, err, out)
-			return 1
-		}
-	}
+	bins = built
 	help, _ := exec.Command(bins["tiercached"], "--help").Output()
 	hasReplicasFlag = bytes.Contains(help, []byte("--models-replicas"))
 	code := m.Run()
@@ -98,31 +88,12 @@ func checkFor(t *testing.T, total time.Duration, what string, f func() error) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer a process writes its log to while the test
-// reads it.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // daemon is a tiercached process.
 type daemon struct {
 	node, sock string
 	metrics    string // the metrics listener's address, once ready
 	cmd        *exec.Cmd
-	log        syncBuffer
+	log        testutil.SyncBuffer
 	rdb        *redis.Client
 	exited     chan struct{} // closed once the process has exited
 	code       int           // its exit code, once exited is closed

@@ -7,8 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
+	"github.com/tiercache/tiercache/internal/testutil"
 	"github.com/tiercache/tiercache/tier"
 	"go.uber.org/goleak"
 )
@@ -52,21 +52,6 @@ func testLogger(t testing.TB) func(string, ...any) {
 				t.Logf(format, args...)
 			}
 		}
-	}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(delay)
 	}
 }
 
@@ -128,3 +113,5 @@ func mustSet(t testing.TB, s *Store, key []byte, r tier.Record) {
 }
 
 func key(i int) []byte { return []byte(fmt.Sprintf("\x00key-%08d", i)) }
+
+var waitFor = testutil.WaitFor

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/tiercache/tiercache/disktier"
+	"github.com/tiercache/tiercache/internal/testutil"
 	"github.com/tiercache/tiercache/memtier"
 	"github.com/tiercache/tiercache/tier"
 	"go.uber.org/goleak"
@@ -272,21 +273,6 @@ func formatReply(v any) string {
 	return fmt.Sprintf("?%T", v)
 }
 
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for d := time.Millisecond; ; d = min(2*d, 50*time.Millisecond) {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(d)
-	}
-}
-
 // infoField returns one field of INFO text, and whether it is there.
 func infoField(info, name string) (string, bool) {
 	for _, line := range strings.Split(info, "\r\n") {
@@ -296,3 +282,5 @@ func infoField(info, name string) (string, bool) {
 	}
 	return "", false
 }
+
+var waitFor = testutil.WaitFor

@@ -10,20 +10,9 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/tiercache/tiercache/disktier"
+	"github.com/tiercache/tiercache/internal/testutil"
 	"github.com/tiercache/tiercache/tier"
 )
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 var errInjected = errors.New("injected: no space left on device")
 
@@ -89,3 +78,5 @@ func openHybridWith(t testing.TB, dir string, fs vfs.FS, onError func(string, er
 	return openHybrid(t, hcfg{dir: dir, memMax: 8 << 20, flush: 50 * time.Millisecond, onError: onError,
 		diskOpts: func(o *disktier.Options) { o.FS = fs }})
 }
+
+var waitFor = testutil.WaitFor

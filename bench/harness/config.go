@@ -343,10 +343,8 @@ func (c *Config) Validate() error {
 			add("memory budget %d below 1 MiB", m)
 		}
 	}
-	// tiercached documents 16 MiB as the smallest --disk-max, but refuses
-	// less than 64 MiB (its 4 MiB memtable must fit 16 times).
-	if c.BudgetDiskFactor*float64(minSlice(c.BudgetMem)) < 64*MiB {
-		add("BudgetDiskFactor × smallest budget must be ≥ 64 MiB (the smallest --disk-max tiercached starts with)")
+	if c.BudgetDiskFactor*float64(minSlice(c.BudgetMem)) < 16*MiB {
+		add("BudgetDiskFactor × smallest budget must be ≥ 16 MiB (the smallest --disk-max tiercached takes)")
 	}
 	if c.ColdMemMax < 1*MiB || c.ColdFactor < 1 {
 		add("cold tier needs ColdMemMax ≥ 1 MiB and ColdFactor ≥ 1")

@@ -274,10 +274,7 @@ func (h *runner) startTiercache(ctx context.Context, name string, o tcOpts) (*pr
 		"--socket", sock, "--data-dir", o.dataDir,
 		"--mem-max", sizeArg(o.memMax), "--disk-max", sizeArg(o.diskMax),
 		"--write-policy", o.policy, "--nats", o.nats, "--node-id", o.nodeID,
-		"--log-level", "warn",
-		// The daemon refuses a --max-value above --disk-max; its default
-		// (64 MiB) is kept where the disk allows.
-		"--max-value", sizeArg(min(64*MiB, o.diskMax/4)),
+		"--log-level", "warn", // --max-value: the default (64 MiB, or --disk-max/4 if smaller)
 	}
 	if o.natsListen != "" {
 		argv = append(argv, "--nats-listen", o.natsListen)

@@ -2,7 +2,6 @@ package drill
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,30 +16,12 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tiercache/tiercache/internal/testutil"
 )
 
 // readyTimeout bounds a daemon's start: generous, for -race builds on two
 // loaded cores.
 const readyTimeout = 60 * time.Second
-
-// syncBuffer is a bytes.Buffer safe for a process's output copier and the
-// test to use at once.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // daemon is a tiercached that a drill starts, kills and restarts on the
 // same socket and data directory.
@@ -63,7 +44,7 @@ type daemon struct {
 // process is one run of a daemon.
 type process struct {
 	cmd    *exec.Cmd
-	log    syncBuffer // stdout and stderr
+	log    testutil.SyncBuffer // stdout and stderr
 	exited chan struct{}
 	code   int // valid once exited is closed
 }
