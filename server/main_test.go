@@ -31,6 +31,7 @@ func TestMain(m *testing.M) {
 type testServer struct {
 	s     *Server
 	h     *tier.Hybrid
+	l1    *memtier.Cache // the Hybrid's L1, for tests that empty it
 	sock  string
 	clock *tier.ManualClock
 	opts  Options // as given to New (before defaults)
@@ -92,7 +93,7 @@ func startServer(t testing.TB, mod func(*Options)) *testServer {
 		}
 		os.RemoveAll(dir)
 	})
-	return &testServer{s: s, h: h, sock: sock, clock: clock, opts: opts}
+	return &testServer{s: s, h: h, l1: l1, sock: sock, clock: clock, opts: opts}
 }
 
 // client returns a go-redis client of the server, closed at the end of the

@@ -1191,3 +1191,74 @@ func TestRedisLongKeyDoesNotBlockL2(t *testing.T) {
 		t.Fatalf("SET of a 70,000-byte key: %v, want ERR key too large", longErr)
 	}
 }
+
+// TestRedisRecordInPlace: values of 16 KiB and more are read with room in
+// front and stored without a copy (tier.SetArgs.Spare); every form of SET
+// and MSET must store exactly the bytes sent, in both tiers, under model
+// scopes too (whose records carry a version tag in that room).
+func TestRedisRecordInPlace(t *testing.T) {
+	ts := startServer(t, nil)
+	ctx := context.Background()
+	rdb := ts.client(t, nil)
+	val := func(seed, n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i*31 + seed + i>>9)
+		}
+		return b
+	}
+	if err := rdb.Do(ctx, "MODEL.ROLLOUT", "clip", "v1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]byte{}
+	set := func(key string, v []byte, args ...any) {
+		t.Helper()
+		cmd := append([]any{"SET", key, v}, args...)
+		if err := rdb.Do(ctx, cmd...).Err(); err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatalf("SET %s %v: %v", key, args, err)
+		}
+		want[key] = v
+	}
+	sizes := []int{spareMin - 1, spareMin, 118 << 10, 1<<20 + 3}
+	for i, n := range sizes {
+		set(fmt.Sprintf("plain:%d", i), val(i, n))
+		set(fmt.Sprintf("{clip}:%d", i), val(i+10, n), "EX", 1000)
+		set(fmt.Sprintf("{clip@v1}:%d", i), val(i+20, n), "NX")
+		set(fmt.Sprintf("plain:%d", i), val(i+30, n), "XX", "KEEPTTL")
+		old, err := rdb.Do(ctx, "SET", fmt.Sprintf("plain:%d", i), val(i+40, n), "GET").Text()
+		if err != nil || old != string(want[fmt.Sprintf("plain:%d", i)]) {
+			t.Fatalf("SET GET of %d bytes returned %d bytes (%v)", n, len(old), err)
+		}
+		want[fmt.Sprintf("plain:%d", i)] = val(i+40, n)
+	}
+	mset := []any{"MSET"}
+	for i, n := range sizes {
+		k := fmt.Sprintf("m:%d", i)
+		mset = append(mset, k, val(i+50, n))
+		want[k] = val(i+50, n)
+	}
+	if err := rdb.Do(ctx, mset...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	check := func(where string) {
+		t.Helper()
+		for k, v := range want {
+			got, err := rdb.Get(ctx, k).Bytes()
+			if err != nil || !bytes.Equal(got, v) {
+				t.Fatalf("%s: GET %s: %d bytes (%v), want the %d sent", where, k, len(got), err, len(v))
+			}
+		}
+	}
+	check("from L1")
+	if err := ts.h.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.l1.Reset(); err != nil { // L2 only from here
+		t.Fatal(err)
+	}
+	before := ts.h.Stats().L2Hits
+	check("from L2")
+	if hits := ts.h.Stats().L2Hits - before; hits != uint64(len(want)) {
+		t.Fatalf("%d L2 hits for %d keys read after L1 was emptied", hits, len(want))
+	}
+}
