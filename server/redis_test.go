@@ -771,6 +771,9 @@ func TestRedisInfo(t *testing.T) {
 		{"Server", "node_id", "node-test"},
 		{"Server", "process_id", strconv.Itoa(os.Getpid())},
 		{"Clients", "connected_clients", "1"},
+		{"Clients", "inflight_bytes", "4"}, // the INFO command being answered
+		{"Clients", "inflight_budget_bytes", strconv.FormatInt(256<<20+smallReserve, 10)},
+		{"Clients", "budget_waiting_clients", "0"},
 		{"Stats", "keyspace_hits", "1"},
 		{"Stats", "keyspace_misses", "1"},
 		{"Stats", "rejected_stale_writes", "0"},
