@@ -138,6 +138,7 @@ func diskFull(t *testing.T, fsSize, diskMax string) {
 	// A checker reads every key written so far, continuously, from here on.
 	var written atomic.Int64 // "during" keys acknowledged
 	var checked atomic.Int64
+	var paused sync.RWMutex // held to pause the checker
 	cctx, stopChecker := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var checkErr error
@@ -148,6 +149,8 @@ func diskFull(t *testing.T, fsSize, diskMax string) {
 		defer cc.Close()
 		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
 		for cctx.Err() == nil {
+			paused.RLock()
+			paused.RUnlock()
 			k := fmt.Sprintf("before:%d", rng.IntN(nBefore))
 			if n := written.Load(); n > 0 && rng.IntN(2) == 0 {
 				k = fmt.Sprintf("during:%d", rng.Int64N(n))
@@ -186,6 +189,13 @@ func diskFull(t *testing.T, fsSize, diskMax string) {
 		t.Fatalf("%d entries written before the disk filled are not served", m)
 	}
 	full := d.info()
+	// The daemon's CPU while the disk stays full and no request comes in:
+	// what its retries of L2 cost the host.
+	paused.Lock()
+	cpu0, wall0 := procCPU(d.pid()), time.Now()
+	time.Sleep(3 * time.Second) // a measurement window, not a wait for an event
+	fullCPU := float64(procCPU(d.pid())-cpu0) / float64(time.Since(wall0))
+	paused.Unlock()
 
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
@@ -217,8 +227,8 @@ func diskFull(t *testing.T, fsSize, diskMax string) {
 		t.Errorf("l2_corrupt_entries %d after the restart", n)
 	}
 	d.stop()
-	t.Logf("disk-full drill (%s tmpfs, --disk-max %s, l2_max_bytes %s): a %s filler filled the disk after %d entries (%s); %d SETs acknowledged and served while full (l2_write_errors %s, l2_errors %s, pending %s bytes); writes back on disk %v after space returned, by itself; after SIGKILL+restart: %d/%d before, %d/%d during (dropped %s), %d/%d after present; %d values checked continuously, 0 corrupt",
-		fsSize, diskMax, mib(l2Max), mib(fillBytes), nBefore, mib(nBefore*diskValueSize), nDuring, full["l2_write_errors"], full["l2_errors"], full["pending_write_bytes"],
+	t.Logf("disk-full drill (%s tmpfs, --disk-max %s, l2_max_bytes %s): a %s filler filled the disk after %d entries (%s); %d SETs acknowledged and served while full (l2_write_errors %s, l2_errors %s, pending %s bytes; idle daemon's CPU while full %.0f%% of a core); writes back on disk %v after space returned, by itself; after SIGKILL+restart: %d/%d before, %d/%d during (dropped %s), %d/%d after present; %d values checked continuously, 0 corrupt",
+		fsSize, diskMax, mib(l2Max), mib(fillBytes), nBefore, mib(nBefore*diskValueSize), nDuring, full["l2_write_errors"], full["l2_errors"], full["pending_write_bytes"], 100*fullCPU,
 		recovered.Round(time.Millisecond), nBefore, nBefore, nDuring-lostDuring, nDuring, st["pending_writes_dropped"], nAfter, nAfter, checked.Load())
 }
 
