@@ -115,22 +115,7 @@ for i in 1 2 3; do
 done
 log "NATS cluster ready: $nats_urls"
 
-replicas=()
-if "$bin/tiercached" --help | grep -q -- --models-replicas; then
-  replicas=(--models-replicas 3)
-elif command -v nats >/dev/null; then
-  # Until tiercached has --models-replicas: create the registry buckets with
-  # 3 replicas as the daemons would (they bind existing buckets as they are).
-  nats -s "$nats_urls" kv info tiercache-models >/dev/null 2>&1 ||
-    nats -s "$nats_urls" kv add tiercache-models --replicas 3 --history 16 --storage file \
-      --description "tiercache model registry: MODEL -> VERSION" >/dev/null
-  nats -s "$nats_urls" kv info tiercache-members >/dev/null 2>&1 ||
-    nats -s "$nats_urls" kv add tiercache-members --replicas 3 --history 1 --storage memory --ttl 15s \
-      --description "tiercache daemons: node id -> applied registry revision" >/dev/null
-  log "registry buckets have 3 replicas"
-else
-  log "note: no --models-replicas and no nats CLI: the registry buckets get 1 replica"
-fi
+replicas=(--models-replicas 3) # the registry buckets on all three NATS nodes
 
 for i in 1 2 3; do
   name=tc-$i

@@ -7,7 +7,6 @@ package deploy_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,11 +37,6 @@ import (
 // bins are the programs under test, built once by TestMain.
 var bins = map[string]string{}
 
-// hasReplicasFlag: tiercached has --models-replicas, so the daemons create
-// the registry buckets replicated themselves; otherwise the test creates
-// them with three replicas first, as an operator would (see README.md).
-var hasReplicasFlag bool
-
 func TestMain(m *testing.M) {
 	os.Exit(buildAndRun(m))
 }
@@ -58,8 +52,6 @@ func buildAndRun(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	bins = built
-	help, _ := exec.Command(bins["tiercached"], "--help").Output()
-	hasReplicasFlag = bytes.Contains(help, []byte("--models-replicas"))
 	code := m.Run()
 	if code == 0 {
 		// The in-process NATS cluster and every client are shut down.
@@ -110,9 +102,7 @@ func startDaemon(t *testing.T, node, natsURL string) *daemon {
 		"--mem-max", "64MiB", "--disk-max", "256MiB",
 		"--node-id", node, "--nats", natsURL,
 		"--metrics", "127.0.0.1:0", "--log-format", "json",
-	}
-	if hasReplicasFlag {
-		args = append(args, "--models-replicas", "3")
+		"--models-replicas", "3",
 	}
 	d.cmd = exec.Command(bins["tiercached"], args...)
 	d.cmd.Stdout, d.cmd.Stderr = &d.log, &d.log
@@ -205,35 +195,6 @@ func tierctl(t *testing.T, args ...string) (int, string) {
 	return 0, string(out)
 }
 
-// createBuckets creates the registry buckets with three replicas, as the
-// daemons would with --models-replicas 3: the same configuration as
-// package invalidation's (history BucketHistory; members in memory with
-// the daemon's member TTL, 15s).
-func createBuckets(t *testing.T, urls string) {
-	t.Helper()
-	nc, err := nats.Connect(urls)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for _, cfg := range []jetstream.KeyValueConfig{
-		{Bucket: invalidation.DefaultBucket, Description: "tiercache model registry: MODEL -> VERSION",
-			History: invalidation.BucketHistory, Replicas: 3, Storage: jetstream.FileStorage},
-		{Bucket: invalidation.DefaultMembersBucket, Description: "tiercache daemons: node id -> applied registry revision",
-			History: 1, TTL: 15 * time.Second, Replicas: 3, Storage: jetstream.MemoryStorage},
-	} {
-		if _, err := js.CreateKeyValue(ctx, cfg); err != nil {
-			t.Fatalf("creating bucket %s: %v", cfg.Bucket, err)
-		}
-	}
-}
-
 // modelsReplicas returns the replica count of the registry bucket's stream.
 func modelsReplicas(t *testing.T, urls string) int {
 	t.Helper()
@@ -262,10 +223,6 @@ func modelsReplicas(t *testing.T, urls string) int {
 func TestClusterProcesses(t *testing.T) {
 	began := time.Now()
 	nc := natstest.RunCluster(t, 3)
-	if !hasReplicasFlag {
-		t.Log("tiercached has no --models-replicas: creating the registry buckets with 3 replicas first")
-		createBuckets(t, nc.URLs())
-	}
 	var ds []*daemon
 	for i := range 3 {
 		ds = append(ds, startDaemon(t, fmt.Sprintf("tc-%d", i+1), nc.URL(i)))
