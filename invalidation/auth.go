@@ -10,9 +10,7 @@ import (
 // seed in file (read again at each connection, as nats.UserCredentials
 // does). A file that cannot be read or holds no user seed fails the
 // connection with that error.
-func NKeyOption(file string) nats.Option { return nkeyOption(file) }
-
-func nkeyOption(file string) nats.Option {
+func NKeyOption(file string) nats.Option {
 	return func(o *nats.Options) error {
 		opt, err := nats.NkeyOptionFromSeed(file)
 		if err != nil {

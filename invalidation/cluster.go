@@ -193,7 +193,7 @@ func (c *Cluster) natsOptions() []nats.Option {
 		opts = append(opts, nats.UserCredentials(o.Creds))
 	}
 	if o.NKey != "" {
-		opts = append(opts, nkeyOption(o.NKey))
+		opts = append(opts, NKeyOption(o.NKey))
 	}
 	if o.User != "" || o.Password != "" {
 		opts = append(opts, nats.UserInfo(o.User, o.Password))

@@ -69,16 +69,22 @@ func NewRecord(h Header, value []byte) Record {
 		panic("tier: version tag too long")
 	}
 	r := make(Record, HeaderSize+len(h.Tag)+len(value))
+	copy(r[HeaderSize+len(h.Tag):], value)
+	h.encode(r)
+	return r
+}
+
+// encode writes h in front of the value that fills the rest of r, and the
+// checksum over both.
+func (h Header) encode(r Record) {
 	r[0] = RecordVersion
 	r[1] = h.Flags
 	binary.LittleEndian.PutUint16(r[2:], uint16(len(h.Tag)))
 	binary.LittleEndian.PutUint64(r[8:], uint64(h.ExpireAt))
 	binary.LittleEndian.PutUint64(r[16:], h.Epoch)
-	binary.LittleEndian.PutUint64(r[24:], uint64(len(value)))
+	binary.LittleEndian.PutUint64(r[24:], uint64(len(r)-HeaderSize-len(h.Tag)))
 	copy(r[HeaderSize:], h.Tag)
-	copy(r[HeaderSize+len(h.Tag):], value)
 	binary.LittleEndian.PutUint32(r[4:], crc32.Checksum(r[8:], castagnoli))
-	return r
 }
 
 // ValueHeadroom is the room a caller may leave in front of a value it read
@@ -97,14 +103,7 @@ func newRecordIn(h Header, buf, value []byte) Record {
 		return NewRecord(h, value)
 	}
 	r := Record(buf[off-need:])
-	r[0] = RecordVersion
-	r[1] = h.Flags
-	binary.LittleEndian.PutUint16(r[2:], uint16(len(h.Tag)))
-	binary.LittleEndian.PutUint64(r[8:], uint64(h.ExpireAt))
-	binary.LittleEndian.PutUint64(r[16:], h.Epoch)
-	binary.LittleEndian.PutUint64(r[24:], uint64(len(value)))
-	copy(r[HeaderSize:], h.Tag)
-	binary.LittleEndian.PutUint32(r[4:], crc32.Checksum(r[8:], castagnoli))
+	h.encode(r)
 	return r
 }
 
