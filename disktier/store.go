@@ -109,9 +109,10 @@ type cleanupReq struct {
 func Open(opts Options) (*Store, error) {
 	given := opts
 	opts.EnsureDefaults()
+	configured := opts.MaxBytes
 	if size, lowered := fitFilesystem(&opts, given); lowered {
 		opts.Logger("disktier: MaxBytes lowered from %d to %d bytes, %.0f%% of the filesystem holding %s (%d bytes)",
-			given.MaxBytes, opts.MaxBytes, fsShare*100, opts.Dir, size)
+			configured, opts.MaxBytes, fsShare*100, opts.Dir, size)
 	}
 	if err := opts.Validate(); err != nil {
 		return nil, err
