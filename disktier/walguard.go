@@ -123,7 +123,9 @@ func (f *walFile) SyncTo(length int64) (bool, error) {
 // files' sizes, so outside the MaxBytes accounting, and on a filesystem
 // smaller than MaxBytes it could fill the disk by itself so that the flush
 // that would free it could not run. 1 MiB keeps the benefit (fewer extent
-// allocations while appending) at a bounded cost.
+// allocations while appending) at a bounded cost: BenchmarkWALPrealloc,
+// capped ÷ Pebble's size in one run, 0.86–0.94 of the write throughput
+// with 1 KB records, 0.98–1.03 with 118 KB ones.
 var walPreallocMax int64 = 1 << 20 // a variable for BenchmarkWALPrealloc
 
 func (f *walFile) Preallocate(off, n int64) error {
