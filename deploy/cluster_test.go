@@ -340,3 +340,24 @@ func checkAlertMetrics(t *testing.T, d *daemon) {
 		t.Errorf("alerts.yml uses metrics the daemon does not export: %s", strings.Join(missing, ", "))
 	}
 }
+
+// TestAlertRules checks deploy/prometheus with promtool (the Debian package
+// prometheus has it): the rules load, and their unit tests in
+// alerts_test.yml pass.
+func TestAlertRules(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not found (apt-get install prometheus): the alert rules are not checked")
+	}
+	for _, args := range [][]string{
+		{"check", "rules", "alerts.yml"},
+		{"test", "rules", "alerts_test.yml"},
+		{"check", "config", "prometheus.yml"},
+	} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = "prometheus"
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}

@@ -805,6 +805,16 @@ func (s *Store) PutMeta(name string, value []byte) error {
 	return s.commit(h, b)
 }
 
+// MemoryBound is the most memory Pebble holds outside the Go heap's L1
+// share while it is given batches of at most largestBatch bytes: its block
+// cache, two memtables, and four batches — a batch larger than half a
+// memtable is queued whole as a memtable of its own, Pebble queues up to
+// two before it stalls writes, one more is being committed, and the flush
+// copies a value once more on its way to a blob file.
+func (s *Store) MemoryBound(largestBatch int64) int64 {
+	return s.opts.CacheSize + 2*s.opts.MemTableSize + 4*largestBatch
+}
+
 // Limits returns the longest key and the largest record Write accepts.
 func (s *Store) Limits() (maxKey, maxRecord int) { return MaxKeyLen, int(s.maxRecord) }
 

@@ -88,6 +88,8 @@ func (s *Server) info(want map[string]bool) string {
 		"maxmemory", st.L1.MaxBytes,
 		"maxmemory_human", human(st.L1.MaxBytes),
 		"maxmemory_policy", "allkeys-lru",
+		"memory_bound", s.opts.MemoryBound,
+		"memory_bound_human", human(s.opts.MemoryBound),
 	)
 	section("Stats",
 		"total_connections_received", s.totalConns.Load(),

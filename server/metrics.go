@@ -33,6 +33,8 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		hist,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tiercache_connected_clients", Help: "Client connections open now."},
 			func() float64 { return float64(s.connected.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tiercache_memory_bound_bytes", Help: "The bound the daemon's resident memory stays under, computed from its settings (0: not computed)."},
+			func() float64 { return float64(s.opts.MemoryBound) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tiercache_inflight_bytes", Help: "Bytes of request arguments held now (the in-flight budget in use)."},
 			func() float64 { return float64(s.budget.inUse.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tiercache_budget_waiting_clients", Help: "Connections waiting for in-flight budget before reading a request's arguments."},

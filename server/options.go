@@ -79,12 +79,24 @@ type Options struct {
 	// Registerer, if set, receives the command latency histograms and
 	// connection gauges.
 	Registerer prometheus.Registerer
+	// MemoryBound, if set, is reported as memory_bound in INFO and as
+	// tiercache_memory_bound_bytes: the bound the process's resident memory
+	// stays under, which the daemon computes from its settings.
+	MemoryBound int64
 	// Version is reported as tiercache_version in INFO.
 	Version string
 	// NodeID is reported as node_id in INFO.
 	NodeID string
 	// Clock is used for TTLs (EXPIRE, TTL). Default tier.SystemClock{}.
 	Clock tier.Clock
+}
+
+// InflightBytes is the most memory request arguments hold, all
+// connections together: MaxInflight (after defaults) and the small-command
+// lane.
+func (o Options) InflightBytes() int64 {
+	o.EnsureDefaults()
+	return o.MaxInflight + smallReserve
 }
 
 // EnsureDefaults fills in the zero fields.

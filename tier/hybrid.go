@@ -502,6 +502,13 @@ func (h *Hybrid) Flush() error {
 	return h.flush()
 }
 
+// QueueLimits returns the write queue's bound on pending bytes
+// (Options.MaxPending) and the largest batch the flusher commits
+// (Options.MaxBatch; a single record larger than it goes alone).
+func (h *Hybrid) QueueLimits() (maxPending, maxBatch int64) {
+	return h.opts.MaxPending, h.opts.MaxBatch
+}
+
 // Close stops the flusher, writes L1-only records down to L2 (write-back),
 // commits what is pending, and closes both tiers. It is idempotent and
 // returns the first error.

@@ -39,11 +39,13 @@ type daemon struct {
 	opts options
 	log  *zap.Logger
 
-	cache   *tier.Hybrid
-	cluster cluster
-	srv     *server.Server
-	sock    *unixSocket
-	tcp     net.Listener // nil without --tcp
+	cache    *tier.Hybrid
+	l2       *disktier.Store // the cache's L2, for its memory bound
+	memBound int64           // memoryBound, as INFO memory_bound reports it
+	cluster  cluster
+	srv      *server.Server
+	sock     *unixSocket
+	tcp      net.Listener // nil without --tcp
 
 	metricsLn  net.Listener // nil without --metrics
 	metricsSrv *http.Server
@@ -124,7 +126,7 @@ func newDaemon(opts options) (*daemon, error) {
 			Help: "1 while the daemon is connected to NATS, 0 while it is not.",
 		}, func() float64 { return float64(b2f(cl.info().NATSConnected)) }))
 	}
-	srv, err := server.New(server.Options{
+	sopts := server.Options{
 		Cache:       d.cache,
 		Models:      d.cluster.models,
 		Cluster:     d.cluster.info,
@@ -136,7 +138,10 @@ func newDaemon(opts options) (*daemon, error) {
 		Registerer:  reg,
 		Version:     opts.Version,
 		NodeID:      opts.NodeID,
-	})
+	}
+	d.memBound = d.memoryBound(sopts.InflightBytes())
+	sopts.MemoryBound = d.memBound
+	srv, err := server.New(sopts)
 	if err != nil {
 		return fail(fmt.Errorf("server: %w", err))
 	}
@@ -236,8 +241,18 @@ func (d *daemon) openCache() error {
 		_ = l2.Close()
 		return fmt.Errorf("data directory %s: %w", o.DataDir, err)
 	}
-	d.cache = h
+	d.cache, d.l2 = h, l2
 	return nil
+}
+
+// memoryBound is the bound on the daemon's resident memory documented in
+// the README (Operations, "Memory"): request arguments in flight, L1 with
+// its overhead (1.15 × --mem-max, as tier.GoMemoryLimit), the write queue,
+// Pebble's memory for batches as large as the flusher makes, and 64 MiB
+// for the runtime, connections and everything else.
+func (d *daemon) memoryBound(inflight int64) int64 {
+	pending, batch := d.cache.QueueLimits()
+	return inflight + d.opts.MemMax*115/100 + pending + d.l2.MemoryBound(max(batch, d.opts.MaxValue)) + 64<<20
 }
 
 // diskLine logs a line of the disk tier. Its Logger hook has no levels:
@@ -421,6 +436,7 @@ func (d *daemon) logConfig() {
 		zap.String("mem_max", config.FormatSize(o.MemMax)),
 		zap.String("disk_max", config.FormatSize(o.DiskMax)),
 		zap.String("max_value", config.FormatSize(o.MaxValue)),
+		zap.String("memory_bound", fmt.Sprintf("%.0fMiB", float64(d.memBound)/(1<<20))),
 		zap.Stringer("write_policy", o.WritePolicy),
 		zap.Duration("flush_interval", o.FlushInterval),
 		zap.String("nats", config.RedactNATSURLs(o.NATS)),

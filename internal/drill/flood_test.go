@@ -72,6 +72,9 @@ func TestDrillFlood(t *testing.T) {
 		"--mem-max", "256MiB", "--disk-max", "2GiB", "--max-value", "64MiB")
 	d.start()
 	bound := floodBound(floodMemMax, floodDiskMax, floodMaxValue)
+	if got := d.infoInt("memory_bound"); got != bound {
+		t.Errorf("INFO memory_bound %d, but the documented formula gives %d for these flags", got, bound)
+	}
 	rss := SampleRSS(d.pid(), 20*time.Millisecond)
 	defer rss.Stop()
 	idle := rss.Max()
