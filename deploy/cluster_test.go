@@ -31,36 +31,18 @@ import (
 	"github.com/tiercache/tiercache/internal/natstest"
 	"github.com/tiercache/tiercache/internal/testutil"
 	"github.com/tiercache/tiercache/invalidation"
-	"go.uber.org/goleak"
 )
 
 // bins are the programs under test, built once by TestMain.
-var bins = map[string]string{}
+var bins map[string]string
 
 func TestMain(m *testing.M) {
-	os.Exit(buildAndRun(m))
-}
-
-func buildAndRun(m *testing.M) int {
-	dir, built, err := testutil.Build(
+	// testutil.Main also checks that the in-process NATS cluster and every
+	// client were shut down (goleak).
+	os.Exit(testutil.Main(m, &bins,
 		testutil.Command{Name: "tiercached", Pkg: "github.com/tiercache/tiercache/cmd/tiercached", Race: raceEnabled},
 		testutil.Command{Name: "tierctl", Pkg: "github.com/tiercache/tiercache/cmd/tierctl", Race: raceEnabled},
-		testutil.Command{Name: "healthcheck", Pkg: "github.com/tiercache/tiercache/deploy/healthcheck", Race: raceEnabled})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	bins = built
-	code := m.Run()
-	if code == 0 {
-		// The in-process NATS cluster and every client are shut down.
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-			code = 1
-		}
-	}
-	return code
+		testutil.Command{Name: "healthcheck", Pkg: "github.com/tiercache/tiercache/deploy/healthcheck", Race: raceEnabled}))
 }
 
 // checkFor polls f until it returns nil and fails the test with its last

@@ -20,7 +20,7 @@ var long = os.Getenv(longEnv) != "" && os.Getenv(longEnv) != "0"
 // tierctl built like the test (with -race when it is), and
 // tiercached-norace, for the drill that measures the daemon's memory (the
 // race detector multiplies it).
-var bins = map[string]string{}
+var bins map[string]string
 
 // quiet discards go-redis' own log lines (failed dials to a daemon the
 // drills just killed).
