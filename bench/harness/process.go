@@ -274,7 +274,7 @@ func (h *runner) startTiercache(ctx context.Context, name string, o tcOpts) (*pr
 		"--socket", sock, "--data-dir", o.dataDir,
 		"--mem-max", sizeArg(o.memMax), "--disk-max", sizeArg(o.diskMax),
 		"--write-policy", o.policy, "--nats", o.nats, "--node-id", o.nodeID,
-		"--log-level", "warn", // --max-value: the default (64 MiB, or --disk-max/4 if smaller)
+		"--log-level", "warn", // --max-value: the default (64 MiB; the disk tier refuses what it cannot hold)
 	}
 	if o.natsListen != "" {
 		argv = append(argv, "--nats-listen", o.natsListen)

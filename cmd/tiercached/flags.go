@@ -60,7 +60,7 @@ func newFlagSet(t *flagText, version *bool) *pflag.FlagSet {
 	v(&t.dataDir, "./tiercache-data", "data-dir", "DIR", "L2 (Pebble) directory and local state")
 	v(&t.memMax, "1GiB", "mem-max", "SIZE", "L1 (memory) capacity: 512MiB, 2GiB, 1.5GB or bytes")
 	v(&t.diskMax, "10GiB", "disk-max", "SIZE", "L2 capacity: the data directory never grows past it by more than 10%")
-	v(&t.maxValue, "64MiB", "max-value", "SIZE", "largest value accepted (by default at most a quarter of --disk-max)")
+	v(&t.maxValue, "64MiB", "max-value", "SIZE", "largest value accepted")
 	v(&t.writePolicy, "through", "write-policy", "through|back", "through: every SET reaches L2 within --flush-interval; back: L2 receives entries when L1 evicts them and at shutdown")
 	v(&t.flush, "200ms", "flush-interval", "DURATION", "longest an acknowledged write-through SET waits before it is durable in L2")
 	v(&t.nats, natsEmbedded, "nats", "URL|embedded|off", "embedded: in-process NATS server with JetStream; a URL list: join that NATS cluster; off: standalone")
@@ -136,11 +136,8 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), environ []
 	o.DataDir = t.dataDir
 	b.Size("mem-max", &o.MemMax)
 	b.Size("disk-max", &o.DiskMax)
-	if b.Given("max-value") {
-		b.Size("max-value", &o.MaxValue)
-	} else {
-		o.MaxValue = defaultMaxValue(o.DiskMax)
-	}
+	b.Size("max-value", &o.MaxValue)
+	o.maxValueDefault = !b.Given("max-value")
 	b.Parse("write-policy", func(s string) error {
 		p, err := tier.ParseWritePolicy(s)
 		if err != nil {

@@ -33,7 +33,7 @@ func TestFlagDefaults(t *testing.T) {
 	o := c.opts
 	want := options{
 		Socket: "/tmp/tiercache.sock", SocketMode: 0o660, DataDir: "./tiercache-data",
-		MemMax: 1 << 30, DiskMax: 10 << 30, MaxValue: 64 << 20, WritePolicy: tier.WriteThrough,
+		MemMax: 1 << 30, DiskMax: 10 << 30, MaxValue: 64 << 20, maxValueDefault: true, WritePolicy: tier.WriteThrough,
 		FlushInterval: 200 * time.Millisecond, NATS: "embedded", NATSListen: "127.0.0.1:4222",
 		ModelsBucket: "tiercache-models", ModelsReplicas: 1, NodeID: defaultNodeID(), MaxClients: 10000,
 		ShutdownTimeout: 10 * time.Second, SetMemoryLimit: true,
@@ -52,12 +52,13 @@ func TestFlagDefaults(t *testing.T) {
 	if zero != want {
 		t.Fatalf("EnsureDefaults:\n got %+v\nwant %+v", zero, want)
 	}
-	// --max-value's default follows a small --disk-max; a value given is kept.
+	// A small --disk-max starts with --max-value's default (the disk tier
+	// refuses what it cannot hold when it is set); a value given is kept.
 	for _, tc := range []struct {
 		args []string
 		want int64
 	}{
-		{[]string{"--disk-max", "16MiB"}, 4 << 20},
+		{[]string{"--disk-max", "16MiB"}, 64 << 20},
 		{[]string{"--disk-max", "256MiB"}, 64 << 20},
 		{[]string{"--disk-max", "16MiB", "--max-value", "8MiB"}, 8 << 20},
 	} {

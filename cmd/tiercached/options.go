@@ -48,9 +48,13 @@ type options struct {
 	MemMax int64
 	// DiskMax is L2's capacity in bytes (--disk-max). Default 10 GiB.
 	DiskMax int64
-	// MaxValue is the largest value accepted (--max-value). Default 64 MiB,
-	// or DiskMax/4 if that is smaller; at most DiskMax.
+	// MaxValue is the largest value accepted (--max-value). Default 64 MiB;
+	// a value given must be at most DiskMax. (With a small DiskMax and the
+	// default, values the disk tier cannot hold are refused when they are
+	// set: "-ERR value too large: … the disk tier takes at most …".)
 	MaxValue int64
+	// maxValueDefault: MaxValue is the default, not checked against DiskMax.
+	maxValueDefault bool
 	// WritePolicy is when writes reach L2 (--write-policy). Default through.
 	WritePolicy tier.WritePolicy
 	// FlushInterval bounds how long an acknowledged write-through SET waits
@@ -101,10 +105,6 @@ type options struct {
 	Version string
 }
 
-// defaultMaxValue is --max-value's default: 64 MiB, or a quarter of a
-// small --disk-max (the disk tier takes records of at most about that size).
-func defaultMaxValue(diskMax int64) int64 { return min(64<<20, max(1, diskMax/4)) }
-
 // EnsureDefaults fills in the zero fields with the flags' defaults.
 func (o *options) EnsureDefaults() {
 	if o.Socket == "" {
@@ -123,7 +123,7 @@ func (o *options) EnsureDefaults() {
 		o.DiskMax = 10 << 30
 	}
 	if o.MaxValue == 0 {
-		o.MaxValue = defaultMaxValue(o.DiskMax)
+		o.MaxValue, o.maxValueDefault = 64<<20, true
 	}
 	if o.FlushInterval == 0 {
 		o.FlushInterval = 200 * time.Millisecond
@@ -203,7 +203,7 @@ func (o *options) Validate() error {
 	switch {
 	case o.MaxValue < 1:
 		ps.Addf("max-value", "must be at least 1 byte")
-	case diskOK && o.MaxValue > o.DiskMax:
+	case diskOK && o.MaxValue > o.DiskMax && !o.maxValueDefault:
 		// Checked only against a valid --disk-max, lest one bad value
 		// produce two complaints.
 		ps.Addf("max-value", "larger than --disk-max %s", config.FormatSize(o.DiskMax))
