@@ -66,17 +66,3 @@ func (b *budget) lane(n int64) *semaphore.Weighted {
 	}
 	return b.main
 }
-
-// idle reports whether no budget is held in either lane (for tests and
-// invariant checks; it briefly takes everything).
-func (b *budget) idle() bool {
-	if !b.main.TryAcquire(b.mainSize) {
-		return false
-	}
-	defer b.main.Release(b.mainSize)
-	if !b.small.TryAcquire(b.smallSize) {
-		return false
-	}
-	b.small.Release(b.smallSize)
-	return true
-}

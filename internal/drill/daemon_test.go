@@ -3,7 +3,6 @@ package drill
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -143,15 +142,7 @@ func (d *daemon) launch() *process {
 		d.t.Fatalf("%s: %v", d.name, err)
 	}
 	go func() {
-		err := p.cmd.Wait()
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-		case errors.As(err, &ee):
-			p.code = ee.ExitCode()
-		default:
-			p.code = -1
-		}
+		p.code = testutil.ExitCode(p.cmd.Wait())
 		close(p.exited)
 	}()
 	d.mu.Lock()

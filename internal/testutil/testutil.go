@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -100,4 +101,19 @@ func Main(m *testing.M, bins *map[string]string, cmds ...Command) int {
 		}
 	}
 	return code
+}
+
+// ExitCode is the exit code of a process from the error its Wait or Run
+// returned: 0 for nil, the code of an *exec.ExitError (-1 if a signal
+// ended it), and -1 for any other error (it did not run).
+func ExitCode(err error) int {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.ExitCode()
+	default:
+		return -1
+	}
 }
