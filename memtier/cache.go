@@ -17,17 +17,22 @@ import (
 	"github.com/tiercache/tiercache/tier"
 )
 
-// Cache is the in-memory tier (L1): a bigcache instance with per-record
-// expiry, exact byte accounting and an eviction hook. It is safe for
-// concurrent use.
+// Cache is the in-memory tier (L1): records under SmallRecord bytes in
+// bigcache's rings, larger ones by reference in the large store, with
+// per-record expiry, exact byte accounting, one memory budget for both and
+// an eviction hook. It is safe for concurrent use.
 type Cache struct {
-	bc        atomic.Pointer[bigcache.BigCache] // nil once closed
-	hash      hasher
-	mask      uint64  // Shards-1: a key's shard is hash&mask, as in bigcache
-	shards    []shard // one per bigcache shard, same index
-	clock     tier.Clock
-	maxRecord int
-	maxBytes  int64
+	bc          atomic.Pointer[bigcache.BigCache] // nil once closed
+	large       *large
+	hash        hasher
+	mask        uint64  // Shards-1: a key's shard is hash&mask, as in bigcache
+	shards      []shard // one per bigcache shard, same index
+	clock       tier.Clock
+	maxRecord   int
+	smallRecord int
+	maxBytes    int64
+	smallBytes  int64        // the rings' capacity
+	pushed      atomic.Int64 // bytes ever written to the rings, up to smallBytes: what they hold in memory
 
 	onEvict atomic.Pointer[func(key string, r tier.Record)]
 	hits    atomic.Uint64
@@ -71,12 +76,15 @@ func New(opts Options) (*Cache, error) {
 		return nil, err
 	}
 	c := &Cache{
-		hash:      newHasher(),
-		mask:      uint64(o.Shards - 1),
-		shards:    make([]shard, o.Shards),
-		clock:     o.Clock,
-		maxRecord: o.MaxRecord,
-		maxBytes:  capacity(o.MaxBytes),
+		large:       newLarge(),
+		hash:        newHasher(),
+		mask:        uint64(o.Shards - 1),
+		shards:      make([]shard, o.Shards),
+		clock:       o.Clock,
+		maxRecord:   o.MaxRecord,
+		smallRecord: o.SmallRecord,
+		maxBytes:    capacity(o.MaxBytes),
+		smallBytes:  capacity(o.SmallBytes),
 	}
 	for i := range c.shards {
 		c.shards[i].sizes = make(map[uint64]uint32)
@@ -91,7 +99,7 @@ func New(opts Options) (*Cache, error) {
 
 // bigcacheConfig returns the bigcache configuration for validated options.
 func bigcacheConfig(o Options, h hasher, onEvict func(key string, entry []byte, reason bigcache.RemoveReason)) bigcache.Config {
-	sb := shardBytes(o.MaxBytes, o.Shards)
+	sb := shardBytes(o.SmallBytes, o.Shards)
 	cfg := bigcache.Config{
 		Shards: o.Shards,
 		// With CleanWindow 0 bigcache still drops the oldest entry on
@@ -105,7 +113,7 @@ func bigcacheConfig(o Options, h hasher, onEvict func(key string, entry []byte, 
 		// until entries are written. It also sizes each shard's copy
 		// buffer, which is only touched as far as the largest entry.
 		MaxEntrySize:     int((sb + recordsPerShard - 1) / recordsPerShard),
-		HardMaxCacheSize: int(capacity(o.MaxBytes) / mib),
+		HardMaxCacheSize: int(capacity(o.SmallBytes) / mib),
 		Hasher:           h,
 		Logger:           log.New(io.Discard, "", 0),
 	}
@@ -123,9 +131,12 @@ func bigcacheConfig(o Options, h hasher, onEvict func(key string, entry []byte, 
 // MaxRecord returns the largest len(key)+len(record) Set accepts.
 func (c *Cache) MaxRecord() int { return c.maxRecord }
 
-// Get returns a copy of the record stored under key, or tier.ErrNotFound if
-// there is none or it has expired. A record that does not parse (which Set
-// never stores) is dropped and reported as not found.
+// Get returns the record stored under key, or tier.ErrNotFound if there is
+// none or it has expired. The record must not be modified: a large one is
+// the stored record itself (shared with other readers, and kept alive by the
+// garbage collector for as long as the caller holds it, even after it is
+// overwritten or evicted); a small one is a copy. A record that does not
+// parse (which Set never stores) is dropped and reported as not found.
 func (c *Cache) Get(key []byte) (tier.Record, error) {
 	bc := c.bc.Load()
 	if bc == nil {
@@ -135,7 +146,22 @@ func (c *Cache) Get(key []byte) (tier.Record, error) {
 		c.misses.Add(1)
 		return nil, tier.ErrNotFound
 	}
-	v, err := bc.Get(unsafeString(key))
+	k := unsafeString(key)
+	if e := c.large.get(k); e != nil {
+		if !c.live(e.rec, 0) {
+			c.dropStaleLarge(k, e)
+			c.misses.Add(1)
+			return nil, tier.ErrNotFound
+		}
+		c.hits.Add(1)
+		return e.rec, nil
+	}
+	_, sh := c.shard(k)
+	if sh.keys.Load() == 0 {
+		c.misses.Add(1)
+		return nil, tier.ErrNotFound
+	}
+	v, err := bc.Get(k)
 	if err != nil {
 		c.misses.Add(1)
 		return nil, tier.ErrNotFound
@@ -182,7 +208,17 @@ func (c *Cache) dropStale(key []byte) {
 	}
 }
 
-// Set stores r under key, replacing any previous record; r is copied. A
+// dropStaleLarge deletes the large entry e of k if it is still stored.
+func (c *Cache) dropStaleLarge(k string, e *entry) {
+	_, sh := c.shard(k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	c.large.remove(k, e)
+}
+
+// Set stores r under key, replacing any previous record. A record of
+// SmallRecord bytes or more (with its key) is kept as it is, so the caller
+// must not modify r afterwards; a smaller one is copied into a ring. A
 // key longer than MaxKeyLen, or a key and record larger than MaxRecord, is
 // refused with an error wrapping tier.ErrTooLarge, and a record that does not
 // parse with one wrapping tier.ErrCorrupt; either way the cache then holds
@@ -213,7 +249,9 @@ func (c *Cache) Set(key []byte, r tier.Record) error {
 	return c.set(key, r)
 }
 
-// set stores r under key without checking it.
+// set stores r under key without checking it. The key's shard lock orders
+// it against every other write of the key, whichever store each goes to,
+// so a key is in at most one of them.
 func (c *Cache) set(key []byte, r []byte) error {
 	k := unsafeString(key)
 	h, sh := c.shard(k)
@@ -223,23 +261,55 @@ func (c *Cache) set(key []byte, r []byte) error {
 	if bc == nil {
 		return tier.ErrClosed
 	}
+	size := len(key) + len(r)
+	if size >= c.smallRecord {
+		if sh.keys.Load() > 0 {
+			if err := c.deleteLocked(bc, sh, h, k); err != nil {
+				return err
+			}
+		}
+		e := &entry{key: string(key), rec: r, cost: costOf(key, r)}
+		if !c.large.put(e, c.largeLimit(), c.evictedLarge) {
+			return fmt.Errorf("%w: key and record of %d bytes, L1 has room for %d beside its small records", tier.ErrTooLarge, size, c.largeLimit())
+		}
+		return nil
+	}
+	c.large.remove(k, nil)
 	err := bc.Set(k, r) // may call evictedLocked for other keys of sh
 	// bigcache has dropped the entry Set replaces (even if Set then failed)
 	// without telling, and never evicts it (it is dropped first): its size
 	// is the one recorded.
 	if err != nil {
 		sh.removeLocked(h)
-		// Unreachable while MaxRecord holds: every record fits a shard.
+		// Unreachable while SmallRecord holds: every small record fits a shard.
 		return fmt.Errorf("memtier: set: %w", err)
 	}
 	old, had := sh.sizes[h]
-	size := uint32(len(key) + len(r))
-	sh.sizes[h] = size
+	sh.sizes[h] = uint32(size)
 	sh.bytes.Add(int64(size) - int64(old))
 	if !had {
 		sh.keys.Add(1)
 	}
+	if c.pushed.Load() < c.smallBytes {
+		// The rings take memory as they are first written: the large
+		// store's share shrinks by as much.
+		if c.pushed.Add(int64(size+entryOverhead)) > c.smallBytes {
+			c.pushed.Store(c.smallBytes)
+		}
+		c.large.evict(c.largeLimit(), c.evictedLarge)
+	}
 	return nil
+}
+
+// largeLimit is the memory the large store may take: the budget less what
+// the rings hold.
+func (c *Cache) largeLimit() int64 { return c.maxBytes - c.pushed.Load() }
+
+// evictedLarge passes an entry the large store evicted to the hook.
+func (c *Cache) evictedLarge(e *entry) {
+	if fn := c.onEvict.Load(); fn != nil {
+		(*fn)(e.key, e.rec)
+	}
 }
 
 // Delete removes the record stored under key. Deleting a missing key is not
@@ -258,6 +328,12 @@ func (c *Cache) Delete(key []byte) error {
 	bc := c.bc.Load()
 	if bc == nil {
 		return tier.ErrClosed
+	}
+	if c.large.remove(k, nil) {
+		return nil
+	}
+	if sh.keys.Load() == 0 {
+		return nil
 	}
 	return c.deleteLocked(bc, sh, h, k)
 }
@@ -306,7 +382,8 @@ func (c *Cache) evictedLocked(key string, entry []byte, reason bigcache.RemoveRe
 // (expired or not; not for deletes nor overwrites), in place of any
 // previous one; nil removes it. fn runs inside Set with a shard lock held:
 // it must be quick, must not block, must not panic (bigcache would keep the
-// shard locked) and must not call into c. r is only valid during the call.
+// shard locked) and must not call into c. fn may keep r (a fresh copy, or a
+// large record that nothing modifies) but must not modify it.
 func (c *Cache) SetOnEvict(fn func(key string, r tier.Record)) {
 	if fn == nil {
 		c.onEvict.Store(nil)
@@ -315,15 +392,21 @@ func (c *Cache) SetOnEvict(fn func(key string, r tier.Record)) {
 	c.onEvict.Store(&fn)
 }
 
-// Range calls fn with a copy of every live record until fn returns false.
-// It takes no lock while fn runs, so fn may use c; entries set or deleted
-// during Range may or may not be seen.
+// Range calls fn with every live record until fn returns false; fn may
+// keep the records but must not modify them. It takes no lock while fn
+// runs, so fn may use c; entries set or deleted during Range may or may
+// not be seen.
 func (c *Cache) Range(fn func(key []byte, r tier.Record) bool) {
 	bc := c.bc.Load()
 	if bc == nil {
 		return
 	}
 	now := c.clock.Now().UnixMilli()
+	for _, e := range c.large.snapshot() {
+		if c.live(e.rec, now) && !fn([]byte(e.key), e.rec) {
+			return
+		}
+	}
 	for it := bc.Iterator(); it.SetNext(); {
 		e, err := it.Value()
 		if err != nil {
@@ -344,9 +427,12 @@ func (c *Cache) Range(fn func(key []byte, r tier.Record) bool) {
 // Options.MaxBytes rounded down to a MiB.
 func (c *Cache) Stats() tier.Stats {
 	s := tier.Stats{
-		Hits:     c.hits.Load(),
-		Misses:   c.misses.Load(),
-		MaxBytes: c.maxBytes,
+		Hits:      c.hits.Load(),
+		Misses:    c.misses.Load(),
+		MaxBytes:  c.maxBytes,
+		Evictions: c.large.evictions.Load(),
+		Bytes:     c.large.bytes.Load(),
+		Keys:      c.large.keys.Load(),
 	}
 	for i := range c.shards {
 		sh := &c.shards[i]
@@ -367,6 +453,7 @@ func (c *Cache) Reset() error {
 		c.shards[i].mu.Lock() // no Set or Delete runs while the rings are cleared
 	}
 	err := bc.Reset()
+	c.large.reset()
 	for i := range c.shards {
 		sh := &c.shards[i]
 		clear(sh.sizes)
@@ -392,6 +479,7 @@ func (c *Cache) Close() error {
 		sh.keys.Store(0)
 		sh.mu.Unlock()
 	}
+	c.large.reset()
 	return bc.Close()
 }
 

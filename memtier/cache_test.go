@@ -269,14 +269,28 @@ func TestExpiry(t *testing.T) {
 		t.Errorf("Range saw %q, want [b]", seen)
 	}
 
-	// An expired record evicted for space still reaches the hook.
+	// An expired record evicted for space still reaches the hook, from
+	// either store: e is large, d is in a ring.
+	e := record(120<<10, now+2500, 4)
+	if err := c.Set([]byte("e"), e); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Second)
 	evicted := map[string]bool{}
 	c.SetOnEvict(func(key string, r tier.Record) { evicted[key] = true })
-	for i := 0; !evicted["d"]; i++ {
+	for i := 0; !evicted["e"]; i++ {
 		if i > 1000 {
+			t.Fatal("e was never evicted")
+		}
+		if err := c.Set(fmt.Appendf(nil, "large%d", i), record(100<<10, 0, uint64(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; !evicted["d"]; i++ {
+		if i > 10000 {
 			t.Fatal("d was never evicted")
 		}
-		if err := c.Set(fmt.Appendf(nil, "fill%d", i), record(100<<10, 0, uint64(i))); err != nil {
+		if err := c.Set(fmt.Appendf(nil, "small%d", i), record(900, 0, uint64(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -372,7 +386,9 @@ func TestEviction(t *testing.T) {
 
 // TestModel runs random operations against a map and compares after each.
 func TestModel(t *testing.T) {
-	c := newCache(t, Options{MaxBytes: 1 << 20}) // 8 shards of 128 KiB
+	// Both stores evict: rings of 16 × 64 KiB, and the large store's
+	// share of 2 MiB.
+	c := newCache(t, Options{MaxBytes: 2 << 20, SmallBytes: 1 << 20, Shards: 16, MaxRecord: 64 << 10})
 	model := map[string]tier.Record{}
 	c.SetOnEvict(func(key string, r tier.Record) {
 		if !bytes.Equal(r, model[key]) {
@@ -381,11 +397,15 @@ func TestModel(t *testing.T) {
 		delete(model, key)
 	})
 	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range 5000 {
+	for i := range 10000 {
 		k := fmt.Sprintf("k%d", rng.IntN(150))
 		switch op := rng.IntN(10); {
 		case op < 6:
-			r := record(40+rng.IntN(c.MaxRecord()+200), 0, rng.Uint64())
+			size := 40 + rng.IntN(DefaultSmallRecord-40) // a ring's
+			if rng.IntN(2) == 0 {
+				size = DefaultSmallRecord + rng.IntN(c.MaxRecord()-DefaultSmallRecord+200) // the large store's
+			}
+			r := record(size, 0, rng.Uint64())
 			err := c.Set([]byte(k), r)
 			switch {
 			case len(k)+len(r) > c.MaxRecord():
@@ -432,7 +452,7 @@ func TestConcurrent(t *testing.T) {
 				k := fmt.Appendf(nil, "k%d", rng.IntN(200))
 				switch op := rng.IntN(10); {
 				case op < 5:
-					if err := c.Set(k, record(40+rng.IntN(8000), 0, rng.Uint64())); err != nil {
+					if err := c.Set(k, record(40+rng.IntN(40000), 0, rng.Uint64())); err != nil {
 						t.Error(err)
 						return
 					}

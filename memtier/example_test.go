@@ -18,7 +18,7 @@ func Example() {
 	fmt.Println("MaxRecord:", c.MaxRecord())
 
 	c.SetOnEvict(func(key string, r tier.Record) {
-		// Runs under a shard lock: hand a copy to L2's writer, quickly.
+		// Runs under a shard lock: hand the record to L2's writer, quickly.
 	})
 	if err := c.Set([]byte("greeting"), tier.NewRecord(tier.Header{}, []byte("hello"))); err != nil {
 		log.Fatal(err)
@@ -29,6 +29,6 @@ func Example() {
 	}
 	fmt.Printf("%s, %d keys\n", r.Value(), c.Stats().Keys)
 	// Output:
-	// MaxRecord: 838837
+	// MaxRecord: 5872025
 	// hello, 1 keys
 }

@@ -33,11 +33,9 @@ const (
 	// serve the wrong entries; 1 GiB keeps well clear of that.
 	maxShardBytes = 1 << 30
 
-	// recordsPerShard is how many of the largest accepted records a shard
-	// must hold. It bounds two costs at 10% of MaxBytes: the copy buffer
-	// bigcache keeps per shard, as large as the largest entry ever set
-	// (Shards × MaxRecord in all), and the space a full ring wastes at its
-	// end when the next entry does not fit there (less than one entry).
+	// recordsPerShard is how many of the largest small records a ring
+	// shard must hold, so that the space a full ring wastes at its end
+	// (less than one entry) stays small.
 	recordsPerShard = 10
 
 	// entryOverhead is what the ring spends per entry besides key and
@@ -45,15 +43,17 @@ const (
 	// the queue's uvarint length prefix, at most 5 bytes.
 	entryOverhead = 18 + 5
 
-	// targetRecord is the record size the default shard count tries to
-	// keep accepting: a 4 MiB value (a T5-XXL embedding) with 4 KiB to
-	// spare for its key, record header and version tag.
-	targetRecord = 4*mib + 4<<10
+	// DefaultSmallRecord is the default SmallRecord.
+	DefaultSmallRecord = 1 << 10
 
-	// minDefaultShards is the fewest shards a derived default uses, so
-	// that writers to different keys rarely wait on one lock, even when
-	// that means giving up targetRecord (caches under ~650 MiB).
-	minDefaultShards = 8
+	// minSmallRecord and maxSmallRecord bound SmallRecord: a record header
+	// alone is 32 bytes, and rings are for small records.
+	minSmallRecord = 64
+	maxSmallRecord = 64 << 10
+
+	// maxDefaultShards is the most ring shards a derived default uses;
+	// each default shard is at least 1 MiB.
+	maxDefaultShards = 64
 
 	// minMaxRecord is the smallest MaxRecord accepted: below it L1 would
 	// hold little more than record headers.
@@ -66,39 +66,51 @@ var ErrInvalidOptions = errors.New("memtier: invalid options")
 // Options configure a Cache. The zero value is valid: EnsureDefaults fills
 // in every field left at zero.
 //
-// Shards and MaxRecord are derived from MaxBytes when both are 0. The shard
-// count is a power of two, at most MaxShards, and each shard (MaxBytes /
-// Shards) must hold 10 records of MaxRecord bytes. The default takes the most
-// shards that still accept a 4 MiB value with its key and header, but never
-// fewer than 8; MaxRecord is then the largest record a shard holds 10 of:
+// L1 keeps records in two stores that share MaxBytes. Records whose key and
+// record total less than SmallRecord (1 KiB) are copied into bigcache's
+// rings, SmallBytes in all, where millions of them cost the garbage
+// collector nothing. Larger ones, the embeddings pipelines store, are kept
+// by reference (see Cache.Set): no copy in, none out. The rings take memory
+// as they are first written, and the large store may use whatever they do
+// not hold yet, so MaxBytes bounds both together. The derived defaults:
 //
-//	MaxBytes  Shards  shard    MaxRecord
-//	1 MiB          8  128 KiB  13084     (~13 KB)
-//	32 MiB         8    4 MiB  419407    (~410 KB: no 4 MiB value fits at all)
-//	256 MiB        8   32 MiB  3355420   (~3.2 MiB: 4 shards would take 4 MiB values)
-//	512 MiB        8   64 MiB  6710863   (~6.4 MiB)
-//	1 GiB         16   64 MiB  6710863   (~6.4 MiB; 32 shards would give 3.2 MiB)
-//	16 GiB       256   64 MiB  6710863   (~6.4 MiB)
-//	1 TiB       1024    1 GiB  107374159 (~102 MiB)
+//	MaxBytes  SmallBytes  Shards  MaxRecord
+//	1 MiB          1 MiB       1  1 KiB
+//	32 MiB         4 MiB       4  2.8 MiB
+//	256 MiB       32 MiB      32  22.4 MiB
+//	1 GiB        128 MiB      64  89.6 MiB
+//	16 GiB         2 GiB      64  1.4 GiB
 type Options struct {
-	// MaxBytes bounds the key and record bytes L1 holds (the daemon's
-	// --mem-max). It is rounded down to a whole MiB, because bigcache sizes
-	// its rings in MiB. Default DefaultMaxBytes (1 GiB); at least
-	// MinMaxBytes (1 MiB), at most MaxMaxBytes (1 TiB).
+	// MaxBytes bounds the memory L1's records take, both stores together
+	// (the daemon's --mem-max). It is rounded down to a whole MiB, because
+	// bigcache sizes its rings in MiB. Default DefaultMaxBytes (1 GiB); at
+	// least MinMaxBytes (1 MiB), at most MaxMaxBytes (1 TiB). Large records
+	// count at their allocation size (the allocator's size class or whole
+	// pages, plus their entry); Stats().Bytes reports key and record bytes.
 	//
-	// The process uses more: the indices (two maps of ~16–40 bytes per
-	// entry) and the per-shard copy buffers (up to MaxBytes/10).
+	// The process uses more: the rings' indices (two maps of ~16–40 bytes
+	// per entry) and the per-shard copy buffers (as large as the largest
+	// small record).
 	MaxBytes int64
+
+	// SmallRecord is the size (len(key)+len(record)) from which records
+	// are kept by reference instead of in the rings. Default
+	// DefaultSmallRecord (1 KiB); between 64 bytes and 64 KiB.
+	SmallRecord int
+
+	// SmallBytes is the rings' capacity, a part of MaxBytes. Default
+	// MaxBytes/8, rounded down to a MiB, at least 1 MiB.
+	SmallBytes int64
 
 	// MaxRecord is the largest len(key)+len(record) Set accepts; larger
 	// records are refused with tier.ErrTooLarge and stay in L2 only.
-	// Default: the largest record each shard holds 10 of (see the table
-	// above). When it is set and Shards is 0, Shards is the most shards
-	// that each hold 10 such records.
+	// Default: a tenth of what the large store has beside the rings
+	// ((MaxBytes-SmallBytes)/10), at least 1 KiB.
 	MaxRecord int
 
-	// Shards is the number of bigcache shards, a power of two up to
-	// MaxShards. Default: derived from MaxBytes and MaxRecord (see above).
+	// Shards is the number of ring shards, a power of two up to
+	// MaxShards. Default: the most, up to 64, that leave each at least
+	// 1 MiB.
 	Shards int
 
 	// Clock tells the time records expire against. Default
@@ -115,18 +127,26 @@ func (o *Options) EnsureDefaults() *Options {
 	if o.Clock == nil {
 		o.Clock = tier.SystemClock{}
 	}
-	if o.MaxBytes < MinMaxBytes || o.MaxBytes > MaxMaxBytes || o.MaxRecord < 0 || o.Shards < 0 {
+	if o.SmallRecord == 0 {
+		o.SmallRecord = DefaultSmallRecord
+	}
+	if o.MaxBytes < MinMaxBytes || o.MaxBytes > MaxMaxBytes {
 		return o
 	}
-	switch {
-	case o.Shards == 0 && o.MaxRecord == 0:
-		o.Shards = max(shardsFor(o.MaxBytes, targetRecord), minDefaultShards, minShards(o.MaxBytes))
-		o.MaxRecord = int(maxRecordFor(shardBytes(o.MaxBytes, o.Shards)))
-	case o.Shards == 0:
-		// 0 when no shard count fits; Validate reports it.
-		o.Shards = shardsFor(o.MaxBytes, o.MaxRecord)
-	case o.MaxRecord == 0 && isPowerOfTwo(o.Shards) && o.Shards <= MaxShards:
-		o.MaxRecord = int(maxRecordFor(shardBytes(o.MaxBytes, o.Shards)))
+	if o.SmallBytes == 0 {
+		o.SmallBytes = min(max(capacity(o.MaxBytes/8), mib), capacity(o.MaxBytes))
+	}
+	if o.MaxRecord == 0 {
+		o.MaxRecord = int(max((capacity(o.MaxBytes)-capacity(o.SmallBytes))/10, minMaxRecord))
+	}
+	if o.Shards == 0 && o.SmallBytes >= mib {
+		o.Shards = 1
+		for o.Shards < maxDefaultShards && capacity(o.SmallBytes)/int64(2*o.Shards) >= mib {
+			o.Shards *= 2
+		}
+		for shardBytes(o.SmallBytes, o.Shards) > maxShardBytes && o.Shards < MaxShards {
+			o.Shards *= 2
+		}
 	}
 	return o
 }
@@ -143,35 +163,34 @@ func (o *Options) Validate() error {
 	if !okBytes {
 		add("MaxBytes %d is outside [%d, %d]", o.MaxBytes, int64(MinMaxBytes), int64(MaxMaxBytes))
 	}
+	okSmall := o.SmallBytes >= mib && (!okBytes || o.SmallBytes <= o.MaxBytes)
+	if !okSmall {
+		add("SmallBytes %d is outside [1 MiB, MaxBytes]", o.SmallBytes)
+	}
+	if o.SmallRecord < minSmallRecord || o.SmallRecord > maxSmallRecord {
+		add("SmallRecord %d is outside [%d, %d]", o.SmallRecord, minSmallRecord, maxSmallRecord)
+	}
 
 	okShards := isPowerOfTwo(o.Shards) && o.Shards <= MaxShards
-	switch {
-	case o.Shards == 0 && okBytes && o.MaxRecord > 0:
-		add("MaxRecord %d is too large for MaxBytes %d: even one shard does not hold %d such records",
-			o.MaxRecord, o.MaxBytes, recordsPerShard)
-	case o.Shards == 0:
-		// Left underived because of a problem reported here.
-	case !okShards:
+	if !okShards {
 		add("Shards %d is not a power of two in [1, %d]", o.Shards, MaxShards)
 	}
 
 	switch {
-	case o.MaxRecord < 0:
-		add("MaxRecord %d is negative", o.MaxRecord)
-	case o.MaxRecord == 0 && okBytes && okShards:
-		add("MaxRecord is 0 (call EnsureDefaults)")
-	case o.MaxRecord > 0 && o.MaxRecord < minMaxRecord:
-		add("MaxRecord %d is below %d (fewer shards give larger records)", o.MaxRecord, minMaxRecord)
+	case o.MaxRecord < minMaxRecord:
+		add("MaxRecord %d is below %d", o.MaxRecord, minMaxRecord)
+	case okBytes && int64(o.MaxRecord) > capacity(o.MaxBytes):
+		add("MaxRecord %d exceeds MaxBytes %d", o.MaxRecord, capacity(o.MaxBytes))
 	}
 
-	if okBytes && okShards {
-		sb := shardBytes(o.MaxBytes, o.Shards)
+	if okSmall && okShards {
+		sb := shardBytes(o.SmallBytes, o.Shards)
 		if sb > maxShardBytes {
-			add("shard size %d (MaxBytes/Shards) exceeds %d: use more shards", sb, maxShardBytes)
+			add("ring shard size %d (SmallBytes/Shards) exceeds %d: use more shards", sb, maxShardBytes)
 		}
-		if limit := maxRecordFor(sb); int64(o.MaxRecord) > limit {
-			add("MaxRecord %d exceeds %d: a shard of %d bytes must hold %d such records",
-				o.MaxRecord, limit, sb, recordsPerShard)
+		if limit := maxRecordFor(sb); int64(o.SmallRecord) > limit {
+			add("SmallRecord %d exceeds %d: a ring shard of %d bytes must hold %d such records",
+				o.SmallRecord, limit, sb, recordsPerShard)
 		}
 	}
 
@@ -190,25 +209,5 @@ func shardBytes(maxBytes int64, shards int) int64 { return capacity(maxBytes) / 
 // maxRecordFor returns the largest key+record of which a shard of sb bytes
 // holds recordsPerShard (the ring loses its first byte to a sentinel index).
 func maxRecordFor(sb int64) int64 { return (sb-1)/recordsPerShard - entryOverhead }
-
-// shardsFor returns the most shards (a power of two up to MaxShards) that
-// each hold recordsPerShard records of size bytes, or 0 if none does.
-func shardsFor(maxBytes int64, size int) int {
-	for s := MaxShards; s >= 1; s /= 2 {
-		if maxRecordFor(shardBytes(maxBytes, s)) >= int64(size) {
-			return s
-		}
-	}
-	return 0
-}
-
-// minShards returns the fewest shards that keep each within maxShardBytes.
-func minShards(maxBytes int64) int {
-	s := 1
-	for shardBytes(maxBytes, s) > maxShardBytes && s < MaxShards {
-		s *= 2
-	}
-	return s
-}
 
 func isPowerOfTwo(n int) bool { return n > 0 && n&(n-1) == 0 }

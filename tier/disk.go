@@ -31,12 +31,12 @@ type Mem interface {
 	// MaxRecord is the largest record (with its key) L1 accepts; larger
 	// ones stay in L2 only.
 	MaxRecord() int
-	// Range calls fn for every live record until fn returns false. The
-	// records are copies the callee may keep.
+	// Range calls fn for every live record until fn returns false. fn may
+	// keep the records but must not modify them.
 	Range(fn func(key []byte, r Record) bool)
 	// SetOnEvict installs fn, called for every record L1 evicts to make
 	// space. fn runs under L1's internal lock: it must not block nor call
-	// into L1, and r is only valid during the call (copy it to keep it).
+	// into L1. fn may keep r but must not modify it.
 	SetOnEvict(fn func(key string, r Record))
 	// Reset removes every entry.
 	Reset() error

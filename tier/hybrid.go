@@ -338,9 +338,10 @@ func (h *Hybrid) deleteLocked(key []byte, sc Scope, scoped bool, epoch uint64) {
 	h.enqueue(&pendingOp{key: string(key), lkey: l2Key(key, scoped, sc.Model, epoch), model: sc.Model, epoch: epoch, scoped: scoped})
 }
 
-// onEvict is L1's eviction callback: it runs under an L1 shard lock, so it
-// only copies the record into the pending queue (demotion). Records L2
-// already has (FlagClean), expired records and stale ones are dropped.
+// onEvict is L1's eviction callback: it runs under an L1 lock, so it only
+// queues the record for L2 (demotion); the record is not copied, as L1 hands
+// over records that nothing modifies. Records L2 already has (FlagClean),
+// expired records and stale ones are dropped.
 func (h *Hybrid) onEvict(key string, r Record) {
 	if err := r.Check(); err != nil || r.Flags()&FlagClean != 0 || r.Expired(h.nowMs()) {
 		return
@@ -352,9 +353,7 @@ func (h *Hybrid) onEvict(key string, r Record) {
 	if scoped && h.reg.Load().model(sc.Model).Epoch != r.Epoch() {
 		return
 	}
-	rec := append(Record(nil), r...)
-	rec.SetFlags(rec.Flags() | FlagClean)
-	h.enqueue(&pendingOp{key: key, lkey: l2Key([]byte(key), scoped, sc.Model, r.Epoch()), rec: rec, model: sc.Model, epoch: r.Epoch(), scoped: scoped})
+	h.enqueue(&pendingOp{key: key, lkey: l2Key([]byte(key), scoped, sc.Model, r.Epoch()), rec: r, model: sc.Model, epoch: r.Epoch(), scoped: scoped})
 	h.demotions.Add(1)
 }
 

@@ -40,9 +40,10 @@ func (e *StaleError) Error() string {
 // L2 (disktier) and their composition (Hybrid) implement it, and the same
 // conformance suite (tier/tiertest) runs against each.
 //
-// Keys and records are binary-safe. Get returns a record the caller owns;
-// Set may keep r, so the caller must not modify it afterwards. An expired
-// record is never returned.
+// Keys and records are binary-safe. Records are immutable once stored:
+// Get may return the stored record itself, shared with other readers, so
+// the caller must not modify it; Set may keep r, so the caller must not
+// modify it afterwards. An expired record is never returned.
 type Tier interface {
 	Get(key []byte) (Record, error)
 	Set(key []byte, r Record) error
