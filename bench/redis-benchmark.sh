@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
-# Runs redis-benchmark against tiercached and redis-server, both on Unix
+# Runs redis-benchmark against tiercached and redis-server, all on Unix
 # sockets in a temporary directory, and prints a Markdown table of
 # throughput and p99 latency with their ratios.
 #
-#   bench/redis-benchmark.sh                 # write-through and write-back
-#   POLICIES=back bench/redis-benchmark.sh   # one policy
+#   bench/redis-benchmark.sh                       # both policies, 3 rounds
+#   POLICIES=back ROUNDS=5 bench/redis-benchmark.sh
 #
 # 16 clients, -t set,get, values of 1 KB, 118 KB and 4 MB, a key range that
-# keeps the working set in L1 (and in Redis' memory).
+# keeps the working set in L1 (and in Redis' memory). Each cell is the
+# median of ROUNDS rounds; within a round the peer and tiercached run
+# back to back, so both see the same machine. Only one tiercached is alive
+# at a time (another one's background work would skew the run). The
+# write-back daemon is compared with Redis without persistence, the
+# write-through daemon (a durable write every --flush-interval) with Redis
+# with appendonly yes and appendfsync everysec. The disk's own fsync'd
+# sequential bandwidth (dd oflag=dsync) is printed first: it is the limit
+# of durable writes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for t in redis-server redis-benchmark; do
   command -v $t >/dev/null || { echo "$t not found (apt-get install redis-server redis-tools)" >&2; exit 1; }
 done
-dir=$(mktemp -d)
+rounds=${ROUNDS:-3}
+dir=$(mktemp -d "${TMPDIR:-/var/tmp}/tc-rb.XXXXXX") # on disk, not tmpfs: durable writes must reach a disk
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
@@ -21,30 +30,61 @@ go build -o "$dir/tiercached" ./cmd/tiercached
 
 requests() { case $1 in 1024) echo 200000;; 120832) echo 20000;; *) echo 800;; esac; }
 keyspace() { case $1 in 1024) echo 10000;; 120832) echo 1000;; *) echo 100;; esac; }
-wait_sock() { for _ in $(seq 200); do [ -S "$1" ] && return; sleep 0.05; done; echo "no socket $1" >&2; exit 1; }
+wait_sock() { for _ in $(seq 400); do [ -S "$1" ] && return; sleep 0.05; done; echo "no socket $1" >&2; exit 1; }
 # run SOCK TEST SIZE -> "rps p99"
 run() {
   redis-benchmark -s "$1" -t "$2" -n "$(requests "$3")" -c 16 -d "$3" -r "$(keyspace "$3")" --csv 2>/dev/null |
     tail -1 | tr -d '"' | awk -F, '{print $2, $7}'
 }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-redis-server --unixsocket "$dir/redis.sock" --port 0 --save '' --appendonly no >/dev/null &
+dd_mbs=$(dd if=/dev/zero of="$dir/dd" bs=1M count=256 oflag=dsync 2>&1 | awk '/copied/ {print $(NF-1), $NF}')
+rm -f "$dir/dd"
+echo "disk, fsync'd sequential writes (dd bs=1M count=256 oflag=dsync): $dd_mbs"
+echo
+
+redis-server --unixsocket "$dir/redis.sock" --port 0 --save '' --appendonly no --dir "$dir" >/dev/null &
+pids+=($!)
+mkdir -p "$dir/aof"
+redis-server --unixsocket "$dir/redis-aof.sock" --port 0 --save '' --appendonly yes --appendfsync everysec \
+  --dir "$dir/aof" >/dev/null &
 pids+=($!)
 wait_sock "$dir/redis.sock"
+wait_sock "$dir/redis-aof.sock"
 
-echo "| policy | size | test | redis-server rps | tiercached rps | ratio | redis p99 ms | tiercached p99 ms |"
-echo "|---|---|---|---|---|---|---|---|"
-for policy in ${POLICIES:-through back}; do
-  "$dir/tiercached" --socket "$dir/tc-$policy.sock" --data-dir "$dir/data-$policy" --mem-max 2GiB \
+echo "| policy | peer | size | test | peer rps | tiercached rps | ratio | peer p99 ms | tiercached p99 ms | tiercached MB/s |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+for policy in ${POLICIES:-back through}; do
+  peer=redis; peersock="$dir/redis.sock"
+  if [ "$policy" = through ]; then peer=redis-aof; peersock="$dir/redis-aof.sock"; fi
+  "$dir/tiercached" --socket "$dir/tc.sock" --data-dir "$dir/data-$policy" --mem-max 2GiB \
     --write-policy "$policy" --nats off --log-level error &
-  pids+=($!)
-  wait_sock "$dir/tc-$policy.sock"
-  for size in 1024 120832 4194304; do
-    for t in set get; do
-      read -r rr rp <<<"$(run "$dir/redis.sock" $t $size)"
-      read -r cr cp <<<"$(run "$dir/tc-$policy.sock" $t $size)"
-      printf "| %s | %s | %s | %.0f | %.0f | %.2f | %s | %s |\n" "$policy" "$size" "$t" "$rr" "$cr" "$(echo "$cr / $rr" | bc -l)" "$rp" "$cp"
+  tc=$!
+  pids+=($tc)
+  wait_sock "$dir/tc.sock"
+  declare -A prps=() pp99=() crps=() cp99=()
+  for r in $(seq "$rounds"); do
+    for size in 1024 120832 4194304; do
+      for t in set get; do
+        read -r a b <<<"$(run "$peersock" $t $size)"
+        prps[$size$t]+="$a "; pp99[$size$t]+="$b "
+        read -r a b <<<"$(run "$dir/tc.sock" $t $size)"
+        crps[$size$t]+="$a "; cp99[$size$t]+="$b "
+        echo "round $r $policy $size $t: ${prps[$size$t]}| ${crps[$size$t]}" >&2
+      done
     done
   done
-  kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+  for size in 1024 120832 4194304; do
+    for t in set get; do
+      pr=$(tr ' ' '\n' <<<"${prps[$size$t]}" | grep . | median)
+      cr=$(tr ' ' '\n' <<<"${crps[$size$t]}" | grep . | median)
+      pp=$(tr ' ' '\n' <<<"${pp99[$size$t]}" | grep . | median)
+      cp=$(tr ' ' '\n' <<<"${cp99[$size$t]}" | grep . | median)
+      printf "| %s | %s | %s | %s | %.0f | %.0f | %.2f | %s | %s | %.0f |\n" "$policy" "$peer" "$size" "$t" \
+        "$pr" "$cr" "$(echo "$cr / $pr" | bc -l)" "$pp" "$cp" "$(echo "$cr * $size / 1000000" | bc -l)"
+    done
+  done
+  unset prps pp99 crps cp99
+  kill "$tc"; wait "$tc" 2>/dev/null || true
+  rm -f "$dir/tc.sock"
 done
