@@ -35,8 +35,6 @@ type Cache struct {
 	pushed      atomic.Int64 // bytes ever written to the rings, up to smallBytes: what they hold in memory
 
 	onEvict atomic.Pointer[func(key string, r tier.Record)]
-	hits    atomic.Uint64
-	misses  atomic.Uint64
 }
 
 var _ tier.Mem = (*Cache)(nil)
@@ -65,7 +63,9 @@ type shard struct {
 	bytes     atomic.Int64      // sum of sizes; written under mu, read by Stats
 	keys      atomic.Int64      // len(sizes); written under mu, read by Stats
 	evictions atomic.Uint64     // entries evicted for space; written under mu
-	_         [128 - 40]byte    // keep shards on separate cache lines
+	hits      atomic.Uint64     // Gets of the shard's keys (either store) that found a record
+	misses    atomic.Uint64     // and that did not
+	_         [128 - 56]byte    // keep shards on separate cache lines
 }
 
 // New returns a Cache configured by opts (see Options for the defaults).
@@ -143,36 +143,35 @@ func (c *Cache) Get(key []byte) (tier.Record, error) {
 		return nil, tier.ErrClosed
 	}
 	if len(key) > MaxKeyLen {
-		c.misses.Add(1)
-		return nil, tier.ErrNotFound
+		return nil, tier.ErrNotFound // never stored
 	}
 	k := unsafeString(key)
+	_, sh := c.shard(k)
 	if e := c.large.get(k); e != nil {
 		if !c.live(e.rec, 0) {
 			c.dropStaleLarge(k, e)
-			c.misses.Add(1)
+			sh.misses.Add(1)
 			return nil, tier.ErrNotFound
 		}
-		c.hits.Add(1)
+		sh.hits.Add(1)
 		return e.rec, nil
 	}
-	_, sh := c.shard(k)
 	if sh.keys.Load() == 0 {
-		c.misses.Add(1)
+		sh.misses.Add(1)
 		return nil, tier.ErrNotFound
 	}
 	v, err := bc.Get(k)
 	if err != nil {
-		c.misses.Add(1)
+		sh.misses.Add(1)
 		return nil, tier.ErrNotFound
 	}
 	r := tier.Record(v)
 	if !c.live(r, 0) {
 		c.dropStale(key)
-		c.misses.Add(1)
+		sh.misses.Add(1)
 		return nil, tier.ErrNotFound
 	}
-	c.hits.Add(1)
+	sh.hits.Add(1)
 	return r, nil
 }
 
@@ -427,8 +426,6 @@ func (c *Cache) Range(fn func(key []byte, r tier.Record) bool) {
 // Options.MaxBytes rounded down to a MiB.
 func (c *Cache) Stats() tier.Stats {
 	s := tier.Stats{
-		Hits:      c.hits.Load(),
-		Misses:    c.misses.Load(),
 		MaxBytes:  c.maxBytes,
 		Evictions: c.large.evictions.Load(),
 		Bytes:     c.large.bytes.Load(),
@@ -439,6 +436,8 @@ func (c *Cache) Stats() tier.Stats {
 		s.Evictions += sh.evictions.Load()
 		s.Bytes += sh.bytes.Load()
 		s.Keys += sh.keys.Load()
+		s.Hits += sh.hits.Load()
+		s.Misses += sh.misses.Load()
 	}
 	return s
 }

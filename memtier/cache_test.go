@@ -92,7 +92,7 @@ func TestGetSetDelete(t *testing.T) {
 	checkGet(t, c, k, r1)
 	checkStats(t, c, map[string]tier.Record{"key": r1})
 
-	// The returned record is a copy the caller owns.
+	// A small record is returned as a copy: changing it changes nothing stored.
 	got, _ := c.Get(k)
 	got[len(got)-1] ^= 0xff
 	checkGet(t, c, k, r1)

@@ -7,9 +7,5 @@ func (b *budget) idle() bool {
 		return false
 	}
 	defer b.main.Release(b.mainSize)
-	if !b.small.TryAcquire(b.smallSize) {
-		return false
-	}
-	b.small.Release(b.smallSize)
-	return true
+	return b.small.used.Load() == 0
 }

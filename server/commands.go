@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/tiercache/tiercache/tier"
@@ -23,7 +21,11 @@ type command struct {
 	last   int // position of the last key, -1 for "all the rest"
 	step   int
 	run    func(c *conn, args [][]byte) (quit bool)
+	idx    int // position in commandNames(), for cmdStats
 }
+
+// cmdUnknown is the cmdStats index of unknown commands.
+var cmdUnknown int
 
 var commands = map[string]*command{}
 
@@ -60,6 +62,10 @@ func init() {
 	} {
 		commands[c.name] = c
 	}
+	for i, name := range commandNames() {
+		commands[name].idx = i
+	}
+	cmdUnknown = len(commands)
 }
 
 // lookup finds a command by name, case-insensitively, without allocating.
@@ -445,15 +451,3 @@ func b2i(b bool) int64 {
 	}
 	return 0
 }
-
-// commandNames returns the names of every command, sorted.
-func commandNames() []string {
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-var _ = strconv.Itoa

@@ -26,6 +26,7 @@ type conn struct {
 	stopping atomic.Bool
 	created  time.Time
 	lastCmd  string
+	now      time.Time // when the last command started
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -55,20 +56,20 @@ func (c *conn) serve() {
 			case errors.As(err, &ce):
 				c.w.error(string(ce))
 				if !c.rd.buffered() {
-					if c.w.flush() != nil {
+					if c.w.flush(time.Now()) != nil {
 						return
 					}
 				}
 				continue
 			case errors.As(err, &pe):
 				c.w.error(pe.Error())
-				_ = c.w.flush()
+				_ = c.w.flush(time.Now())
 				return
 			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded), c.stopping.Load():
 			default:
 				c.s.opts.Logger.Debug("connection read failed", zap.Int64("client", c.id), zap.Error(err))
 			}
-			_ = c.w.flush()
+			_ = c.w.flush(time.Now())
 			return
 		}
 		if len(args) == 0 {
@@ -76,11 +77,11 @@ func (c *conn) serve() {
 		}
 		quit := c.exec(args)
 		if quit || c.stopping.Load() {
-			_ = c.w.flush()
+			_ = c.w.flush(c.now)
 			return
 		}
 		if !c.rd.buffered() || c.w.queued() > 1<<20 {
-			if c.w.flush() != nil {
+			if c.w.flush(c.now) != nil {
 				return
 			}
 		}
@@ -90,13 +91,13 @@ func (c *conn) serve() {
 // exec runs one command and reports whether the connection should close.
 func (c *conn) exec(args [][]byte) (quit bool) {
 	start := time.Now()
-	c.s.totalCommands.Add(1)
+	c.now = start
 	cmd := lookup(args[0])
-	name := "unknown"
+	name, idx := "unknown", cmdUnknown
 	if cmd != nil {
-		name = cmd.name
+		name, idx = cmd.name, cmd.idx
 	}
-	defer func() { c.s.metrics.observe(name, time.Since(start)) }()
+	defer func() { c.s.cmds.observe(uint64(c.id), idx, time.Since(start)) }()
 	c.lastCmd = name
 	switch {
 	case cmd == nil:

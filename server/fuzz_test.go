@@ -239,7 +239,7 @@ func FuzzCommands(f *testing.F) {
 		c := newConn(ts.s, bc)
 		c.authed = true
 		quit := c.exec(args)
-		if err := c.w.flush(); err != nil {
+		if err := c.w.flush(time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		out := bc.out.Bytes()

@@ -71,7 +71,7 @@ func (s *Server) info(want map[string]bool) string {
 		"maxclients", s.opts.MaxClients,
 		"rejected_connections", s.rejected.Load(),
 		"inflight_bytes", s.budget.inUse.Load(),
-		"inflight_budget_bytes", s.budget.mainSize+s.budget.smallSize,
+		"inflight_budget_bytes", s.budget.mainSize+s.budget.small.size,
 		"budget_waiting_clients", s.budget.waiting.Load(),
 	)
 	var ms runtime.MemStats
@@ -93,7 +93,7 @@ func (s *Server) info(want map[string]bool) string {
 	)
 	section("Stats",
 		"total_connections_received", s.totalConns.Load(),
-		"total_commands_processed", s.totalCommands.Load(),
+		"total_commands_processed", s.cmds.total(),
 		"keyspace_hits", st.Hits,
 		"keyspace_misses", st.Misses,
 		"rejected_stale_writes", st.StaleWrites,

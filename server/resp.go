@@ -9,8 +9,6 @@ import (
 	"io"
 	"strconv"
 
-	"golang.org/x/sync/semaphore"
-
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -52,10 +50,21 @@ type reader struct {
 	maxCmd   int64 // largest total of one command's arguments (the whole budget)
 
 	args   [][]byte
-	spares [][]byte            // per argument: its buffer with headroom, or nil
-	lane   *semaphore.Weighted // the budget lane held is taken from
-	held   int64               // budget held by the current command
+	spares [][]byte // per argument: its buffer with headroom, or nil
+	lane   lane     // the budget lane held is taken from
+	held   int64    // budget held by the current command
+
+	// arena holds the current command's arguments under spareMin bytes
+	// (keys, small values, options), so that they cost no allocation: it
+	// is reused by the next command. Nothing keeps such an argument past
+	// its command: the writer copies bulk replies under bigBulk, and the
+	// cache copies keys and small values.
+	arena []byte
 }
+
+// maxArena is the largest arena kept between commands; one grown beyond it
+// by a command with many small arguments is dropped after it.
+const maxArena = 64 << 10
 
 func newReader(r io.Reader, budget *budget, ctx context.Context, maxValue, maxCmd int64, maxArgs int) *reader {
 	return &reader{br: bufio.NewReaderSize(r, 16<<10), budget: budget, ctx: ctx, maxValue: maxValue, maxArgs: maxArgs, maxCmd: maxCmd}
@@ -80,6 +89,10 @@ func (r *reader) release() {
 	}
 	r.args = r.args[:0]
 	r.spares = r.spares[:0]
+	if cap(r.arena) > maxArena {
+		r.arena = nil
+	}
+	r.arena = r.arena[:0]
 }
 
 // readCommand reads the next command. It returns a commandError for a
@@ -174,7 +187,14 @@ func (r *reader) readBulk(size int64) ([]byte, []byte, error) {
 		buf = make([]byte, tier.ValueHeadroom+size)
 		arg = buf[tier.ValueHeadroom:]
 	} else {
-		arg = make([]byte, size)
+		n := len(r.arena)
+		if cap(r.arena)-n < int(size) {
+			// The arguments read so far keep the old arena.
+			r.arena = make([]byte, 0, max(2*cap(r.arena), int(size), 4<<10))
+			n = 0
+		}
+		r.arena = r.arena[:n+int(size)]
+		arg = r.arena[n : n+int(size) : n+int(size)]
 	}
 	if _, err := io.ReadFull(r.br, arg); err != nil {
 		return nil, nil, err
@@ -189,7 +209,7 @@ func (r *reader) take(size int64) error {
 		return nil
 	}
 	total := r.held + size
-	lane := r.budget.lane(total)
+	lane := r.budget.laneOf(total)
 	if lane == r.lane || r.held == 0 {
 		if r.budget.tryAcquire(lane, size) {
 			r.lane, r.held = lane, total

@@ -18,8 +18,8 @@ var ErrServerClosed = errors.New("server: closed")
 // Server serves the cache over RESP on any number of listeners.
 type Server struct {
 	opts    Options
-	budget  *budget // in-flight argument bytes, all connections
-	metrics *metrics
+	budget  *budget   // in-flight argument bytes, all connections
+	cmds    *cmdStats // commands run and their latencies
 	started time.Time
 
 	ctx    context.Context // cancelled by Shutdown: interrupts budget waits
@@ -33,13 +33,12 @@ type Server struct {
 	}
 	wg sync.WaitGroup // accept loops and connection goroutines
 
-	nextID        atomic.Int64
-	connected     atomic.Int64
-	totalConns    atomic.Uint64
-	totalCommands atomic.Uint64
-	rejected      atomic.Uint64
-	authFailures  atomic.Uint64
-	lastAuthLog   atomic.Int64 // unix ns of the last failed-AUTH log line
+	nextID       atomic.Int64
+	connected    atomic.Int64
+	totalConns   atomic.Uint64
+	rejected     atomic.Uint64
+	authFailures atomic.Uint64
+	lastAuthLog  atomic.Int64 // unix ns of the last failed-AUTH log line
 }
 
 // Stats are the server's counters.
@@ -65,11 +64,10 @@ func New(opts Options) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mu.listeners = make(map[net.Listener]struct{})
 	s.mu.conns = make(map[*conn]struct{})
-	m, err := newMetrics(opts.Registerer, s)
-	if err != nil {
+	s.cmds = newCmdStats()
+	if err := registerMetrics(opts.Registerer, s); err != nil {
 		return nil, err
 	}
-	s.metrics = m
 	return s, nil
 }
 
@@ -78,7 +76,7 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		ConnectedClients:    s.connected.Load(),
 		TotalConnections:    s.totalConns.Load(),
-		TotalCommands:       s.totalCommands.Load(),
+		TotalCommands:       s.cmds.total(),
 		RejectedConnections: s.rejected.Load(),
 		AuthFailures:        s.authFailures.Load(),
 	}

@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+// deadlineSlack is the most a write deadline lags behind the write timeout
+// (see writer.flush).
+const deadlineSlack = time.Second
+
 // bigBulk is the size above which a bulk reply is written straight from the
 // value (writev) instead of being copied into the output buffer.
 const bigBulk = 32 << 10
@@ -16,6 +20,7 @@ const bigBulk = 32 << 10
 type writer struct {
 	conn    net.Conn
 	timeout time.Duration
+	armed   time.Time   // when the write deadline was last set (to armed+timeout)
 	buf     []byte      // pending small output
 	bufs    net.Buffers // pending output, in order, when a large bulk is queued
 	pending int         // bytes queued in bufs
@@ -81,16 +86,21 @@ func (w *writer) bulk(b []byte) {
 
 // flush sends everything queued, with the write timeout as a deadline: a
 // client that does not read its replies is disconnected rather than
-// holding memory forever.
-func (w *writer) flush() error {
+// holding memory forever. now is the time of the command just run.
+//
+// Setting a deadline costs a timer update in the runtime's poller, so it is
+// moved forward at most once per deadlineSlack: a write that blocks is cut
+// off between timeout-deadlineSlack and timeout after it started.
+func (w *writer) flush(now time.Time) error {
 	if w.err != nil {
 		return w.err
 	}
 	if len(w.buf) == 0 && w.pending == 0 {
 		return nil
 	}
-	if w.timeout > 0 {
-		_ = w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+	if w.timeout > 0 && now.Sub(w.armed) >= min(w.timeout/10, deadlineSlack) {
+		w.armed = now
+		_ = w.conn.SetWriteDeadline(now.Add(w.timeout))
 	}
 	if w.pending == 0 {
 		_, w.err = w.conn.Write(w.buf)

@@ -46,9 +46,6 @@ type Hybrid struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	hits, misses           atomic.Uint64
-	l1Hits, l1Misses       atomic.Uint64
-	l2Hits, l2Misses       atomic.Uint64
 	promotions, demotions  atomic.Uint64
 	staleWrites, rollouts  atomic.Uint64
 	l2WriteErrs, l2ReadErr atomic.Uint64
@@ -60,7 +57,15 @@ var _ Tier = (*Hybrid)(nil)
 type stripe struct {
 	mu  sync.Mutex
 	seq atomic.Uint64
-	_   [48]byte // keep stripes on separate cache lines
+
+	// The lookup counters of the stripe's keys (HybridStats sums them):
+	// every GET counts, so one shared counter would be a cache line that
+	// all cores write.
+	hits, misses     atomic.Uint64
+	l1Hits, l1Misses atomic.Uint64
+	l2Hits, l2Misses atomic.Uint64
+
+	_ [128 - 64]byte // keep stripes on separate cache lines
 }
 
 // pendingOp is a write waiting for L2. rec is nil for a delete. Records in
@@ -126,19 +131,20 @@ func (h *Hybrid) Get(key []byte) (Record, error) {
 	if h.closed.Load() {
 		return nil, ErrClosed
 	}
-	r, err := h.get(key, true)
+	st := h.stripe(key)
+	r, err := h.get(key, st, true)
 	switch {
 	case err == nil:
-		h.hits.Add(1)
+		st.hits.Add(1)
 	case errors.Is(err, ErrNotFound):
-		h.misses.Add(1)
+		st.misses.Add(1)
 	}
 	return r, err
 }
 
-// get looks key up. With promote, an L2 hit is copied to L1; callers that
-// hold the key's stripe lock pass false (promotion takes that lock).
-func (h *Hybrid) get(key []byte, promote bool) (Record, error) {
+// get looks key, of stripe st, up. With promote, an L2 hit is copied to
+// L1; callers that hold the stripe's lock pass false (promotion takes it).
+func (h *Hybrid) get(key []byte, st *stripe, promote bool) (Record, error) {
 	sc, scoped, err := ParseScope(key)
 	if err != nil {
 		return nil, err
@@ -150,17 +156,16 @@ func (h *Hybrid) get(key []byte, promote bool) (Record, error) {
 			return nil, ErrNotFound
 		}
 	}
-	st := h.stripe(key)
 	seq := st.seq.Load() // before any lookup: see Hybrid.stripes
 
 	if r, err := h.l1.Get(key); err == nil {
 		if !scoped || r.Epoch() == ms.Epoch {
-			h.l1Hits.Add(1)
+			st.l1Hits.Add(1)
 			return r, nil
 		}
 		_ = h.l1.Delete(key) // written before the model changed
 	}
-	h.l1Misses.Add(1)
+	st.l1Misses.Add(1)
 
 	if op, ok := h.pendingGet(key); ok {
 		if op.rec == nil || (scoped && op.epoch != ms.Epoch) || op.rec.Expired(h.nowMs()) {
@@ -171,7 +176,7 @@ func (h *Hybrid) get(key []byte, promote bool) (Record, error) {
 
 	r, err := h.l2.Get(l2Key(key, scoped, sc.Model, ms.Epoch))
 	if err != nil {
-		h.l2Misses.Add(1)
+		st.l2Misses.Add(1)
 		if !errors.Is(err, ErrNotFound) {
 			h.l2ReadErr.Add(1)
 			h.opts.OnError("read", err)
@@ -180,10 +185,10 @@ func (h *Hybrid) get(key []byte, promote bool) (Record, error) {
 	}
 	if scoped && r.Epoch() != ms.Epoch {
 		// Cannot happen (the L2 key holds the epoch) unless L2 is damaged.
-		h.l2Misses.Add(1)
+		st.l2Misses.Add(1)
 		return nil, ErrNotFound
 	}
-	h.l2Hits.Add(1)
+	st.l2Hits.Add(1)
 	if promote {
 		h.promote(key, r, st, seq)
 	}

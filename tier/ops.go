@@ -79,7 +79,7 @@ func (h *Hybrid) SetWith(key, value []byte, a SetArgs) (SetResult, error) {
 	}
 	st := h.stripe(key)
 	st.mu.Lock()
-	old, err := h.get(key, false)
+	old, err := h.get(key, st, false)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		st.mu.Unlock()
 		return SetResult{}, err
@@ -140,7 +140,7 @@ func (h *Hybrid) Expire(key []byte, expireAt int64, cond ExpireCond) (bool, erro
 		st.mu.Unlock()
 		h.waitForSpace()
 	}()
-	old, err := h.get(key, false)
+	old, err := h.get(key, st, false)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return false, nil
@@ -239,7 +239,7 @@ func (h *Hybrid) Remove(key []byte) (bool, error) {
 	}
 	st := h.stripe(key)
 	st.mu.Lock()
-	old, err := h.get(key, false)
+	old, err := h.get(key, st, false)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		st.mu.Unlock()
 		return false, err

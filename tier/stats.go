@@ -32,13 +32,7 @@ func (h *Hybrid) Stats() HybridStats {
 			known++
 		}
 	}
-	return HybridStats{
-		Hits:            h.hits.Load(),
-		Misses:          h.misses.Load(),
-		L1Hits:          h.l1Hits.Load(),
-		L1Misses:        h.l1Misses.Load(),
-		L2Hits:          h.l2Hits.Load(),
-		L2Misses:        h.l2Misses.Load(),
+	hs := HybridStats{
 		Promotions:      h.promotions.Load(),
 		Demotions:       h.demotions.Load(),
 		StaleWrites:     h.staleWrites.Load(),
@@ -53,4 +47,14 @@ func (h *Hybrid) Stats() HybridStats {
 		L1:              h.l1.Stats(),
 		L2:              h.l2.Stats(),
 	}
+	for i := range h.stripes {
+		st := &h.stripes[i]
+		hs.Hits += st.hits.Load()
+		hs.Misses += st.misses.Load()
+		hs.L1Hits += st.l1Hits.Load()
+		hs.L1Misses += st.l1Misses.Load()
+		hs.L2Hits += st.l2Hits.Load()
+		hs.L2Misses += st.l2Misses.Load()
+	}
+	return hs
 }
