@@ -640,12 +640,21 @@ func (s *Store) applyLocked(ops []tier.Op, cost int64) error {
 		if exp {
 			expiring++
 		}
+		// The records handed in may be unsealed and shared (tier.Seal):
+		// the copy in the batch is sealed.
 		inline := s.inline(op.Record)
 		ptr = appendPointer(ptr[:0], cur.id, op.Record, inline)
+		if inline {
+			tier.Record(ptr[len(ptr)-len(op.Record):]).Seal()
+		}
 		_ = b.Set(kb.b, ptr, nil)
 		if !inline {
 			kb.b = appendGenKey(kb.b[:0], nsData, cur.id, op.Key)
-			_ = b.Set(kb.b, op.Record, nil)
+			d := b.SetDeferred(len(kb.b), len(op.Record))
+			copy(d.Key, kb.b)
+			copy(d.Value, op.Record)
+			tier.Record(d.Value).Seal()
+			_ = d.Finish()
 		}
 		kb.b = appendGenKey(kb.b[:0], nsQueue, cur.id, op.Key)
 		_ = b.Set(kb.b, nil, nil)

@@ -3,6 +3,7 @@ package disktier
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -242,5 +243,34 @@ func TestRecordLimits(t *testing.T) {
 	}
 	if err := s.Set(make([]byte, MaxKeyLen+1), rec(nil, 0)); !errors.Is(err, tier.ErrTooLarge) {
 		t.Errorf("long key: %v, want ErrTooLarge", err)
+	}
+}
+
+// TestWriteSeals checks that Write stores a sealed copy of records handed in
+// unsealed (as the write path builds them, see tier.Record.Seal), inline or
+// not, and leaves the caller's records as they were.
+func TestWriteSeals(t *testing.T) {
+	s := openTest(t, Options{})
+	for _, size := range []int{10, 64 * KiB} {
+		r := rec(randBytes(size), 0)
+		clear(r[4:8]) // the checksum, as an unsealed record has it
+		if r.Verify() == nil {
+			t.Fatal("an unsealed record verifies")
+		}
+		before := append(tier.Record(nil), r...)
+		key := []byte(fmt.Sprintf("\x00unsealed-%d", size))
+		if err := s.Write([]tier.Op{{Key: key, Record: r}}); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(r, before) {
+			t.Errorf("%d bytes: Write modified the caller's record", size)
+		}
+		got := mustGet(t, s, key) // Get verifies: an unsealed copy would be a miss
+		if !bytes.Equal(got.Value(), r.Value()) {
+			t.Errorf("%d bytes: value differs", size)
+		}
+	}
+	if c := s.Stats().Corrupt; c != 0 {
+		t.Errorf("%d corrupt entries", c)
 	}
 }

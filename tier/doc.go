@@ -32,7 +32,9 @@
 //
 // # Caveats
 //
-// Checksums are verified on records read from disk, not on L1 hits: memory
-// is trusted, and verifying a 4 MB value on every hit would cost more than
-// the lookup. Records larger than L1's largest entry are kept in L2 only.
+// Checksums are computed when a record is written to disk (Record.Seal) and
+// verified when it is read back, not on the write path nor on L1 hits:
+// memory is trusted, and a pass over a 4 MB value on every SET or hit would
+// cost more than the rest of the request. Records larger than L1's largest
+// entry are kept in L2 only.
 package tier

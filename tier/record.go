@@ -71,11 +71,24 @@ func NewRecord(h Header, value []byte) Record {
 	r := make(Record, HeaderSize+len(h.Tag)+len(value))
 	copy(r[HeaderSize+len(h.Tag):], value)
 	h.encode(r)
+	r.Seal()
 	return r
 }
 
-// encode writes h in front of the value that fills the rest of r, and the
-// checksum over both.
+// Seal computes the checksum of r and writes it into r's header.
+//
+// The write path builds records unsealed (newRecordIn): memory is trusted
+// (L1 never verifies), and a record overwritten or dropped before it reaches
+// the disk never needs a checksum, so computing it on every SET would cost
+// a pass over the value for nothing. The disk tier seals the copy it writes
+// instead. Seal modifies r: call it only on a record nothing else reads,
+// such as that copy.
+func (r Record) Seal() {
+	binary.LittleEndian.PutUint32(r[4:], crc32.Checksum(r[8:], castagnoli))
+}
+
+// encode writes h in front of the value that fills the rest of r, with a
+// zero checksum (see Seal).
 func (h Header) encode(r Record) {
 	r[0] = RecordVersion
 	r[1] = h.Flags
@@ -84,7 +97,7 @@ func (h Header) encode(r Record) {
 	binary.LittleEndian.PutUint64(r[16:], h.Epoch)
 	binary.LittleEndian.PutUint64(r[24:], uint64(len(r)-HeaderSize-len(h.Tag)))
 	copy(r[HeaderSize:], h.Tag)
-	binary.LittleEndian.PutUint32(r[4:], crc32.Checksum(r[8:], castagnoli))
+	binary.LittleEndian.PutUint32(r[4:], 0)
 }
 
 // ValueHeadroom is the room a caller may leave in front of a value it read
@@ -93,14 +106,18 @@ func (h Header) encode(r Record) {
 // ValueHeadroom-HeaderSize bytes fit.
 const ValueHeadroom = 256
 
-// newRecordIn encodes h and value like NewRecord, but in buf when value is
-// buf's tail and the room in front of it holds the header and tag: then no
-// copy of the value is made and the record shares buf's memory.
+// newRecordIn encodes h and value like NewRecord, but unsealed (see Seal),
+// and in buf when value is buf's tail and the room in front of it holds
+// the header and tag: then no copy of the value is made and the record
+// shares buf's memory.
 func newRecordIn(h Header, buf, value []byte) Record {
 	need := HeaderSize + len(h.Tag)
 	off := len(buf) - len(value)
 	if len(value) == 0 || off < need || &buf[off] != &value[0] {
-		return NewRecord(h, value)
+		r := make(Record, need+len(value))
+		copy(r[need:], value)
+		h.encode(r)
+		return r
 	}
 	r := Record(buf[off-need:])
 	h.encode(r)

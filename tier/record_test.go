@@ -109,6 +109,10 @@ func TestRecordInPlace(t *testing.T) {
 			v := buf[tc.room:]
 			copy(v, value)
 			r := newRecordIn(tc.h, buf, v)
+			if r.Verify() == nil && len(value) > 0 {
+				t.Fatal("newRecordIn sealed the record")
+			}
+			r.Seal()
 			if want := NewRecord(tc.h, value); !bytes.Equal(r, want) {
 				t.Fatalf("record differs from NewRecord's")
 			}
@@ -123,7 +127,7 @@ func TestRecordInPlace(t *testing.T) {
 	if !bytes.Equal(r.Value(), value) || &r[len(r)-1] == &buf[len(buf)-1] {
 		t.Fatal("a spare buffer that is not the value's was used")
 	}
-	if r := newRecordIn(Header{}, buf, nil); r.Verify() != nil || len(r.Value()) != 0 {
+	if r := newRecordIn(Header{}, buf, nil); r.Check() != nil || len(r.Value()) != 0 {
 		t.Fatal("empty value")
 	}
 }
