@@ -62,6 +62,7 @@ func (s *Server) info(want map[string]bool) string {
 		"redis_mode", "standalone",
 		"os", runtime.GOOS+" "+runtime.GOARCH,
 		"go_version", runtime.Version(),
+		"go_maxprocs", runtime.GOMAXPROCS(0),
 		"process_id", os.Getpid(),
 		"uptime_in_seconds", int64(up.Seconds()),
 		"uptime_in_days", int64(up.Hours()/24),

@@ -40,7 +40,7 @@ type flagText struct {
 	natsNKey                                               string
 	natsTLSCA, natsTLSCert, natsTLSKey, modelsBucket, node string
 	metrics, logLevel, logFormat, maxClients, shutdown     string
-	modelsReplicas                                         string
+	modelsReplicas, threads                                string
 }
 
 // newFlagSet returns the flag table, with the defaults in t.
@@ -77,6 +77,7 @@ func newFlagSet(t *flagText, version *bool) *pflag.FlagSet {
 	v(&t.node, defaultNodeID(), "node-id", "ID", "this daemon's name in the cluster")
 	v(&t.metrics, "", "metrics", "ADDR", "HTTP listener with /metrics (Prometheus) and /healthz (default off)")
 	v(&t.maxClients, "10000", "max-clients", "N", "most client connections at once; more are refused")
+	v(&t.threads, "auto", "threads", "N", "threads running the daemon's Go code at once (GOMAXPROCS); auto: half the CPUs, at least 1, as its clients run on the same host")
 	v(&t.shutdown, "10s", "shutdown-timeout", "DURATION", "how long in-flight commands may run once a shutdown begins")
 	v(&t.logLevel, "info", "log-level", "LEVEL", "debug, info, warn or error")
 	v(&t.logFormat, "console", "log-format", "json|console", "log format")
@@ -156,6 +157,18 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), environ []
 	o.NodeID = t.node
 	o.Metrics = t.metrics
 	b.Int("max-clients", &o.MaxClients)
+	b.Parse("threads", func(s string) error {
+		if s == "auto" {
+			o.Threads = 0
+			return nil
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return errors.New("want auto or a whole number of at least 1")
+		}
+		o.Threads = n
+		return nil
+	})
 	b.Int("models-replicas", &o.ModelsReplicas)
 	b.Duration("shutdown-timeout", &o.ShutdownTimeout)
 	b.Parse("log-level", func(s string) error {
@@ -174,6 +187,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), environ []
 		return nil
 	})
 	o.SetMemoryLimit = true
+	o.SetThreads = true
 	b.Check(o.Validate())
 	return c, b.Err()
 }

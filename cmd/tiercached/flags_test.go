@@ -36,7 +36,7 @@ func TestFlagDefaults(t *testing.T) {
 		MemMax: 1 << 30, DiskMax: 10 << 30, MaxValue: 64 << 20, maxValueDefault: true, WritePolicy: tier.WriteThrough,
 		FlushInterval: 200 * time.Millisecond, NATS: "embedded", NATSListen: "127.0.0.1:4222",
 		ModelsBucket: "tiercache-models", ModelsReplicas: 1, NodeID: defaultNodeID(), MaxClients: 10000,
-		ShutdownTimeout: 10 * time.Second, SetMemoryLimit: true,
+		ShutdownTimeout: 10 * time.Second, SetMemoryLimit: true, SetThreads: true,
 	}
 	o.Logger = nil
 	if o != want {
@@ -48,7 +48,7 @@ func TestFlagDefaults(t *testing.T) {
 	// The flag defaults are options' defaults too.
 	var zero options
 	zero.EnsureDefaults()
-	zero.Logger, zero.Version, zero.SetMemoryLimit = nil, "", true
+	zero.Logger, zero.Version, zero.SetMemoryLimit, zero.SetThreads = nil, "", true, true
 	if zero != want {
 		t.Fatalf("EnsureDefaults:\n got %+v\nwant %+v", zero, want)
 	}
@@ -81,13 +81,14 @@ func TestFlagsEveryValue(t *testing.T) {
 		"--flush-interval", "1s", "--nats", "nats://a:4222,tls://b:4223", "--nats-creds", creds,
 		"--models-bucket", "m", "--node-id", "n1", "--metrics", ":9100",
 		"--max-clients", "5", "--shutdown-timeout", "3s", "--log-level", "debug", "--log-format", "json",
+		"--threads", "3",
 	}, nil)
 	o := c.opts
 	if o.Socket != "/run/tc.sock" || o.SocketMode != 0o600 || o.TCP != "127.0.0.1:6380" || o.RequirePass != "pw" ||
 		o.DataDir != "/var/lib/tc" || o.MemMax != 512<<20 || o.DiskMax != 1_500_000_000 || o.MaxValue != 1_000_000 ||
 		o.WritePolicy != tier.WriteBack || o.FlushInterval != time.Second || o.NATS != "nats://a:4222,tls://b:4223" ||
 		o.NATSCreds != creds || o.ModelsBucket != "m" || o.NodeID != "n1" || o.Metrics != ":9100" ||
-		o.MaxClients != 5 || o.ShutdownTimeout != 3*time.Second || c.logLevel != zapcore.DebugLevel || c.logFormat != "json" {
+		o.MaxClients != 5 || o.ShutdownTimeout != 3*time.Second || o.Threads != 3 || c.logLevel != zapcore.DebugLevel || c.logFormat != "json" {
 		t.Fatalf("options %+v, log %v %q", o, c.logLevel, c.logFormat)
 	}
 }
@@ -187,6 +188,8 @@ func TestFlagProblems(t *testing.T) {
 		{"node id", []string{"--node-id", "a b"}, `--node-id "a b": must not contain spaces`},
 		{"metrics addr", []string{"--metrics", "9100"}, `--metrics "9100": bad address`},
 		{"max clients", []string{"--max-clients", "0"}, `--max-clients "0": must be at least 1`},
+		{"threads", []string{"--threads", "0"}, `--threads "0": want auto or a whole number of at least 1`},
+		{"threads word", []string{"--threads", "many"}, `--threads "many": want auto`},
 		{"log level", []string{"--log-level", "loud"}, `--log-level "loud": want debug, info, warn or error`},
 		{"log format", []string{"--log-format", "xml"}, `--log-format "xml": want json or console`},
 		{"positional", []string{"serve"}, `unexpected argument "serve"`},
@@ -252,7 +255,7 @@ func TestHelpAndVersion(t *testing.T) {
 	for _, f := range []string{"socket", "socket-mode", "tcp", "requirepass", "requirepass-file", "data-dir", "mem-max",
 		"disk-max", "max-value", "write-policy", "flush-interval", "nats", "nats-listen", "nats-creds", "nats-nkey", "nats-user",
 		"nats-password", "nats-tls-ca", "nats-tls-cert", "nats-tls-key", "models-bucket", "node-id", "metrics",
-		"log-level", "log-format", "max-clients", "version"} {
+		"log-level", "log-format", "max-clients", "threads", "version"} {
 		if !strings.Contains(c.usage, "--"+f+" ") && !strings.Contains(c.usage, "--"+f+"[") {
 			t.Errorf("usage lacks --%s", f)
 		}

@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -506,6 +509,49 @@ func TestShutdownUnderLoad(t *testing.T) {
 			}
 			t.Logf("%s: SIGTERM under load exited 0 in %v; %d acknowledged writes all served after restart", policy, took.Round(time.Millisecond), checked)
 			m.stop()
+		})
+	}
+}
+
+// TestThreads checks that --threads sets GOMAXPROCS (INFO go_maxprocs), that
+// its default is half the CPUs, and that a GOMAXPROCS variable wins.
+func TestThreads(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		log  string
+		want int
+	}{
+		{"default", nil, nil, strconv.Itoa(max(1, runtime.NumCPU()/2)), max(1, runtime.NumCPU()/2)},
+		{"flag", nil, []string{"--threads", "3"}, "3", 3},
+		{"variable", []string{"TIERCACHE_THREADS=1"}, nil, "1", 1},
+		{"GOMAXPROCS wins", []string{"GOMAXPROCS=5"}, []string{"--threads", "3"}, "GOMAXPROCS=5", 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			sock := filepath.Join(dir, "t.sock")
+			var env []string
+			for _, kv := range testEnv(tc.env...) {
+				if !strings.HasPrefix(kv, "GOMAXPROCS=") || slices.Contains(tc.env, kv) {
+					env = append(env, kv)
+				}
+			}
+			p := startProc(t, env, append([]string{"--socket", sock, "--data-dir", filepath.Join(dir, "data"),
+				"--mem-max", "8MiB", "--disk-max", "64MiB", "--nats", "off", "--log-format", "json"}, tc.args...)...)
+			p.waitReady()
+			if got := p.logLine("starting")["threads"]; got != tc.log {
+				t.Errorf("start-up log threads = %v, want %s", got, tc.log)
+			}
+			info, err := newClient(t, "unix", sock, "").Info(ctxT(t), "server").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(info, "go_maxprocs:"+strconv.Itoa(tc.want)+"\r\n") {
+				t.Errorf("INFO server does not say go_maxprocs:%d:\n%s", tc.want, info)
+			}
+			p.stop()
 		})
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,6 +54,7 @@ type daemon struct {
 	healthy    atomic.Bool // /healthz: serving and not shutting down
 
 	memLimit string // what was done about the Go memory limit, for the log
+	threads  string // what was done about GOMAXPROCS, for the log
 	notes    []string
 
 	wg    sync.WaitGroup // the serving goroutines
@@ -107,6 +110,7 @@ func newDaemon(opts options) (*daemon, error) {
 	}
 
 	d.setMemoryLimit()
+	d.setThreads()
 	if err := d.openCache(); err != nil {
 		return fail(err)
 	}
@@ -177,6 +181,24 @@ func listenErr(flag, addr string, err error) error {
 		err = errno
 	}
 	return fmt.Errorf("%s %s: %w", flag, addr, err)
+}
+
+// setThreads sets GOMAXPROCS from --threads (see options.Threads), unless
+// the GOMAXPROCS variable is set: the runtime has applied it already.
+func (d *daemon) setThreads() {
+	switch {
+	case !d.opts.SetThreads:
+		d.threads = "unchanged"
+	case os.Getenv("GOMAXPROCS") != "":
+		d.threads = "GOMAXPROCS=" + os.Getenv("GOMAXPROCS")
+	default:
+		n := d.opts.Threads
+		if n == 0 {
+			n = max(1, runtime.NumCPU()/2)
+		}
+		runtime.GOMAXPROCS(n)
+		d.threads = strconv.Itoa(n)
+	}
 }
 
 // setMemoryLimit sets the Go heap's soft limit for L1's capacity (see
@@ -460,6 +482,7 @@ func (d *daemon) logConfig() {
 		zap.String("metrics", met),
 		zap.Int("max_clients", o.MaxClients),
 		zap.String("go_memory_limit", d.memLimit),
+		zap.String("threads", d.threads),
 	)
 	d.log.Info("starting", fields...)
 }
