@@ -117,13 +117,14 @@ func (o *Options) Validate() error {
 	return errors.Join(errs...)
 }
 
-// GoMemoryLimit is the soft limit for the Go heap of a process whose L1
-// holds memMax bytes: L1 itself plus 15% for its maps and per-shard buffers,
-// plus 32 MiB for the write queue, connection buffers and the runtime. It
-// sits 32 MiB below the RSS budget (1.15 × memMax + 64 MiB, plus Pebble's
-// caches) because a soft limit is approached, not held exactly.
-// Pebble's block cache and memtables live outside the Go heap and come on
-// top. The daemon applies it with debug.SetMemoryLimit unless GOMEMLIMIT is
-// set, so the garbage collector works harder rather than letting freed
-// buffers push the RSS past the budget.
+// GoMemoryLimit is L1's part of the Go heap's soft limit, for an L1 of
+// memMax bytes: L1 itself (its records are Go allocations) plus 15% for its
+// indices and buffers, plus 32 MiB for connection buffers and the runtime.
+// The daemon adds the other parts of its memory bound that live in the Go
+// heap (request arguments in flight, the write queue, Pebble's batches) and
+// applies the sum with debug.SetMemoryLimit unless GOMEMLIMIT is set, so
+// that the garbage collector works harder rather than letting replaced
+// records push the RSS past the bound, which sits 32 MiB above the limit
+// because a soft limit is approached, not held exactly. Tests that run L1
+// alone apply GoMemoryLimit as it is.
 func GoMemoryLimit(memMax int64) int64 { return memMax*115/100 + 32<<20 }

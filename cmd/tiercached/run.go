@@ -109,7 +109,6 @@ func newDaemon(opts options) (*daemon, error) {
 		return fail(err)
 	}
 
-	d.setMemoryLimit()
 	d.setThreads()
 	if err := d.openCache(); err != nil {
 		return fail(err)
@@ -145,6 +144,7 @@ func newDaemon(opts options) (*daemon, error) {
 	}
 	d.memBound = d.memoryBound(sopts.InflightBytes())
 	sopts.MemoryBound = d.memBound
+	d.setMemoryLimit(sopts.InflightBytes())
 	srv, err := server.New(sopts)
 	if err != nil {
 		return fail(fmt.Errorf("server: %w", err))
@@ -201,21 +201,39 @@ func (d *daemon) setThreads() {
 	}
 }
 
-// setMemoryLimit sets the Go heap's soft limit for L1's capacity (see
-// tier.GoMemoryLimit). Pebble's block cache and memtables are allocated
-// outside the Go heap, so they do not count against it. GOMEMLIMIT, when
-// set, wins: the runtime has applied it already.
-func (d *daemon) setMemoryLimit() {
+// setMemoryLimit sets the Go heap's soft limit to the part of the memory
+// bound (see memoryBound) that lives in the Go heap: request arguments in
+// flight, L1 (its records are Go allocations), the write queue and Pebble's
+// batches, plus Pebble's block cache and memtables when Pebble allocates
+// them there (builds without cgo). The garbage collector then works harder
+// rather than letting replaced records and freed buffers push the RSS past
+// the bound, and never runs flat out for memory the bound allows.
+// GOMEMLIMIT, when set, wins: the runtime has applied it already.
+func (d *daemon) setMemoryLimit(inflight int64) {
 	switch {
 	case !d.opts.SetMemoryLimit:
 		d.memLimit = "unchanged"
 	case os.Getenv("GOMEMLIMIT") != "":
 		d.memLimit = "GOMEMLIMIT=" + os.Getenv("GOMEMLIMIT")
 	default:
-		limit := tier.GoMemoryLimit(d.opts.MemMax)
+		limit := d.goMemoryLimit(inflight)
 		debug.SetMemoryLimit(limit)
 		d.memLimit = fmt.Sprintf("%.1fMiB", float64(limit)/(1<<20))
 	}
+}
+
+// goMemoryLimit is the Go heap's part of the memory bound: the bound less
+// 32 MiB of slack for the runtime's own memory, less Pebble's block cache and
+// memtables when they are allocated outside the Go heap.
+func (d *daemon) goMemoryLimit(inflight int64) int64 {
+	pending, batch := d.cache.QueueLimits()
+	limit := inflight + tier.GoMemoryLimit(d.opts.MemMax) + pending
+	manual := d.l2.MemoryBound(0) // block cache and memtables
+	limit += d.l2.MemoryBound(max(batch, d.opts.MaxValue)) - manual
+	if !cgoEnabled {
+		limit += manual
+	}
+	return limit
 }
 
 // openCache opens L1, L2 and their composition into d.cache.
