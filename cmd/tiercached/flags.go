@@ -77,7 +77,7 @@ func newFlagSet(t *flagText, version *bool) *pflag.FlagSet {
 	v(&t.node, defaultNodeID(), "node-id", "ID", "this daemon's name in the cluster")
 	v(&t.metrics, "", "metrics", "ADDR", "HTTP listener with /metrics (Prometheus) and /healthz (default off)")
 	v(&t.maxClients, "10000", "max-clients", "N", "most client connections at once; more are refused")
-	v(&t.threads, "auto", "threads", "N", "threads running the daemon's Go code at once (GOMAXPROCS); auto: half the CPUs, at least 1, as its clients run on the same host")
+	v(&t.threads, "auto", "threads", "N", "threads running the daemon's Go code at once (GOMAXPROCS); auto: half the CPUs (its clients run on the same host), at least 2 where there are 2")
 	v(&t.shutdown, "10s", "shutdown-timeout", "DURATION", "how long in-flight commands may run once a shutdown begins")
 	v(&t.logLevel, "info", "log-level", "LEVEL", "debug, info, warn or error")
 	v(&t.logFormat, "console", "log-format", "json|console", "log format")

@@ -271,3 +271,11 @@ func TestUnknownEnvReported(t *testing.T) {
 		t.Fatalf("unknownEnv %q, %v", c.unknownEnv, err)
 	}
 }
+
+func TestAutoThreads(t *testing.T) {
+	for cpus, want := range map[int]int{1: 1, 2: 2, 3: 2, 4: 2, 6: 3, 8: 4, 64: 32} {
+		if got := autoThreads(cpus); got != want {
+			t.Errorf("autoThreads(%d) = %d, want %d", cpus, got, want)
+		}
+	}
+}

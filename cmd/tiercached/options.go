@@ -95,13 +95,17 @@ type options struct {
 	ShutdownTimeout time.Duration
 
 	// Threads is how many threads run the daemon's Go code at once
-	// (--threads, GOMAXPROCS); 0 is auto: half the CPUs, at least 1.
+	// (--threads, GOMAXPROCS); 0 is auto: half the CPUs, but at least 2
+	// where there are 2 (autoThreads). GOMAXPROCS, when set, wins.
 	//
 	// The clients of a per-host daemon run on the same host (the socket is
-	// local), so each request costs CPU on both sides: measured with
-	// redis-benchmark on 2 cores, 16 clients, 1 KB values, one thread
-	// served 1.3–1.5× the requests two did (the second thread's wake-ups
-	// and spinning took CPU the client needed). GOMAXPROCS, when set, wins.
+	// local), so each request costs CPU on both sides, and a thread the
+	// daemon keeps busy is one the clients lack. Measured with
+	// redis-benchmark on 2 cores, 16 clients, 1 KB values: one thread served
+	// 1.3–1.5× the GETs and write-back SETs that two did (the second
+	// thread's wake-ups and spinning took CPU the client needed), but only
+	// 0.2–0.4× the write-through SETs, whose disk pipeline (the flusher,
+	// Pebble's commits) then waits behind the connections. Hence at least 2.
 	Threads int
 	// SetThreads makes New apply Threads (the program sets it; tests that
 	// run a daemon in-process leave it off, as GOMAXPROCS is process-wide).

@@ -524,7 +524,7 @@ func TestThreads(t *testing.T) {
 		log  string
 		want int
 	}{
-		{"default", nil, nil, strconv.Itoa(max(1, runtime.NumCPU()/2)), max(1, runtime.NumCPU()/2)},
+		{"default", nil, nil, strconv.Itoa(autoThreads(runtime.NumCPU())), autoThreads(runtime.NumCPU())},
 		{"flag", nil, []string{"--threads", "3"}, "3", 3},
 		{"variable", []string{"TIERCACHE_THREADS=1"}, nil, "1", 1},
 		{"GOMAXPROCS wins", []string{"GOMAXPROCS=5"}, []string{"--threads", "3"}, "GOMAXPROCS=5", 5},

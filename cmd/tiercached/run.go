@@ -194,12 +194,17 @@ func (d *daemon) setThreads() {
 	default:
 		n := d.opts.Threads
 		if n == 0 {
-			n = max(1, runtime.NumCPU()/2)
+			n = autoThreads(runtime.NumCPU())
 		}
 		runtime.GOMAXPROCS(n)
 		d.threads = strconv.Itoa(n)
 	}
 }
+
+// autoThreads is --threads auto on a host of cpus CPUs: half of them, but
+// at least 2 where there are 2, so that the write queue's flusher and
+// Pebble's commit pipeline run beside the connections (see options.Threads).
+func autoThreads(cpus int) int { return min(cpus, max(2, cpus/2)) }
 
 // setMemoryLimit sets the Go heap's soft limit to the part of the memory
 // bound (see memoryBound) that lives in the Go heap: request arguments in
