@@ -5,6 +5,7 @@
 #
 #   bench/redis-benchmark.sh                       # both policies, 3 rounds
 #   POLICIES=back ROUNDS=5 bench/redis-benchmark.sh
+#   TIERCACHED_ARGS="--threads 1" POLICIES=back bench/redis-benchmark.sh
 #
 # 16 clients, -t set,get, values of 1 KB, 118 KB and 4 MB, a key range that
 # keeps the working set in L1 (and in Redis' memory). Each cell is the
@@ -58,7 +59,7 @@ for policy in ${POLICIES:-back through}; do
   peer=redis; peersock="$dir/redis.sock"
   if [ "$policy" = through ]; then peer=redis-aof; peersock="$dir/redis-aof.sock"; fi
   "$dir/tiercached" --socket "$dir/tc.sock" --data-dir "$dir/data-$policy" --mem-max 2GiB \
-    --write-policy "$policy" --nats off --log-level error &
+    --write-policy "$policy" --nats off --log-level error ${TIERCACHED_ARGS:-} &
   tc=$!
   pids+=($tc)
   wait_sock "$dir/tc.sock"

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -61,7 +62,7 @@ func (c *scriptConn) SetWriteDeadline(time.Time) error { return nil }
 
 // benchServer is a Server over a write-back Hybrid whose L1 holds the whole
 // working set, so that GETs are served from memory.
-func benchServer(b *testing.B) *Server {
+func benchServer(b testing.TB) *Server {
 	b.Helper()
 	l1, err := memtier.New(memtier.Options{MaxBytes: 1 << 30})
 	if err != nil {
@@ -125,9 +126,38 @@ func BenchmarkServerPath(b *testing.B) {
 }
 
 // play runs n commands from cmds through one connection of s.
-func play(b *testing.B, s *Server, cmds [][]byte, n int) *scriptConn {
+func play(b testing.TB, s *Server, cmds [][]byte, n int) *scriptConn {
 	sc := &scriptConn{cmds: cmds, n: n}
 	c := newConn(s, sc)
 	c.serve()
 	return sc
+}
+
+// TestGetAllocatesNoValue checks that a GET of a value held in L1 (1 KB and
+// more: the large store) allocates nothing of the value's size anywhere on
+// the server path: the stored record is written to the connection as it is.
+func TestGetAllocatesNoValue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation accounting needs a quiet process")
+	}
+	s := benchServer(t)
+	for _, size := range []int{1 << 10, 118 << 10, 4 << 20} {
+		k := []byte(fmt.Sprintf("key:%d", size))
+		play(t, s, [][]byte{encodeArgs([][]byte{[]byte("SET"), k, bytes.Repeat([]byte{'v'}, size)})}, 1)
+		get := [][]byte{encodeArgs([][]byte{[]byte("GET"), k})}
+		play(t, s, get, 10) // warm the connection's buffers up
+		const n = 200
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		sc := play(t, s, get, n)
+		runtime.ReadMemStats(&after)
+		if sc.replied < n*int64(size) {
+			t.Fatalf("%d bytes: replied %d bytes to %d GETs: misses", size, sc.replied, n)
+		}
+		// The connection itself (buffers, goroutine-free here) and stray
+		// background allocations stay far below one value per GET.
+		if per := (after.TotalAlloc - before.TotalAlloc) / n; per > uint64(size)/4 {
+			t.Errorf("GET of %d bytes allocated %d bytes per request", size, per)
+		}
+	}
 }
