@@ -184,20 +184,29 @@ func listenErr(flag, addr string, err error) error {
 }
 
 // setThreads sets GOMAXPROCS from --threads (see options.Threads), unless
-// the GOMAXPROCS variable is set: the runtime has applied it already.
+// the GOMAXPROCS variable is set.
 func (d *daemon) setThreads() {
-	switch {
-	case !d.opts.SetThreads:
-		d.threads = "unchanged"
-	case os.Getenv("GOMAXPROCS") != "":
-		d.threads = "GOMAXPROCS=" + os.Getenv("GOMAXPROCS")
-	default:
+	d.threads = applyRuntime(d.opts.SetThreads, "GOMAXPROCS", func() string {
 		n := d.opts.Threads
 		if n == 0 {
 			n = autoThreads(runtime.NumCPU())
 		}
 		runtime.GOMAXPROCS(n)
-		d.threads = strconv.Itoa(n)
+		return strconv.Itoa(n)
+	})
+}
+
+// applyRuntime applies a process-wide runtime setting with apply, unless
+// the daemon is not to (in-process tests) or the variable env sets it (the
+// runtime has applied that already). It returns what was done, for the log.
+func applyRuntime(enabled bool, env string, apply func() string) string {
+	switch {
+	case !enabled:
+		return "unchanged"
+	case os.Getenv(env) != "":
+		return env + "=" + os.Getenv(env)
+	default:
+		return apply()
 	}
 }
 
@@ -215,16 +224,11 @@ func autoThreads(cpus int) int { return min(cpus, max(2, cpus/2)) }
 // the bound, and never runs flat out for memory the bound allows.
 // GOMEMLIMIT, when set, wins: the runtime has applied it already.
 func (d *daemon) setMemoryLimit(inflight int64) {
-	switch {
-	case !d.opts.SetMemoryLimit:
-		d.memLimit = "unchanged"
-	case os.Getenv("GOMEMLIMIT") != "":
-		d.memLimit = "GOMEMLIMIT=" + os.Getenv("GOMEMLIMIT")
-	default:
+	d.memLimit = applyRuntime(d.opts.SetMemoryLimit, "GOMEMLIMIT", func() string {
 		limit := d.goMemoryLimit(inflight)
 		debug.SetMemoryLimit(limit)
-		d.memLimit = fmt.Sprintf("%.1fMiB", float64(limit)/(1<<20))
-	}
+		return fmt.Sprintf("%.1fMiB", float64(limit)/(1<<20))
+	})
 }
 
 // goMemoryLimit is the Go heap's part of the memory bound: the bound less
