@@ -273,7 +273,9 @@ func (c *Cache) set(key []byte, r []byte) error {
 		}
 		return nil
 	}
-	c.large.remove(k, nil)
+	if c.large.has(k) { // a read lock: small writes do not serialize on the large store
+		c.large.remove(k, nil)
+	}
 	err := bc.Set(k, r) // may call evictedLocked for other keys of sh
 	// bigcache has dropped the entry Set replaces (even if Set then failed)
 	// without telling, and never evicts it (it is dropped first): its size
@@ -328,7 +330,7 @@ func (c *Cache) Delete(key []byte) error {
 	if bc == nil {
 		return tier.ErrClosed
 	}
-	if c.large.remove(k, nil) {
+	if c.large.has(k) && c.large.remove(k, nil) {
 		return nil
 	}
 	if sh.keys.Load() == 0 {

@@ -13,6 +13,7 @@ import (
 //	  1    1 flags (FlagClean, ...)
 //	  2    2 length of the version tag, T
 //	  4    4 CRC-32C of bytes [8, 8+T+24+len(value)) i.e. everything after it
+//	         (0 until the record is sealed on its way to disk: see Seal)
 //	  8    8 expiry, Unix milliseconds; 0 = never
 //	 16    8 model epoch the record was written under
 //	 24    8 length of the value, V
@@ -65,13 +66,19 @@ type Record []byte
 // longer than MaxTagLen (a programmer error: tags are model versions checked
 // at the edge).
 func NewRecord(h Header, value []byte) Record {
+	r := newRecord(h, value)
+	r.Seal()
+	return r
+}
+
+// newRecord is NewRecord without the checksum (see Seal).
+func newRecord(h Header, value []byte) Record {
 	if len(h.Tag) > MaxTagLen {
 		panic("tier: version tag too long")
 	}
 	r := make(Record, HeaderSize+len(h.Tag)+len(value))
 	copy(r[HeaderSize+len(h.Tag):], value)
 	h.encode(r)
-	r.Seal()
 	return r
 }
 
@@ -114,10 +121,7 @@ func newRecordIn(h Header, buf, value []byte) Record {
 	need := HeaderSize + len(h.Tag)
 	off := len(buf) - len(value)
 	if len(value) == 0 || off < need || &buf[off] != &value[0] {
-		r := make(Record, need+len(value))
-		copy(r[need:], value)
-		h.encode(r)
-		return r
+		return newRecord(h, value)
 	}
 	r := Record(buf[off-need:])
 	h.encode(r)
