@@ -1,6 +1,7 @@
 package memtier
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/allegro/bigcache/v3"
 
+	"github.com/tiercache/tiercache/internal/bufpool"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -76,7 +78,7 @@ func New(opts Options) (*Cache, error) {
 		return nil, err
 	}
 	c := &Cache{
-		large:       newLarge(),
+		large:       newLarge(o.Buffers),
 		hash:        newHasher(),
 		mask:        uint64(o.Shards - 1),
 		shards:      make([]shard, o.Shards),
@@ -133,9 +135,11 @@ func (c *Cache) MaxRecord() int { return c.maxRecord }
 
 // Get returns the record stored under key, or tier.ErrNotFound if there is
 // none or it has expired. The record must not be modified: a large one is
-// the stored record itself (shared with other readers, and kept alive by the
-// garbage collector for as long as the caller holds it, even after it is
-// overwritten or evicted); a small one is a copy. A record that does not
+// the stored record itself (shared with other readers, and kept alive for
+// as long as the caller holds it, even after it is overwritten or evicted:
+// by the garbage collector, or, for a record in a buffer of
+// Options.Buffers, by the caller's pinned bufpool.Guard); a small one is a
+// copy. A record that does not
 // parse (which Set never stores) is dropped and reported as not found.
 func (c *Cache) Get(key []byte) (tier.Record, error) {
 	bc := c.bc.Load()
@@ -267,8 +271,17 @@ func (c *Cache) set(key []byte, r []byte) error {
 				return err
 			}
 		}
-		e := &entry{key: string(key), rec: r, cost: costOf(key, r)}
+		bufSize, ok := c.large.bufs.Retain(r)
+		if !ok {
+			// r's buffer is retired: the caller found r in a tier
+			// and holds it under a pinned guard, but nothing owns it
+			// any more, so the buffer is reused once the guard is
+			// unpinned. Keep a copy.
+			r = bytes.Clone(r)
+		}
+		e := &entry{key: string(key), rec: r, cost: costOf(key, r, bufSize)}
 		if !c.large.put(e, c.largeLimit(), c.evictedLarge) {
+			c.large.bufs.Release(r)
 			return fmt.Errorf("%w: key and record of %d bytes, L1 has room for %d beside its small records", tier.ErrTooLarge, size, c.largeLimit())
 		}
 		return nil
@@ -422,6 +435,10 @@ func (c *Cache) Range(fn func(key []byte, r tier.Record) bool) {
 		}
 	}
 }
+
+// Buffers returns the pool the records given to Set may come from
+// (Options.Buffers), or nil.
+func (c *Cache) Buffers() *bufpool.Pool { return c.large.bufs }
 
 // Stats returns the cache's counters. Bytes is the sum of len(key) +
 // len(record) over the live entries and never exceeds MaxBytes, which is

@@ -12,9 +12,13 @@
 // the server writes to the socket with writev: a GET of a value in memory
 // copies nothing in user space and allocates nothing of its size. Records
 // are immutable once stored; one that is overwritten or evicted while a
-// client is still being sent it stays alive, for the garbage collector to
-// free afterwards. Records hold no pointers, so the collector does not scan
-// them; it only marks one object per record.
+// client is still being sent it stays alive. Records hold no pointers, so
+// the collector does not scan them; it only marks one object per record.
+// With Options.Buffers the records' buffers come from a bufpool.Pool: the
+// large store takes a share of a record's buffer while it stores it and
+// gives it back when it drops it, and the buffer is reused for a later
+// value once no one holds it (readers hold records under a bufpool.Guard),
+// instead of waiting for the garbage collector.
 //
 // Smaller records are copied into bigcache's rings (SmallBytes in all,
 // MaxBytes/8 by default), where millions of them cost the garbage collector

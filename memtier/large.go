@@ -4,15 +4,18 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/tiercache/tiercache/internal/bufpool"
 	"github.com/tiercache/tiercache/tier"
 )
 
 // large holds the records of SmallRecord bytes or more by reference: Set
 // keeps the caller's record (it is immutable from then on) and Get returns
 // it without copying, so a GET of a 4 MB embedding costs a map lookup and
-// the socket write, and a SET no copy beyond reading the request. The
-// garbage collector frees a record once it is neither stored nor being
-// written to a client; records hold no pointers, so they cost it no scanning.
+// the socket write, and a SET no copy beyond reading the request. A record
+// neither stored nor being written to a client is freed by the garbage
+// collector, or its buffer reused when it came from bufs (the store holds
+// a share of it from put until the entry is dropped); records hold no
+// pointers, so they cost the collector no scanning.
 //
 // Eviction is CLOCK (second chance): entries are kept in write order, a Get
 // marks its entry referenced, and eviction takes the oldest entry not
@@ -29,6 +32,7 @@ type large struct {
 	bytes     atomic.Int64  // sum of len(key)+len(record), as Stats reports
 	keys      atomic.Int64  // len(mu.m)
 	evictions atomic.Uint64 // entries evicted for space
+	bufs      *bufpool.Pool // the records' buffers, released as entries are dropped
 }
 
 // entry is one record of the large store. Its fields other than ref and
@@ -47,17 +51,18 @@ const entryCost = 128
 
 // costOf returns the memory an entry of key and r takes: the allocations of
 // the key, the record (with the room a request buffer may have in front of
-// it, tier.ValueHeadroom, when it was built in place) and the entry.
-func costOf(key []byte, r tier.Record) int64 {
+// it, tier.ValueHeadroom, when it was built in place; or the whole pooled
+// buffer it was built in, of bufSize bytes) and the entry.
+func costOf(key []byte, r tier.Record, bufSize int) int64 {
 	n := len(r)
 	if n > maxSmallAlloc {
 		n += tier.ValueHeadroom
 	}
-	return int64(allocSize(len(key)) + allocSize(n) + entryCost)
+	return int64(allocSize(len(key)) + allocSize(max(n, bufSize)) + entryCost)
 }
 
-func newLarge() *large {
-	l := &large{}
+func newLarge(bufs *bufpool.Pool) *large {
+	l := &large{bufs: bufs}
 	l.mu.m = make(map[string]*entry)
 	return l
 }
@@ -89,6 +94,7 @@ func (l *large) put(e *entry, limit int64, evicted func(*entry)) bool {
 	defer l.mu.Unlock()
 	if old := l.mu.m[e.key]; old != nil {
 		l.removeLocked(old)
+		l.bufs.Release(old.rec)
 	}
 	if e.cost > limit {
 		return false
@@ -128,8 +134,9 @@ func (l *large) evictLocked(limit int64, evicted func(*entry)) {
 		l.removeLocked(e)
 		l.evictions.Add(1)
 		if evicted != nil {
-			evicted(e)
+			evicted(e) // may retain the record (demotion) before it is released
 		}
+		l.bufs.Release(e.rec)
 	}
 }
 
@@ -143,6 +150,7 @@ func (l *large) remove(key string, e *entry) bool {
 		return false
 	}
 	l.removeLocked(cur)
+	l.bufs.Release(cur.rec)
 	return true
 }
 
@@ -197,6 +205,7 @@ func (l *large) reset() {
 	for e := l.mu.head; e != nil; {
 		next := e.next
 		e.prev, e.next = nil, nil
+		l.bufs.Release(e.rec)
 		e = next
 	}
 	l.mu.head, l.mu.tail = nil, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/tiercache/tiercache/internal/bufpool"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -123,5 +124,79 @@ func TestSecondChance(t *testing.T) {
 	}
 	if evicted["hot"] {
 		t.Error("hot, read before every write, was evicted")
+	}
+}
+
+// pooledRecord returns a copy of r in a buffer of p, as the server reads a
+// value, with its command already done: the cache's share is all that keeps
+// the buffer from being retired.
+func pooledRecord(p *bufpool.Pool, r tier.Record) tier.Record {
+	b := p.Get(len(r))
+	copy(b, r)
+	return tier.Record(b)
+}
+
+// TestBufferShares checks that the large store holds a share of a pooled
+// record's buffer exactly while it stores the record: an overwrite, a
+// delete, an eviction (after the hook took its own share) and a reset each
+// let go of it.
+func TestBufferShares(t *testing.T) {
+	p := bufpool.New(bufpool.Options{})
+	var hooked []tier.Record
+	c := newCache(t, Options{MaxBytes: 8 << 20, SmallBytes: 1 << 20, MaxRecord: 1 << 20, Buffers: p})
+	c.SetOnEvict(func(_ string, r tier.Record) {
+		if _, ok := p.Retain(r); !ok {
+			t.Error("the hook could not retain an evicted record")
+		}
+		hooked = append(hooked, r)
+	})
+	set := func(k string, r tier.Record) {
+		t.Helper()
+		if err := c.Set([]byte(k), r); err != nil {
+			t.Fatal(err)
+		}
+		p.Done(r) // the command that read it has ended
+	}
+	retired := func() uint64 { return p.Stats().Retired }
+
+	r1 := pooledRecord(p, record(100_000, 0, 1))
+	set("a", r1)
+	if retired() != 0 {
+		t.Fatal("a stored record's buffer was retired")
+	}
+	if got, err := c.Get([]byte("a")); err != nil || &got[0] != &r1[0] {
+		t.Fatal("Get does not return the pooled record")
+	}
+	set("a", pooledRecord(p, record(100_000, 0, 2))) // overwrite
+	if retired() != 1 {
+		t.Fatalf("overwrite: %d retired, want 1", retired())
+	}
+	if err := c.Delete([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if retired() != 2 {
+		t.Fatalf("delete: %d retired, want 2", retired())
+	}
+
+	// Fill the large store (7 MiB beside the rings) until it evicts.
+	for i := 0; len(hooked) == 0; i++ {
+		set(fmt.Sprint("e", i), pooledRecord(p, record(500_000, 0, uint64(i))))
+	}
+	before := retired()
+	for _, r := range hooked {
+		p.Release(r) // the demotion is done
+	}
+	if got := retired() - before; got != uint64(len(hooked)) {
+		t.Fatalf("%d of %d evicted buffers retired once the hook let go", got, len(hooked))
+	}
+	if st := c.Stats(); st.Bytes > st.MaxBytes {
+		t.Fatalf("bytes %d over max %d", st.Bytes, st.MaxBytes)
+	}
+	keys := c.Stats().Keys
+	if err := c.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if got := retired() - before - uint64(len(hooked)); got != uint64(keys) {
+		t.Fatalf("reset retired %d buffers, want %d", got, keys)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tiercache/tiercache/internal/bufpool"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -116,6 +117,13 @@ type Options struct {
 	// Clock tells the time records expire against. Default
 	// tier.SystemClock{}.
 	Clock tier.Clock
+
+	// Buffers, if not nil, is the pool the records given to Set may have
+	// been read into: the large store takes a share of such a record's
+	// buffer while it stores it and gives it back when it drops it, so that
+	// the buffer is reused once nothing holds it (see package bufpool).
+	// Default nil: records are left to the garbage collector.
+	Buffers *bufpool.Pool
 }
 
 // EnsureDefaults fills in the zero fields of o with their defaults and

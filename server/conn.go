@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/tiercache/tiercache/internal/bufpool"
 )
 
 // conn is one client connection. Its goroutine reads commands, runs them in
@@ -20,6 +22,7 @@ type conn struct {
 	nc       net.Conn
 	rd       *reader
 	w        writer
+	guard    *bufpool.Guard // pinned from a command's start until its reply is flushed
 	id       int64
 	name     string
 	authed   bool
@@ -31,8 +34,10 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), created: time.Now()}
-	c.rd = newReader(nc, s.budget, s.ctx, s.opts.MaxValue, s.opts.MaxInflight, s.opts.MaxArgs)
-	c.w = writer{conn: nc, timeout: s.opts.WriteTimeout}
+	bufs := s.opts.Cache.Buffers()
+	c.rd = newReader(nc, s.budget, s.ctx, s.opts.MaxValue, s.opts.MaxInflight, s.opts.MaxArgs, bufs)
+	c.guard = bufs.Guard()
+	c.w = writer{conn: nc, timeout: s.opts.WriteTimeout, pool: bufs}
 	c.authed = s.opts.RequirePass == ""
 	return c
 }
@@ -46,6 +51,8 @@ func (c *conn) stop() {
 
 func (c *conn) serve() {
 	defer c.nc.Close()
+	defer c.guard.Close()
+	defer c.w.drop() // after a failed write: what was queued is never sent
 	defer c.rd.release()
 	for {
 		args, err := c.rd.readCommand()
@@ -56,20 +63,20 @@ func (c *conn) serve() {
 			case errors.As(err, &ce):
 				c.w.error(string(ce))
 				if !c.rd.buffered() {
-					if c.w.flush(time.Now()) != nil {
+					if c.flush(time.Now()) != nil {
 						return
 					}
 				}
 				continue
 			case errors.As(err, &pe):
 				c.w.error(pe.Error())
-				_ = c.w.flush(time.Now())
+				_ = c.flush(time.Now())
 				return
 			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded), c.stopping.Load():
 			default:
 				c.s.opts.Logger.Debug("connection read failed", zap.Int64("client", c.id), zap.Error(err))
 			}
-			_ = c.w.flush(time.Now())
+			_ = c.flush(time.Now())
 			return
 		}
 		if len(args) == 0 {
@@ -77,19 +84,36 @@ func (c *conn) serve() {
 		}
 		quit := c.exec(args)
 		if quit || c.stopping.Load() {
-			_ = c.w.flush(c.now)
+			_ = c.flush(c.now)
 			return
 		}
 		if !c.rd.buffered() || c.w.queued() > 1<<20 {
-			if c.w.flush(c.now) != nil {
+			if c.flush(c.now) != nil {
 				return
 			}
 		}
 	}
 }
 
+// flush writes the queued replies. The guard, pinned while the commands
+// ran, is unpinned before the write, which a slow client can block for up
+// to the write timeout: the large values queued are held by the writer
+// itself (and small replies are copies), so a blocked client does not stop
+// other connections' buffers from being reused. Only when the writer could
+// not hold a value does the guard stay pinned until it is sent.
+func (c *conn) flush(now time.Time) error {
+	if !c.w.mustPin {
+		c.guard.Unpin()
+	}
+	err := c.w.flush(now)
+	c.guard.Unpin()
+	return err
+}
+
 // exec runs one command and reports whether the connection should close.
 func (c *conn) exec(args [][]byte) (quit bool) {
+	c.guard.Pin()
+	defer c.rd.finish()
 	start := time.Now()
 	c.now = start
 	cmd := lookup(args[0])

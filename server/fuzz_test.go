@@ -26,7 +26,7 @@ func newFuzzReader(r io.Reader) (*reader, *budget) {
 	// Commands up to 512 bytes take the small lane (1 KiB), larger ones
 	// the main one, as in the server (1 MiB of a 32 MiB reserve).
 	budget := newBudget(fuzzMaxCmd, 512, 1<<10)
-	return newReader(r, budget, context.Background(), fuzzMaxValue, fuzzMaxCmd, fuzzMaxArgs), budget
+	return newReader(r, budget, context.Background(), fuzzMaxValue, fuzzMaxCmd, fuzzMaxArgs, nil), budget
 }
 
 // readAll parses every command in r, checking the reader's invariants, and

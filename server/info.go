@@ -80,6 +80,7 @@ func (s *Server) info(want map[string]bool) string {
 		runtime.ReadMemStats(&ms)
 	}
 	rss := residentBytes()
+	bs := s.opts.Cache.Buffers().Stats()
 	section("Memory",
 		"used_memory", st.L1.Bytes,
 		"used_memory_human", human(st.L1.Bytes),
@@ -91,6 +92,10 @@ func (s *Server) info(want map[string]bool) string {
 		"maxmemory_policy", "allkeys-lru",
 		"memory_bound", s.opts.MemoryBound,
 		"memory_bound_human", human(s.opts.MemoryBound),
+		"recycled_buffers_bytes", bs.Bytes,
+		"recycled_buffers_max_bytes", s.opts.Cache.Buffers().MaxBytes(),
+		"value_buffers_read", bs.Gets,
+		"value_buffers_reused", bs.Reused,
 	)
 	section("Stats",
 		"total_connections_received", s.totalConns.Load(),

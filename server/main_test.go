@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/tiercache/tiercache/disktier"
+	"github.com/tiercache/tiercache/internal/bufpool"
 	"github.com/tiercache/tiercache/internal/testutil"
 	"github.com/tiercache/tiercache/memtier"
 	"github.com/tiercache/tiercache/tier"
@@ -42,7 +43,10 @@ type testServer struct {
 func startServer(t testing.TB, mod func(*Options)) *testServer {
 	t.Helper()
 	clock := tier.NewManualClock(time.Now())
-	l1, err := memtier.New(memtier.Options{MaxBytes: 32 << 20, Clock: clock})
+	// Values are read into recycled buffers, as in the daemon; poisoned
+	// when freed, so that a reply built from a buffer reused under it shows.
+	bufs := bufpool.New(bufpool.Options{MaxBytes: 16 << 20, Poison: true})
+	l1, err := memtier.New(memtier.Options{MaxBytes: 32 << 20, Clock: clock, Buffers: bufs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +55,7 @@ func startServer(t testing.TB, mod func(*Options)) *testServer {
 		l1.Close()
 		t.Fatal(err)
 	}
-	h, err := tier.NewHybrid(tier.Options{L1: l1, L2: l2, Clock: clock})
+	h, err := tier.NewHybrid(tier.Options{L1: l1, L2: l2, Clock: clock, Buffers: bufs})
 	if err != nil {
 		l1.Close()
 		l2.Close()

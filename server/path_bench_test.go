@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache/disktier"
+	"github.com/tiercache/tiercache/internal/bufpool"
 	"github.com/tiercache/tiercache/memtier"
 	"github.com/tiercache/tiercache/tier"
 )
@@ -64,7 +65,8 @@ func (c *scriptConn) SetWriteDeadline(time.Time) error { return nil }
 // working set, so that GETs are served from memory.
 func benchServer(b testing.TB) *Server {
 	b.Helper()
-	l1, err := memtier.New(memtier.Options{MaxBytes: 1 << 30})
+	bufs := bufpool.New(bufpool.Options{})
+	l1, err := memtier.New(memtier.Options{MaxBytes: 1 << 30, Buffers: bufs})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -72,7 +74,7 @@ func benchServer(b testing.TB) *Server {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h, err := tier.NewHybrid(tier.Options{L1: l1, L2: l2, WritePolicy: tier.WriteBack})
+	h, err := tier.NewHybrid(tier.Options{L1: l1, L2: l2, WritePolicy: tier.WriteBack, Buffers: bufs})
 	if err != nil {
 		b.Fatal(err)
 	}

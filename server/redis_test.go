@@ -775,6 +775,8 @@ func TestRedisInfo(t *testing.T) {
 		{"Clients", "inflight_budget_bytes", strconv.FormatInt(256<<20+smallReserve, 10)},
 		{"Clients", "budget_waiting_clients", "0"},
 		{"Memory", "memory_bound", "0"}, // not computed: the daemon sets it
+		{"Memory", "recycled_buffers_max_bytes", strconv.FormatInt(16<<20, 10)},
+		{"Memory", "value_buffers_read", "0"}, // no value of 16 KiB or more yet
 		{"Stats", "keyspace_hits", "1"},
 		{"Stats", "keyspace_misses", "1"},
 		{"Stats", "rejected_stale_writes", "0"},

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/tiercache/tiercache/internal/bufpool"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -54,6 +55,10 @@ type reader struct {
 	lane   lane     // the budget lane held is taken from
 	held   int64    // budget held by the current command
 
+	// bufs is where arguments of spareMin bytes or more are read (values
+	// that the cache may keep): see package bufpool. May be nil.
+	bufs *bufpool.Pool
+
 	// arena holds the current command's arguments under spareMin bytes
 	// (keys, small values, options), so that they cost no allocation: it
 	// is reused by the next command. Nothing keeps such an argument past
@@ -66,17 +71,30 @@ type reader struct {
 // by a command with many small arguments is dropped after it.
 const maxArena = 64 << 10
 
-func newReader(r io.Reader, budget *budget, ctx context.Context, maxValue, maxCmd int64, maxArgs int) *reader {
-	return &reader{br: bufio.NewReaderSize(r, 16<<10), budget: budget, ctx: ctx, maxValue: maxValue, maxArgs: maxArgs, maxCmd: maxCmd}
+func newReader(r io.Reader, budget *budget, ctx context.Context, maxValue, maxCmd int64, maxArgs int, bufs *bufpool.Pool) *reader {
+	return &reader{br: bufio.NewReaderSize(r, 16<<10), budget: budget, ctx: ctx, maxValue: maxValue, maxArgs: maxArgs, maxCmd: maxCmd, bufs: bufs}
 }
 
 // buffered reports whether more input is already buffered (pipelining: the
 // replies are flushed only when it is not).
 func (r *reader) buffered() bool { return r.br.Buffered() > 0 }
 
+// finish tells the buffer pool that the command read last has ended: the
+// buffers its large arguments were read into are reused once nothing else
+// holds them. The connection calls it with its guard still pinned.
+func (r *reader) finish() {
+	for i, b := range r.spares {
+		if b != nil {
+			r.bufs.Done(b)
+			r.spares[i] = nil
+		}
+	}
+}
+
 // release returns the budget the last command held and drops references to
 // its arguments.
 func (r *reader) release() {
+	r.finish() // a command that was not run (too large, or cut off)
 	if r.held > 0 {
 		r.budget.release(r.lane, r.held)
 		r.held = 0
@@ -184,7 +202,7 @@ func (r *reader) readBulk(size int64) ([]byte, []byte, error) {
 	}
 	var buf, arg []byte
 	if size >= spareMin {
-		buf = make([]byte, tier.ValueHeadroom+size)
+		buf = r.bufs.Get(int(tier.ValueHeadroom + size))
 		arg = buf[tier.ValueHeadroom:]
 	} else {
 		n := len(r.arena)
@@ -197,6 +215,7 @@ func (r *reader) readBulk(size int64) ([]byte, []byte, error) {
 		arg = r.arena[n : n+int(size) : n+int(size)]
 	}
 	if _, err := io.ReadFull(r.br, arg); err != nil {
+		r.bufs.Done(buf) // nil for arena arguments: ignored
 		return nil, nil, err
 	}
 	return arg, buf, nil

@@ -4,6 +4,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/tiercache/tiercache/internal/bufpool"
 )
 
 // deadlineSlack is the most a write deadline lags behind the write timeout
@@ -25,6 +27,16 @@ type writer struct {
 	bufs    net.Buffers // pending output, in order, when a large bulk is queued
 	pending int         // bytes queued in bufs
 	err     error       // first write error: later writes are dropped
+
+	// Large values queued by reference may live in recycled buffers (see
+	// package bufpool): the writer holds a share of each (held) until it
+	// is sent, so that the connection's guard can be unpinned before a
+	// write that may block (see conn.flush). A value whose buffer was retired
+	// already cannot be held that way: then the guard stays pinned until
+	// the flush (mustPin).
+	pool    *bufpool.Pool
+	held    [][]byte
+	mustPin bool
 }
 
 func (w *writer) queued() int { return len(w.buf) + w.pending }
@@ -79,9 +91,26 @@ func (w *writer) bulk(b []byte) {
 		w.buf = append(w.buf, '\r', '\n')
 		return
 	}
+	if size, ok := w.pool.Retain(b); !ok {
+		w.mustPin = true
+	} else if size > 0 {
+		w.held = append(w.held, b)
+	}
 	w.bufs = append(w.bufs, w.buf, b)
 	w.pending += len(w.buf) + len(b)
 	w.buf = []byte{'\r', '\n'}
+}
+
+// drop forgets the queued output and lets go of the values held.
+func (w *writer) drop() {
+	clear(w.bufs) // drop the references to the values
+	w.bufs, w.pending = w.bufs[:0], 0
+	w.buf = nil
+	for i, b := range w.held {
+		w.pool.Release(b)
+		w.held[i] = nil
+	}
+	w.held, w.mustPin = w.held[:0], false
 }
 
 // flush sends everything queued, with the write timeout as a deadline: a
@@ -93,6 +122,7 @@ func (w *writer) bulk(b []byte) {
 // off between timeout-deadlineSlack and timeout after it started.
 func (w *writer) flush(now time.Time) error {
 	if w.err != nil {
+		w.drop()
 		return w.err
 	}
 	if len(w.buf) == 0 && w.pending == 0 {
@@ -110,9 +140,7 @@ func (w *writer) flush(now time.Time) error {
 		}
 		bufs := w.bufs
 		_, w.err = bufs.WriteTo(w.conn)
-		clear(w.bufs) // drop the references to the values sent
-		w.bufs, w.pending = w.bufs[:0], 0
-		w.buf = nil
+		w.drop()
 	}
 	if cap(w.buf) > 64<<10 {
 		w.buf = nil // do not keep a buffer grown by one large reply

@@ -1,12 +1,15 @@
 package tier
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tiercache/tiercache/internal/bufpool"
 )
 
 // Hybrid composes an L1 memory tier and an L2 disk tier into one cache with
@@ -103,6 +106,9 @@ func NewHybrid(opts Options) (*Hybrid, error) {
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
+	if m, ok := opts.L1.(interface{ Buffers() *bufpool.Pool }); ok && m.Buffers() != opts.Buffers {
+		return nil, errors.New("tier: L1 and the Hybrid must share one buffer pool (Options.Buffers)")
+	}
 	h.reg.Store(reg)
 	h.pend.byKey = make(map[string]*pendingOp)
 	h.pend.space = sync.NewCond(&h.pend.Mutex)
@@ -127,6 +133,9 @@ func l2Key(key []byte, scoped bool, model string, epoch uint64) []byte {
 // Get returns the live record of key. A record of a model-scoped key written
 // under an older version of the model, an expired record and an absent key
 // are all ErrNotFound. The caller must not modify the returned record.
+// With Options.Buffers the record may live in a recycled buffer: hold it
+// only while a bufpool.Guard of that pool is pinned (or as an owner, with
+// Retain).
 func (h *Hybrid) Get(key []byte) (Record, error) {
 	if h.closed.Load() {
 		return nil, ErrClosed
@@ -363,6 +372,13 @@ func (h *Hybrid) onEvict(key string, r Record) {
 }
 
 func (h *Hybrid) enqueue(op *pendingOp) {
+	if op.rec != nil {
+		if _, ok := h.opts.Buffers.Retain(op.rec); !ok {
+			// The record's buffer is retired (the caller holds it under
+			// a pinned guard, past its last owner): queue a copy.
+			op.rec = bytes.Clone(op.rec)
+		}
+	}
 	op.queued = time.Now()
 	h.pend.Lock()
 	h.pend.byKey[op.key] = op
@@ -477,6 +493,7 @@ func (h *Hybrid) removeFrontLocked(n int) {
 			delete(h.pend.byKey, op.key)
 		}
 		h.pend.bytes -= op.size()
+		h.opts.Buffers.Release(op.rec) // readers that found it hold it under their guards
 	}
 	clear(h.pend.queue[:n])
 	h.pend.queue = h.pend.queue[n:]
@@ -497,6 +514,11 @@ func (h *Hybrid) shedLocked() {
 		h.removeFrontLocked(n)
 	}
 }
+
+// Buffers returns the pool records may be read into (Options.Buffers):
+// whoever reads values into its buffers for SetArgs.Spare must pin a
+// bufpool.Guard while it holds records it looked up. It may be nil.
+func (h *Hybrid) Buffers() *bufpool.Pool { return h.opts.Buffers }
 
 // Flush commits every pending write to L2 now.
 func (h *Hybrid) Flush() error {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tiercache/tiercache/internal/bufpool"
 )
 
 // WritePolicy says when writes reach L2.
@@ -69,6 +71,11 @@ type Options struct {
 	// OnError is told about L2 errors the Hybrid absorbed (a failed
 	// write or read); it must not block. Default: ignore.
 	OnError func(op string, err error)
+	// Buffers, if not nil, is the pool records may have been read into
+	// (the L1 given should use it too): a write waiting for L2 takes a
+	// share of its record's buffer until it is committed, so that the
+	// buffer is not reused under it (see package bufpool). Default nil.
+	Buffers *bufpool.Pool
 }
 
 // EnsureDefaults fills in the zero fields with their defaults.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tiercache/tiercache/disktier"
+	"github.com/tiercache/tiercache/internal/bufpool"
 	"github.com/tiercache/tiercache/internal/config"
 	"github.com/tiercache/tiercache/internal/metrics"
 	"github.com/tiercache/tiercache/invalidation"
@@ -236,7 +237,7 @@ func (d *daemon) setMemoryLimit(inflight int64) {
 // memtables when they are allocated outside the Go heap.
 func (d *daemon) goMemoryLimit(inflight int64) int64 {
 	pending, batch := d.cache.QueueLimits()
-	limit := inflight + tier.GoMemoryLimit(d.opts.MemMax) + pending
+	limit := inflight + tier.GoMemoryLimit(d.opts.MemMax) + pending + d.cache.Buffers().MaxBytes()
 	manual := d.l2.MemoryBound(0) // block cache and memtables
 	limit += d.l2.MemoryBound(max(batch, d.opts.MaxValue)) - manual
 	if !cgoEnabled {
@@ -251,7 +252,8 @@ func (d *daemon) openCache() error {
 	if err := checkDataDir(o.DataDir); err != nil {
 		return err
 	}
-	l1, err := memtier.New(memtier.Options{MaxBytes: o.MemMax})
+	bufs := bufpool.New(bufpool.Options{MaxBytes: poolBytes(o.MemMax)})
+	l1, err := memtier.New(memtier.Options{MaxBytes: o.MemMax, Buffers: bufs})
 	if err != nil {
 		return fmt.Errorf("--mem-max: %w", err)
 	}
@@ -279,6 +281,7 @@ func (d *daemon) openCache() error {
 		L2:            l2,
 		WritePolicy:   o.WritePolicy,
 		FlushInterval: o.FlushInterval,
+		Buffers:       bufs,
 		OnError: func(op string, err error) {
 			if ok, n := cacheLimit.allow(op); ok {
 				cacheLog.Warn("L2 "+op+" failed; the cache carries on from L1", append(suppressed(n), zap.Error(err))...)
@@ -294,14 +297,20 @@ func (d *daemon) openCache() error {
 	return nil
 }
 
+// poolBytes is the most memory the pool of recycled value buffers keeps
+// (see package bufpool): an eighth of --mem-max, between 8 and 64 MiB —
+// room for a buffer per client at 16 clients × 4 MB values.
+func poolBytes(memMax int64) int64 { return min(64<<20, max(8<<20, memMax/8)) }
+
 // memoryBound is the bound on the daemon's resident memory documented in
 // the README (Operations, "Memory"): request arguments in flight, L1 with
 // its overhead (1.15 × --mem-max, as tier.GoMemoryLimit), the write queue,
-// Pebble's memory for batches as large as the flusher makes, and 64 MiB
-// for the runtime, connections and everything else.
+// the recycled value buffers (poolBytes), Pebble's memory for batches as
+// large as the flusher makes, and 64 MiB for the runtime, connections and
+// everything else.
 func (d *daemon) memoryBound(inflight int64) int64 {
 	pending, batch := d.cache.QueueLimits()
-	return inflight + d.opts.MemMax*115/100 + pending + d.l2.MemoryBound(max(batch, d.opts.MaxValue)) + 64<<20
+	return inflight + d.opts.MemMax*115/100 + pending + d.cache.Buffers().MaxBytes() + d.l2.MemoryBound(max(batch, d.opts.MaxValue)) + 64<<20
 }
 
 // diskLine logs a line of the disk tier. Its Logger hook has no levels:

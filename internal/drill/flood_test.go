@@ -61,7 +61,8 @@ func floodBound(memMax, diskMax, maxValue int64) int64 {
 	memtable := max(1<<20, min(64<<20, diskMax/16))
 	cache := min(256<<20, diskMax/8)
 	pebble := cache + 2*memtable + 4*max(maxValue, 4<<20)
-	return budget + memMax*115/100 + queue + pebble + 64<<20
+	recycled := max(8<<20, min(64<<20, memMax/8))
+	return budget + memMax*115/100 + queue + recycled + pebble + 64<<20
 }
 
 func TestDrillFlood(t *testing.T) {
