@@ -43,6 +43,7 @@ func run() error {
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	restartBytes := fs.String("restart-bytes", "", "data cached before the restart workload's restart, e.g. 10GiB (default: the mode's)")
 	rewrite := fs.Bool("rewrite", false, "run nothing: re-render results.md and the plots from the output directory's results.json")
+	hotRounds := fs.Int("hot-rounds", 0, "hot-set rounds, the systems alternating within each; cells report their median round (default: 3, quick 1)")
 	propRuns := fs.StringSlice("prop-runs", nil, "propagation runs as KEYSxROLLOUTS, e.g. 10000x200,1000000x20 (default: the mode's)")
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "Usage: go run ./bench [flags]\n\nFlags:\n%s", fs.FlagUsages())
@@ -64,6 +65,9 @@ func run() error {
 	cfg.Seed = *seed
 	cfg.Tiercached = *daemon
 	cfg.KeepWorkDir = *keep
+	if *hotRounds != 0 {
+		cfg.HotRounds = *hotRounds
+	}
 	if *restartBytes != "" {
 		n, err := parseSize(*restartBytes)
 		if err != nil {

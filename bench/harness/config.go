@@ -69,6 +69,11 @@ type Config struct {
 	// HotMemMax is tiercached's --mem-max in the hot set (Redis and
 	// memcached get the same as their limit). Default 2 GiB.
 	HotMemMax int64
+	// HotRounds is how many times the hot set runs on every system, the
+	// systems alternating within each round (so that they all see the
+	// machine in each of its moods); each cell reports its median round
+	// by throughput. Default 3 (quick: 1).
+	HotRounds int
 	// HotPolicies are the write policies tiercached runs the hot set
 	// with, each as its own row ("tiercached" is write-back,
 	// "tiercached-wt" write-through). Default back, through.
@@ -165,6 +170,7 @@ func FullConfig() Config {
 		HotBytes:         256 * MiB,
 		HotMemMax:        2 * GiB,
 		HotPolicies:      []string{"back", "through"},
+		HotRounds:        3,
 		Pipeline:         4,
 		BudgetKeys:       1_000_000,
 		BudgetValue:      120832,
@@ -200,6 +206,7 @@ func QuickConfig() Config {
 	c.HotBytes = 64 * MiB
 	c.HotMemMax = 1 * GiB
 	c.HotPolicies = []string{"back"}
+	c.HotRounds = 1
 	c.BudgetKeys = 50_000
 	c.BudgetMem = []int64{16 * MiB, 32 * MiB, 64 * MiB}
 	c.BudgetPeerMem = []int64{128 * MiB, 256 * MiB}
@@ -254,6 +261,9 @@ func (c *Config) EnsureDefaults() *Config {
 	}
 	if c.HotPolicies == nil {
 		c.HotPolicies = d.HotPolicies
+	}
+	if c.HotRounds == 0 {
+		c.HotRounds = d.HotRounds
 	}
 	if c.BudgetMem == nil {
 		c.BudgetMem = d.BudgetMem
@@ -334,6 +344,9 @@ func (c *Config) Validate() error {
 		if n < 1 {
 			add("hot-set connections %d < 1", n)
 		}
+	}
+	if c.HotRounds < 1 {
+		add("hot-set rounds %d < 1", c.HotRounds)
 	}
 	if c.BudgetZipfS <= 0 {
 		add("Zipf exponent %v must be > 0", c.BudgetZipfS)

@@ -26,6 +26,7 @@ func tinyConfig(t *testing.T) Config {
 	c.HotBytes = 1 * MiB
 	c.HotMemMax = 64 * MiB
 	c.HotPolicies = []string{"back"}
+	c.HotRounds = 2 // the alternation, reduced to medians
 	c.BudgetKeys = 5000
 	c.BudgetValue = 8 << 10
 	c.BudgetMem = []int64{8 * MiB, 16 * MiB}
@@ -182,6 +183,33 @@ func TestConfigValidate(t *testing.T) {
 	for _, s := range []string{"nope", "valkey", "sideways"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not name %q", err, s)
+		}
+	}
+}
+
+// TestMedianRounds checks that each cell keeps its median round by
+// throughput, with the range of the others, in first-seen order.
+func TestMedianRounds(t *testing.T) {
+	row := func(system string, conns int, ops float64) HotResult {
+		return HotResult{System: system, Op: "GET", Size: 1024, Conns: conns, OpsPerSec: ops, Latency: Latency{P99: ops / 10}}
+	}
+	got := medianRounds([]HotResult{
+		row("a", 1, 30), row("a", 16, 5), row("b", 1, 7),
+		row("a", 1, 10), row("a", 16, 6), row("b", 1, 8),
+		row("a", 1, 20), row("a", 16, 4), row("b", 1, 9),
+	})
+	want := []struct {
+		system         string
+		conns          int
+		ops, p99, l, h float64
+	}{{"a", 1, 20, 2, 10, 30}, {"a", 16, 5, 0.5, 4, 6}, {"b", 1, 8, 0.8, 7, 9}}
+	if len(got) != len(want) {
+		t.Fatalf("%d rows, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.System != w.system || g.Conns != w.conns || g.OpsPerSec != w.ops || g.P99 != w.p99 || g.MinOpsPerSec != w.l || g.MaxOpsPerSec != w.h || g.Rounds != 3 {
+			t.Errorf("row %d: %+v, want %+v", i, g, w)
 		}
 	}
 }

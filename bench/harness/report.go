@@ -110,6 +110,9 @@ func writeHot(b *bytes.Buffer, r *Results, hasPlot func(string) bool) {
 	p("## 1. Hot set\n\n")
 	p("Every key in memory (up to %s per value size, at most 10,000 keys; tiercached `--mem-max %s`, Redis `maxmemory` and memcached `-m` the same), ", fmtBytes(c.HotBytes), fmtBytes(c.HotMemMax))
 	p("uniform random keys, %.1f s per cell, %d requests in flight per connection (1 for values over 1 MiB). ", c.HotDurationSec, c.Pipeline)
+	if c.HotRounds > 1 {
+		p("%d rounds, the systems alternating within each (one running at a time); each cell is its median round by throughput. ", c.HotRounds)
+	}
 	p("`tiercached` is write-back (memory only, like Redis without persistence); `tiercached-wt` is write-through (every SET fsync'ed to L2 within 200 ms). ")
 	p("Ratio columns: this row ÷ Redis and ÷ memcached in the same cell (throughput: > 1 is better; p99: < 1 is better).\n\n")
 	for _, plot := range []string{"hotset_get.png", "hotset_set.png"} {

@@ -50,6 +50,7 @@ type SystemInfo struct {
 type ConfigSummary struct {
 	Pipeline         int       `json:"pipeline"`
 	HotDurationSec   float64   `json:"hot_duration_seconds"`
+	HotRounds        int       `json:"hot_rounds,omitempty"`
 	HotBytes         int64     `json:"hot_bytes_per_size"`
 	HotMemMax        int64     `json:"hot_mem_max"`
 	BudgetKeys       int       `json:"budget_keys"`
@@ -101,6 +102,11 @@ type HotResult struct {
 	OpsPerSec float64 `json:"ops_per_sec"`
 	MBPerSec  float64 `json:"mb_per_sec"`
 	HitRatio  float64 `json:"hit_ratio,omitempty"`
+	// Rounds is how many rounds the cell ran; the row is its median round
+	// by throughput (MinOpsPerSec and MaxOpsPerSec bound the others).
+	Rounds       int     `json:"rounds,omitempty"`
+	MinOpsPerSec float64 `json:"min_ops_per_sec,omitempty"`
+	MaxOpsPerSec float64 `json:"max_ops_per_sec,omitempty"`
 	Latency
 }
 

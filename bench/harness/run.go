@@ -280,7 +280,7 @@ func machineInfo() Machine {
 
 func summaryOf(c *Config) ConfigSummary {
 	return ConfigSummary{
-		Pipeline: c.Pipeline, HotDurationSec: c.HotDuration.Seconds(), HotBytes: c.HotBytes, HotMemMax: c.HotMemMax,
+		Pipeline: c.Pipeline, HotDurationSec: c.HotDuration.Seconds(), HotRounds: c.HotRounds, HotBytes: c.HotBytes, HotMemMax: c.HotMemMax,
 		BudgetKeys: c.BudgetKeys, BudgetValue: c.BudgetValue, BudgetZipfS: c.BudgetZipfS, BudgetPeerMem: c.BudgetPeerMem, BudgetDiskFactor: c.BudgetDiskFactor,
 		BudgetWarmup: c.BudgetWarmup, BudgetRequests: c.BudgetRequests, BudgetConns: c.BudgetConns, BudgetPolicy: c.BudgetPolicy,
 		EncoderDelayMs: float64(c.EncoderDelay) / 1e6, ColdMemMax: c.ColdMemMax, ColdFactor: c.ColdFactor,
