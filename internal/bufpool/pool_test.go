@@ -127,9 +127,10 @@ func TestConcurrentNoReuseWhilePinned(t *testing.T) {
 	stored := make([][]byte, slots) // "the cache": each slot owns its record
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	for w := range 4 {
+	// guarded runs body under a pinned guard of its own until stop.
+	guarded := func(body func(i int)) {
 		wg.Add(1)
-		go func() { // writers: read a value into a pooled buffer and store it
+		go func() {
 			defer wg.Done()
 			g := p.Guard()
 			defer g.Close()
@@ -140,53 +141,46 @@ func TestConcurrentNoReuseWhilePinned(t *testing.T) {
 				default:
 				}
 				g.Pin()
-				b := p.Get(size)
-				fill := byte(w*64 + i%64)
-				for j := range b {
-					b[j] = fill
-				}
-				slot := (w + i) % slots
-				mu.Lock()
-				if _, ok := p.Retain(b); !ok {
-					t.Error("Retain of a fresh buffer failed")
-				}
-				old := stored[slot]
-				stored[slot] = b
-				p.Release(old)
-				mu.Unlock()
-				p.Done(b)
+				body(i)
 				g.Unpin()
 			}
 		}()
 	}
-	for range 4 {
-		wg.Add(1)
-		go func() { // readers: find a record, check it stays whole while pinned
-			defer wg.Done()
-			g := p.Guard()
-			defer g.Close()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				g.Pin()
-				mu.Lock()
-				b := stored[i%slots]
-				mu.Unlock()
-				if b != nil {
-					want := bytes.Repeat(b[:1], len(b))
-					for range 3 {
-						if !bytes.Equal(b, want) {
-							t.Error("a pinned reader's buffer changed under it")
-							break
-						}
-					}
-				}
-				g.Unpin()
+	for w := range 4 { // writers: read a value into a pooled buffer and store it
+		guarded(func(i int) {
+			b := p.Get(size)
+			fill := byte(w*64 + i%64)
+			for j := range b {
+				b[j] = fill
 			}
-		}()
+			slot := (w + i) % slots
+			mu.Lock()
+			if _, ok := p.Retain(b); !ok {
+				t.Error("Retain of a fresh buffer failed")
+			}
+			old := stored[slot]
+			stored[slot] = b
+			p.Release(old)
+			mu.Unlock()
+			p.Done(b)
+		})
+	}
+	for range 4 { // readers: find a record, check it stays whole while pinned
+		guarded(func(i int) {
+			mu.Lock()
+			b := stored[i%slots]
+			mu.Unlock()
+			if b == nil {
+				return
+			}
+			want := bytes.Repeat(b[:1], len(b))
+			for range 3 {
+				if !bytes.Equal(b, want) {
+					t.Error("a pinned reader's buffer changed under it")
+					return
+				}
+			}
+		})
 	}
 	for deadline := time.Now().Add(10 * time.Second); p.Stats().Reused < 2000 && !t.Failed() && time.Now().Before(deadline); {
 		runtime.Gosched()
