@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache/disktier"
+	"github.com/tiercache/tiercache/internal/bufpool"
 	"github.com/tiercache/tiercache/memtier"
 	"github.com/tiercache/tiercache/tier"
 	"github.com/tiercache/tiercache/tier/tiertest"
@@ -386,4 +387,35 @@ func rss(t testing.TB) int64 {
 	}
 	t.Skip("no VmRSS in /proc/self/status")
 	return 0
+}
+
+// TestSharedBufferPool checks that a Hybrid refuses an L1 that recycles
+// record buffers through another pool than its own: the write queue would
+// not hold shares of them, and a queued record could be reused under it.
+func TestSharedBufferPool(t *testing.T) {
+	pool := bufpool.New(bufpool.Options{})
+	l1, err := memtier.New(memtier.Options{MaxBytes: 16 << 20, Buffers: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l1.Close()
+	l2, err := disktier.Open(disktier.Options{Dir: t.TempDir(), MaxBytes: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	if h, err := tier.NewHybrid(tier.Options{L1: l1, L2: l2}); err == nil {
+		h.Close()
+		t.Fatal("NewHybrid accepted an L1 with a buffer pool of its own")
+	}
+	h, err := tier.NewHybrid(tier.Options{L1: l1, L2: l2, Buffers: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Buffers() != pool {
+		t.Fatal("Buffers does not return the shared pool")
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
