@@ -1,0 +1,9 @@
+//go:build !linux
+
+package main
+
+import "errors"
+
+func (s *store) serveEpoll(string) error {
+	return errors.New("-loop epoll needs Linux")
+}
