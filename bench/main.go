@@ -44,6 +44,7 @@ func run() error {
 	restartBytes := fs.String("restart-bytes", "", "data cached before the restart workload's restart, e.g. 10GiB (default: the mode's)")
 	rewrite := fs.Bool("rewrite", false, "run nothing: re-render results.md and the plots from the output directory's results.json")
 	hotRounds := fs.Int("hot-rounds", 0, "hot-set rounds, the systems alternating within each; cells report their median round (default: 3, quick 1)")
+	budgets := fs.StringSlice("budgets", nil, "budget workload memory budgets, e.g. 64MiB,128MiB; replaces the mode's and skips the peer-only budgets (default: the mode's)")
 	propRuns := fs.StringSlice("prop-runs", nil, "propagation runs as KEYSxROLLOUTS, e.g. 10000x200,1000000x20 (default: the mode's)")
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "Usage: go run ./bench [flags]\n\nFlags:\n%s", fs.FlagUsages())
@@ -74,6 +75,16 @@ func run() error {
 			return fmt.Errorf("--restart-bytes: %w", err)
 		}
 		cfg.RestartBytes = n
+	}
+	if len(*budgets) > 0 {
+		cfg.BudgetMem, cfg.BudgetPeerMem = nil, []int64{} // empty, not nil: nil takes the defaults
+		for _, b := range *budgets {
+			n, err := parseSize(b)
+			if err != nil {
+				return fmt.Errorf("--budgets: %w", err)
+			}
+			cfg.BudgetMem = append(cfg.BudgetMem, n)
+		}
 	}
 	if len(*propRuns) > 0 {
 		cfg.PropRuns = nil
