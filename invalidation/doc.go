@@ -22,13 +22,17 @@
 // runs two goroutines:
 //
 //   - the follower watches the bucket with an ordered consumer and applies
-//     its changes to the cache with tier.Hybrid.ApplyModels (a put sets the
-//     version, a delete or purge marker purges the model), passing the last
-//     entry's revision, which the cache persists with the registry. What
-//     has been delivered is applied as one batch (a whole catch-up backlog
-//     at once, up to 4096 changes), reduced to at most two changes per
-//     model with the same effect, since each change costs the disk tier a
-//     synced range delete;
+//     its changes to the cache with tier.Hybrid.ApplyModelsAsync (a put
+//     sets the version, a delete or purge marker purges the model), passing
+//     the last entry's revision. The cache serves the new state as soon as
+//     the call returns, without waiting for the disk; its flusher then
+//     persists the registry with that revision (once for any number of
+//     changes) and range-deletes the stale entries. A restart replays the
+//     bucket from the persisted revision, so nothing is lost if it crashes
+//     first. What has been delivered is applied as one batch (a whole
+//     catch-up backlog at once, up to 4096 changes), reduced to at most two
+//     changes per model with the same effect, since each change costs the
+//     disk tier its range deletes;
 //   - the heartbeat writes this daemon's Member entry (node id, revision
 //     applied, version, time) to the members bucket, whose entries expire
 //     after MemberTTL, every HeartbeatInterval and right after each change.

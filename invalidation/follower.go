@@ -402,7 +402,7 @@ func (c *Cluster) applyEntries(batch []jetstream.KeyValueEntry, touched map[stri
 // back, so that its entries are still dropped as the full sequence would
 // have; nothing if every change repeated the current version. Applying
 // fewer changes matters because each one drops the model's stale entries
-// from L2 with a synced write.
+// from L2 with range deletes.
 func compress(changes []tier.ModelChange, current func(model string) (string, bool)) []tier.ModelChange {
 	if len(changes) <= 1 {
 		return changes
@@ -449,14 +449,13 @@ func (c *Cluster) apply(changes []tier.ModelChange, rev uint64) { c.applyAt(chan
 // applyAt is apply; with exact the cache records rev even if it is lower
 // than its revision (the bucket was recreated).
 func (c *Cluster) applyAt(changes []tier.ModelChange, rev uint64, exact bool) {
-	applyFn := c.cache.ApplyModels
+	// The cache publishes the changes at once and persists them (and drops
+	// the stale entries from disk) in the background: the bucket is the
+	// registry's home, and a restart replays it from the persisted revision.
 	if exact {
-		applyFn = c.cache.ResyncModels
-	}
-	if err := applyFn(changes, rev); err != nil {
-		// The cache applied the changes in memory and retries persisting
-		// them; a restart before that replays them.
-		c.log.Error("applying model registry changes", zap.Uint64("revision", rev), zap.Error(err))
+		c.cache.ResyncModelsAsync(changes, rev)
+	} else {
+		c.cache.ApplyModelsAsync(changes, rev)
 	}
 	c.setApplied(rev)
 	wake(c.beat)

@@ -80,3 +80,68 @@ func openHybridWith(t testing.TB, dir string, fs vfs.FS, onError func(string, er
 }
 
 var waitFor = testutil.WaitFor
+
+// TestApplyModelsAsyncDoesNotWaitForDisk rolls a model out with
+// ApplyModelsAsync while every disk write hangs: the call returns, the new
+// version is served and fenced at once; once the disk answers again the
+// flusher drops the stale entries from L2 and persists the registry.
+func TestApplyModelsAsyncDoesNotWaitForDisk(t *testing.T) {
+	release := make(chan struct{})
+	var hang atomic.Bool
+	var hung atomic.Int64
+	fs := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if hang.Load() && op.Kind.ReadOrWrite() == errorfs.OpIsWrite {
+			hung.Add(1)
+			<-release
+		}
+		return nil
+	}))
+	dir := t.TempDir()
+	h := openHybridWith(t, dir, fs, nil)
+	if err := h.ApplyModels([]tier.ModelChange{{Model: "clip", Version: "v1"}}, 1); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		mustSetValue(t, h, fmt.Sprintf("{clip}k%d", i), []byte("v1"))
+	}
+	mustSetValue(t, h, "plain", []byte("p"))
+	if err := h.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	keys := h.Stats().L2.Keys
+
+	hang.Store(true)
+	mustSetValue(t, h, "during", []byte("d")) // the flusher's write hangs
+	waitFor(t, 10*time.Second, "a disk write to hang", func() bool { return hung.Load() > 0 })
+	h.ApplyModelsAsync([]tier.ModelChange{{Model: "clip", Version: "v2"}}, 2)
+	if v, _ := h.Model("clip"); v != "v2" || h.ModelsRevision() != 2 {
+		t.Fatalf("after ApplyModelsAsync: clip=%q revision=%d", v, h.ModelsRevision())
+	}
+	if _, err := getValue(h, "{clip}k1"); !errors.Is(err, tier.ErrNotFound) {
+		t.Errorf("stale entry served after ApplyModelsAsync: %v", err)
+	}
+	var stale *tier.StaleError
+	if err := h.SetValue([]byte("{clip@v1}late"), []byte("x"), 0); !errors.As(err, &stale) {
+		t.Errorf("late write: %v, want a StaleError", err)
+	}
+	mustSetValue(t, h, "{clip@v2}k1", []byte("v2"))
+
+	hang.Store(false)
+	close(release)
+	waitFor(t, 30*time.Second, "the stale entries to leave L2", func() bool {
+		return h.Stats().L2.Keys < keys-50
+	})
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h = openHybridWith(t, dir, vfs.Default, nil)
+	defer h.Close()
+	if v, _ := h.Model("clip"); v != "v2" || h.ModelsRevision() != 2 {
+		t.Fatalf("after restart: clip=%q revision=%d", v, h.ModelsRevision())
+	}
+	for k, want := range map[string]string{"{clip@v2}k1": "v2", "plain": "p", "during": "d"} {
+		if got, err := getValue(h, k); err != nil || string(got) != want {
+			t.Errorf("%s after restart: %q, %v", k, got, err)
+		}
+	}
+}

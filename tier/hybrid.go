@@ -24,6 +24,7 @@ type Hybrid struct {
 	modelsMu sync.Mutex // serializes ApplyModels and registry persistence
 	reg      atomic.Pointer[registry]
 	regDirty atomic.Bool // the registry in memory is newer than the persisted one
+	regDrops []modelDrop // ApplyModelsAsync's range deletes not yet written; guarded by modelsMu
 
 	// stripes order writes of a key against the promotion of an older copy
 	// of it: a writer bumps its stripe's seq under the stripe's mu; a reader
@@ -431,8 +432,9 @@ func (h *Hybrid) flushLoop() {
 		case <-h.kick:
 		case <-t.C:
 		}
+		h.applyPendingModels()
 		_ = h.flush()
-		h.retryPersistRegistry()
+		h.applyPendingModels()
 	}
 }
 
@@ -554,7 +556,7 @@ func (h *Hybrid) Close() error {
 		if err := h.flush(); err != nil {
 			errs = append(errs, fmt.Errorf("tier: final flush: %w", err))
 		}
-		h.retryPersistRegistry()
+		h.applyPendingModels()
 		if h.regDirty.Load() {
 			errs = append(errs, errors.New("tier: model registry not persisted"))
 		}

@@ -74,21 +74,46 @@ func loadRegistry(l2 Disk) (*registry, error) {
 // with range deletes (no scan); stale L1 records are dropped when read or
 // evicted.
 //
-// The new state is applied in memory even if persisting it fails; the error
-// is returned so the caller can retry (the persisted revision stays behind,
-// which makes a restarted cache replay the change).
+// ApplyModels returns once the new state is persisted (one synced write)
+// and the range deletes are written. The new state is applied in memory
+// even if persisting it fails; the error is returned so the caller can
+// retry (the persisted revision stays behind, which makes a restarted cache
+// replay the change).
 func (h *Hybrid) ApplyModels(changes []ModelChange, rev uint64) error {
-	return h.applyModels(changes, rev, false)
+	return h.applyModels(changes, rev, false, false)
 }
 
 // ResyncModels is ApplyModels for a registry whose revisions started over
 // (the bucket was deleted and created again): it records rev as the
 // revision even if it is lower than the one applied before.
 func (h *Hybrid) ResyncModels(changes []ModelChange, rev uint64) error {
-	return h.applyModels(changes, rev, true)
+	return h.applyModels(changes, rev, true, false)
 }
 
-func (h *Hybrid) applyModels(changes []ModelChange, rev uint64, exact bool) error {
+// ApplyModelsAsync is ApplyModels for a registry kept elsewhere (a cluster's
+// KV bucket, which a restarted cache replays from its persisted revision):
+// it publishes the new state and returns without touching the disk. The
+// flusher then persists the registry, once for any number of changes
+// applied meanwhile, and writes the range deletes; their errors go to
+// Options.OnError and persisting is retried. Everything ApplyModels
+// promises about reads and writes holds from the moment it returns.
+func (h *Hybrid) ApplyModelsAsync(changes []ModelChange, rev uint64) {
+	_ = h.applyModels(changes, rev, false, true)
+}
+
+// ResyncModelsAsync is ResyncModels without waiting for the disk, as
+// ApplyModelsAsync.
+func (h *Hybrid) ResyncModelsAsync(changes []ModelChange, rev uint64) {
+	_ = h.applyModels(changes, rev, true, true)
+}
+
+// modelDrop is a model's range of L2 entries older than epoch, to delete.
+type modelDrop struct {
+	model string
+	epoch uint64
+}
+
+func (h *Hybrid) applyModels(changes []ModelChange, rev uint64, exact, async bool) error {
 	h.modelsMu.Lock()
 	defer h.modelsMu.Unlock()
 	if h.closed.Load() {
@@ -99,18 +124,14 @@ func (h *Hybrid) applyModels(changes []ModelChange, rev uint64, exact bool) erro
 	if exact {
 		next.Revision = rev
 	}
-	type drop struct {
-		model string
-		epoch uint64
-	}
-	var drops []drop
+	var drops []modelDrop
 	for _, c := range changes {
 		cur, known := next.Models[c.Model]
 		if known && cur.Version == c.Version {
 			continue
 		}
 		next.Models[c.Model] = ModelState{Version: c.Version, Epoch: next.NextEpoch}
-		drops = append(drops, drop{c.Model, next.NextEpoch})
+		drops = append(drops, modelDrop{c.Model, next.NextEpoch})
 		next.NextEpoch++
 	}
 	if len(drops) == 0 && next.Revision == old.Revision {
@@ -120,10 +141,29 @@ func (h *Hybrid) applyModels(changes []ModelChange, rev uint64, exact bool) erro
 	if len(drops) > 0 {
 		h.rollouts.Add(uint64(len(drops)))
 	}
+	if async {
+		h.regDrops = append(h.regDrops, drops...)
+		h.regDirty.Store(true)
+		select {
+		case h.kick <- struct{}{}:
+		default:
+		}
+		return nil
+	}
 	var errs []error
 	if err := h.persistRegistryLocked(next); err != nil {
 		errs = append(errs, err)
 	}
+	if err := h.dropModels(drops); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// dropModels range-deletes the L2 entries of each drop's model older than
+// its epoch.
+func (h *Hybrid) dropModels(drops []modelDrop) error {
+	var errs []error
 	for _, d := range drops {
 		start, end := ModelRange(d.model, 0, d.epoch)
 		if err := h.l2.DropRange(start, end); err != nil {
@@ -132,6 +172,19 @@ func (h *Hybrid) applyModels(changes []ModelChange, rev uint64, exact bool) erro
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// applyPendingModels writes what ApplyModelsAsync left to the flusher: the
+// range deletes, then the registry.
+func (h *Hybrid) applyPendingModels() {
+	h.modelsMu.Lock()
+	drops := h.regDrops
+	h.regDrops = nil
+	h.modelsMu.Unlock()
+	if len(drops) > 0 {
+		_ = h.dropModels(drops)
+	}
+	h.retryPersistRegistry()
 }
 
 func (h *Hybrid) persistRegistryLocked(reg *registry) error {
