@@ -77,59 +77,71 @@ func TestCorruptRecord(t *testing.T) {
 	}
 }
 
-// TestCorruptFile flips bytes in the middle of the file holding a value:
-// Pebble's block checksum catches it and the store reports a miss. The value
-// is kept small: on a checksum mismatch Pebble searches the block for a
-// single flipped bit, recomputing the checksum of the whole block up to
-// 320k times (internal/bitflip), seconds for a 256 KiB block.
+// TestCorruptFile flips bytes in the middle of the file holding a value, an
+// sstable for a value kept inline in Pebble's blocks and a blob file for a
+// separated one (blobMin): Pebble's block checksum catches it and the store
+// reports a miss. The values are kept small: on a checksum mismatch Pebble
+// searches the block for a single flipped bit, recomputing the checksum of
+// the whole block up to 320k times (internal/bitflip), seconds for a
+// 256 KiB block.
 func TestCorruptFile(t *testing.T) {
-	dir := t.TempDir()
-	opts := Options{Dir: dir, Logger: testLogger(t)}
-	s, err := Open(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := []byte("\x00victim")
-	mustSet(t, s, k, rec(randBytes(16*KiB), 0))
-	if err := s.Close(); err != nil { // flushes: the value lands in an sstable
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	flipped := 0
-	for _, e := range entries {
-		// The value is in the sstable of its generation's d span, the
-		// largest one (see spanPolicy).
-		if info, err := e.Info(); err != nil || !strings.HasSuffix(e.Name(), ".sst") || info.Size() < 16*KiB {
-			continue
-		}
-		path := filepath.Join(dir, e.Name())
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b[len(b)/2] ^= 0xff
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		flipped++
-	}
-	if flipped == 0 {
-		t.Fatal("no sstable to corrupt")
-	}
-	s = openTest(t, opts)
-	for range 2 {
-		if _, err := s.Get(k); !errors.Is(err, tier.ErrNotFound) {
-			t.Fatalf("Get of a value in a corrupt file: %v, want ErrNotFound", err)
-		}
-	}
-	if got := s.Stats().Corrupt; got != 1 {
-		t.Errorf("Corrupt = %d, want 1", got)
-	}
-	if got := s.Stats().Keys; got != 0 {
-		t.Errorf("Keys = %d, want 0", got)
+	for _, c := range []struct {
+		name, suffix string
+		size         int
+	}{
+		{"sstable", ".sst", blobMin / 2},
+		{"blob", ".blob", blobMin + 4*KiB},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			opts := Options{Dir: dir, Logger: testLogger(t)}
+			s, err := Open(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := []byte("\x00victim")
+			mustSet(t, s, k, rec(randBytes(c.size), 0))
+			if err := s.Close(); err != nil { // flushes: the value lands in a file
+				t.Fatal(err)
+			}
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			flipped := 0
+			for _, e := range entries {
+				// The value is in the file of its generation's d span, the
+				// largest one (see spanPolicy).
+				if info, err := e.Info(); err != nil || !strings.HasSuffix(e.Name(), c.suffix) || info.Size() < int64(c.size) {
+					continue
+				}
+				path := filepath.Join(dir, e.Name())
+				b, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b[len(b)/2] ^= 0xff
+				if err := os.WriteFile(path, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				flipped++
+			}
+			if flipped == 0 {
+				t.Fatalf("no %s file holding the value", c.suffix)
+			}
+			s = openTest(t, opts)
+			for range 2 {
+				if _, err := s.Get(k); !errors.Is(err, tier.ErrNotFound) {
+					t.Fatalf("Get of a value in a corrupt file: %v, want ErrNotFound", err)
+				}
+			}
+			if got := s.Stats().Corrupt; got != 1 {
+				t.Errorf("Corrupt = %d, want 1", got)
+			}
+			if got := s.Stats().Keys; got != 0 {
+				t.Errorf("Keys = %d, want 0", got)
+			}
+		})
 	}
 }
 

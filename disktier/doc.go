@@ -67,7 +67,7 @@
 // # Caveats
 //
 //   - The bytes of an overwritten or deleted entry stay on disk until its
-//     generation is dropped; so do records apart of at least 256 KiB, kept
+//     generation is dropped; so do records apart of at least 16 KiB, kept
 //     in Pebble blob files, whose entries DropRange removed, unless Pebble
 //     rewrites the blob file first. Eviction accounts for them.
 //   - The key and expiring counts after a DropRange are fixed in the
