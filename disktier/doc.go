@@ -37,10 +37,13 @@
 // (back-pressure, at most Options.WriteTimeout) rather than exceed
 // MaxBytes. The directory stays below 1.1 × MaxBytes, WAL included.
 //
-// Second chance: a hit on an entry of the older half of the live
-// generations asks the maintainer to rewrite it into the current one, if its
-// pointer has not changed meanwhile, so that entries read often outlive
-// their generation.
+// Second chance: a hit on an entry of a generation at risk asks the
+// maintainer to rewrite it into the current one, if its pointer has not
+// changed meanwhile, so that entries read often outlive their generation.
+// At risk are the oldest generations that another half budget of writes
+// would evict: the older half of the bytes when the directory is full,
+// none while it is less than half full (a rewrite costs a read and a synced
+// write, wasted unless the generation is evicted soon).
 //
 // DropRange writes one range delete per namespace and live generation and
 // returns; a background count over a snapshot taken just before the delete

@@ -286,8 +286,25 @@ func (s *Store) publishLocked() {
 	s.keysGauge.Store(s.mu.keys)
 	s.expiringGauge.Store(max(s.mu.expiring, 0))
 	s.liveGauge.Store(s.mu.live)
-	gens := s.mu.gens
-	s.secondChanceBelow.Store(gens[len(gens)/2].id)
+	s.secondChanceBelow.Store(secondChanceBelow(s.mu.gens, s.mu.live, s.budget))
+}
+
+// secondChanceBelow returns the generation below which a hit is rewritten
+// into the current generation: those that writing another half of the
+// budget would evict, the older half of the bytes when the directory is
+// full. While the live generations fill less than half the budget nothing
+// is at risk and no hit is rewritten: a rewrite costs a read and a synced
+// write of the entry, for nothing unless its generation is evicted soon.
+func secondChanceBelow(gens []genInfo, live, budget int64) uint64 {
+	atRisk := live - budget/2 // bytes the next budget/2 of writes would evict
+	var before int64
+	for _, g := range gens {
+		if before >= atRisk {
+			return g.id
+		}
+		before += g.bytes
+	}
+	return gens[len(gens)-1].id
 }
 
 // getter is what *pebble.DB and *pebble.Snapshot have in common.
