@@ -11,8 +11,11 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/internal/testutil"
 )
 
 // recycledValue is value number seq of key i: a header naming both, then a
@@ -150,7 +153,14 @@ func TestRecycledBufferWaitsForSlowReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	slow := ts.dial(t)
+	before := ts.s.cmds.total()
 	slow.send("*2\r\n$3\r\nGET\r\n$4\r\nslow\r\n")
+	// The GET must have run (and queued its reply) before the value is
+	// replaced; commands are counted when they end, before the reply is
+	// written.
+	testutil.WaitFor(t, 10*time.Second, "the slow client's GET to run", func() bool {
+		return ts.s.cmds.total() > before
+	})
 	retired := ts.h.Buffers().Stats().Retired
 	// Replace the value (retiring its buffer) and keep writing values of
 	// the same size, which would reuse it.
