@@ -40,6 +40,7 @@ type hcfg struct {
 	flush    time.Duration
 	diskOpts func(*disktier.Options)
 	onError  func(string, error)
+	wrapL2   func(tier.Disk) tier.Disk // wraps the disk tier, for tests that watch its calls
 }
 
 func openHybrid(t testing.TB, c hcfg) *tier.Hybrid {
@@ -69,7 +70,11 @@ func openHybrid(t testing.TB, c hcfg) *tier.Hybrid {
 		l1.Close()
 		t.Fatal(err)
 	}
-	h, err := tier.NewHybrid(tier.Options{L1: l1, L2: l2, WritePolicy: c.policy, Clock: c.clock, FlushInterval: c.flush, OnError: c.onError})
+	var disk tier.Disk = l2
+	if c.wrapL2 != nil {
+		disk = c.wrapL2(l2)
+	}
+	h, err := tier.NewHybrid(tier.Options{L1: l1, L2: disk, WritePolicy: c.policy, Clock: c.clock, FlushInterval: c.flush, OnError: c.onError})
 	if err != nil {
 		l1.Close()
 		l2.Close()

@@ -64,8 +64,8 @@ func (h *Hybrid) header(key []byte, expireAt int64) (Header, Scope, bool, error)
 }
 
 // SetWith is SET with its options: the existence check, the write and the
-// read of the old value happen under the key's lock, so they are atomic
-// with respect to other writes of the key.
+// read of the old value are atomic with respect to other writes of the key
+// (see lockedGet).
 func (h *Hybrid) SetWith(key, value []byte, a SetArgs) (SetResult, error) {
 	if h.closed.Load() {
 		return SetResult{}, ErrClosed
@@ -78,8 +78,7 @@ func (h *Hybrid) SetWith(key, value []byte, a SetArgs) (SetResult, error) {
 		return SetResult{}, err
 	}
 	st := h.stripe(key)
-	st.mu.Lock()
-	old, err := h.get(key, st, false)
+	old, err := h.lockedGet(key, st)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		st.mu.Unlock()
 		return SetResult{}, err
@@ -135,12 +134,11 @@ func (h *Hybrid) Expire(key []byte, expireAt int64, cond ExpireCond) (bool, erro
 		return false, err
 	}
 	st := h.stripe(key)
-	st.mu.Lock()
+	old, err := h.lockedGet(key, st)
 	defer func() {
 		st.mu.Unlock()
 		h.waitForSpace()
 	}()
-	old, err := h.get(key, st, false)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return false, nil
@@ -224,7 +222,7 @@ func (h *Hybrid) Keys() int64 {
 }
 
 // Remove deletes key and reports whether it had a live value (DEL counts
-// these). The check and the delete happen under the key's lock.
+// these). The check and the delete are atomic (see lockedGet).
 func (h *Hybrid) Remove(key []byte) (bool, error) {
 	if h.closed.Load() {
 		return false, ErrClosed
@@ -238,8 +236,7 @@ func (h *Hybrid) Remove(key []byte) (bool, error) {
 		epoch = h.reg.Load().model(sc.Model).Epoch
 	}
 	st := h.stripe(key)
-	st.mu.Lock()
-	old, err := h.get(key, st, false)
+	old, err := h.lockedGet(key, st)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		st.mu.Unlock()
 		return false, err
@@ -256,4 +253,26 @@ func (h *Hybrid) Remove(key []byte) (bool, error) {
 func (h *Hybrid) CheckWrite(key []byte) error {
 	_, _, _, err := h.header(key, 0)
 	return err
+}
+
+// lockedGet looks key up for a read-modify-write and returns with st.mu,
+// key's stripe lock, held: what it returns is key's current record, and
+// stays so until the caller unlocks. The lookup, which may read L2, runs
+// without the lock, so that a slow disk read does not stall the writes of
+// every other key of the stripe; it is valid if no write of the stripe
+// (st.seq) and no registry change happened meanwhile, and is retried
+// otherwise, under the lock after a few attempts (a stripe written that
+// often is served from L1 and the write queue anyway).
+func (h *Hybrid) lockedGet(key []byte, st *stripe) (Record, error) {
+	for range 3 {
+		seq, reg := st.seq.Load(), h.reg.Load()
+		r, err := h.get(key, st, false)
+		st.mu.Lock()
+		if st.seq.Load() == seq && h.reg.Load() == reg {
+			return r, err
+		}
+		st.mu.Unlock()
+	}
+	st.mu.Lock()
+	return h.get(key, st, false)
 }
