@@ -26,9 +26,14 @@ type Hybrid struct {
 	regDirty atomic.Bool // the registry in memory is newer than the persisted one
 	regDrops []modelDrop // ApplyModelsAsync's range deletes not yet written; guarded by modelsMu
 
-	// stripes order writes of a key against the promotion of an older copy
-	// of it: a writer bumps its stripe's seq under the stripe's mu; a reader
-	// promotes only if the seq it saw before looking the key up is unchanged.
+	// stripes order writes of a key against readers that act on what they
+	// read: a writer bumps its stripe's seq under the stripe's mu, after
+	// its write is visible; a reader that saw seq before looking the key up
+	// and still sees it under mu knows no write of the stripe overlapped
+	// its lookup. Promotion relies on it (an older copy is never promoted
+	// over a newer write), and so do read-modify-writes (lockedGet). The
+	// bump must come after the write: a reader loading seq in the middle of
+	// a write could otherwise miss the write and then see seq unchanged.
 	seed    maphash.Seed
 	stripes [256]stripe
 
@@ -305,7 +310,7 @@ func (h *Hybrid) fitsL2(key []byte, r Record, sc Scope, scoped bool, epoch uint6
 // putLocked stores r in L1 and queues it for L2 as the write policy says.
 // The caller holds key's stripe lock.
 func (h *Hybrid) putLocked(key []byte, r Record, sc Scope, scoped bool, epoch uint64) {
-	h.stripe(key).seq.Add(1)
+	defer h.stripe(key).seq.Add(1) // once the write is visible: see Hybrid.stripes
 	inL1 := len(key)+len(r) <= h.l1.MaxRecord() && h.l1.Set(key, r) == nil
 	if !inL1 {
 		_ = h.l1.Delete(key) // an older copy must not shadow this write
@@ -348,7 +353,7 @@ func (h *Hybrid) Delete(key []byte) error {
 // deleteLocked removes key from L1 and queues its deletion from L2. The
 // caller holds key's stripe lock.
 func (h *Hybrid) deleteLocked(key []byte, sc Scope, scoped bool, epoch uint64) {
-	h.stripe(key).seq.Add(1)
+	defer h.stripe(key).seq.Add(1) // once the delete is visible: see Hybrid.stripes
 	_ = h.l1.Delete(key)
 	h.enqueue(&pendingOp{key: string(key), lkey: l2Key(key, scoped, sc.Model, epoch), model: sc.Model, epoch: epoch, scoped: scoped})
 }

@@ -194,10 +194,13 @@ func (h *Hybrid) FlushAll() error {
 	defer h.flushMu.Unlock()
 	for i := range h.stripes {
 		h.stripes[i].mu.Lock()
-		h.stripes[i].seq.Add(1) // no promotion from before the flush lands after it
 	}
 	defer func() {
 		for i := range h.stripes {
+			// After the flush, before unlocking (see Hybrid.stripes): no
+			// promotion or read-modify-write that looked a key up before
+			// the flush acts on it after.
+			h.stripes[i].seq.Add(1)
 			h.stripes[i].mu.Unlock()
 		}
 	}()
