@@ -22,14 +22,7 @@ trap cleanup EXIT
 go build -o "$dir/tiercached" ./cmd/tiercached
 go build -o "$dir/ceiling" ./bench/ceiling
 
-requests() { case $1 in 1024) echo 200000;; 120832) echo 20000;; *) echo 800;; esac; }
-keyspace() { case $1 in 1024) echo 10000;; 120832) echo 1000;; *) echo 100;; esac; }
-wait_sock() { for _ in $(seq 400); do [ -S "$1" ] && return; sleep 0.05; done; echo "no socket $1" >&2; exit 1; }
-run() {
-  redis-benchmark -s "$1" -t "$2" -n "$(requests "$3")" -c 16 -d "$3" -r "$(keyspace "$3")" --csv 2>/dev/null |
-    tail -1 | tr -d '"' | awk -F, '{print $2, $7}'
-}
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+. bench/rb-lib.sh
 
 # start NAME: starts system NAME on $dir/NAME.sock; its pid is left in $pid.
 start() {

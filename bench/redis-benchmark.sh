@@ -29,15 +29,7 @@ cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm 
 trap cleanup EXIT
 go build -o "$dir/tiercached" ./cmd/tiercached
 
-requests() { case $1 in 1024) echo 200000;; 120832) echo 20000;; *) echo 800;; esac; }
-keyspace() { case $1 in 1024) echo 10000;; 120832) echo 1000;; *) echo 100;; esac; }
-wait_sock() { for _ in $(seq 400); do [ -S "$1" ] && return; sleep 0.05; done; echo "no socket $1" >&2; exit 1; }
-# run SOCK TEST SIZE -> "rps p99"
-run() {
-  redis-benchmark -s "$1" -t "$2" -n "$(requests "$3")" -c 16 -d "$3" -r "$(keyspace "$3")" --csv 2>/dev/null |
-    tail -1 | tr -d '"' | awk -F, '{print $2, $7}'
-}
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+. bench/rb-lib.sh
 
 dd_mbs=$(dd if=/dev/zero of="$dir/dd" bs=1M count=256 oflag=dsync 2>&1 | awk '/copied/ {print $(NF-1), $NF}')
 rm -f "$dir/dd"
