@@ -25,7 +25,7 @@
 //     its changes to the cache with tier.Hybrid.ApplyModelsAsync (a put
 //     sets the version, a delete or purge marker purges the model), passing
 //     the last entry's revision. The cache serves the new state as soon as
-//     the call returns, without waiting for the disk; its flusher then
+//     the call returns, without waiting for the disk; in the background it
 //     persists the registry with that revision (once for any number of
 //     changes) and range-deletes the stale entries. A restart replays the
 //     bucket from the persisted revision, so nothing is lost if it crashes

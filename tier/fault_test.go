@@ -84,7 +84,7 @@ var waitFor = testutil.WaitFor
 // TestApplyModelsAsyncDoesNotWaitForDisk rolls a model out with
 // ApplyModelsAsync while every disk write hangs: the call returns, the new
 // version is served and fenced at once; once the disk answers again the
-// flusher drops the stale entries from L2 and persists the registry.
+// cache drops the stale entries from L2 and persists the registry.
 func TestApplyModelsAsyncDoesNotWaitForDisk(t *testing.T) {
 	release := make(chan struct{})
 	var hang atomic.Bool

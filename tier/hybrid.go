@@ -23,8 +23,10 @@ type Hybrid struct {
 
 	modelsMu sync.Mutex // serializes ApplyModels and registry persistence
 	reg      atomic.Pointer[registry]
-	regDirty atomic.Bool // the registry in memory is newer than the persisted one
-	regDrops []modelDrop // ApplyModelsAsync's range deletes not yet written; guarded by modelsMu
+	regDirty atomic.Bool   // the registry in memory is newer than the persisted one
+	regDrops []modelDrop   // ApplyModelsAsync's range deletes not yet written; guarded by modelsMu
+	regKick  chan struct{} // wakes registryLoop
+	regDone  chan struct{} // closed when registryLoop returns
 
 	// stripes order writes of a key against readers that act on what they
 	// read: a writer bumps its stripe's seq under the stripe's mu, after
@@ -111,6 +113,9 @@ func NewHybrid(opts Options) (*Hybrid, error) {
 		kick:  make(chan struct{}, 1),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
+
+		regKick: make(chan struct{}, 1),
+		regDone: make(chan struct{}),
 	}
 	if m, ok := opts.L1.(interface{ Buffers() *bufpool.Pool }); ok && m.Buffers() != opts.Buffers {
 		return nil, errors.New("tier: L1 and the Hybrid must share one buffer pool (Options.Buffers)")
@@ -120,6 +125,7 @@ func NewHybrid(opts Options) (*Hybrid, error) {
 	h.pend.space = sync.NewCond(&h.pend.Mutex)
 	h.l1.SetOnEvict(h.onEvict)
 	go h.flushLoop()
+	go h.registryLoop()
 	return h, nil
 }
 
@@ -437,9 +443,8 @@ func (h *Hybrid) flushLoop() {
 		case <-h.kick:
 		case <-t.C:
 		}
-		h.applyPendingModels()
 		_ = h.flush()
-		h.applyPendingModels()
+		h.applyPendingModels() // retries what failed
 	}
 }
 
@@ -550,6 +555,7 @@ func (h *Hybrid) Close() error {
 		h.closed.Store(true)
 		close(h.stop)
 		<-h.done
+		<-h.regDone
 		h.pend.Lock()
 		h.pend.space.Broadcast()
 		h.pend.Unlock()

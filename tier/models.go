@@ -92,10 +92,11 @@ func (h *Hybrid) ResyncModels(changes []ModelChange, rev uint64) error {
 
 // ApplyModelsAsync is ApplyModels for a registry kept elsewhere (a cluster's
 // KV bucket, which a restarted cache replays from its persisted revision):
-// it publishes the new state and returns without touching the disk. The
-// flusher then persists the registry, once for any number of changes
-// applied meanwhile, and writes the range deletes; their errors go to
-// Options.OnError and persisting is retried. Everything ApplyModels
+// it publishes the new state and returns without touching the disk. A
+// background goroutine then writes the range deletes and persists the
+// registry, once for any number of changes applied meanwhile (it waits for
+// at most one write batch of the flusher, not for the write queue); errors
+// go to Options.OnError and the flusher retries. Everything ApplyModels
 // promises about reads and writes holds from the moment it returns.
 func (h *Hybrid) ApplyModelsAsync(changes []ModelChange, rev uint64) {
 	_ = h.applyModels(changes, rev, false, true)
@@ -145,7 +146,7 @@ func (h *Hybrid) applyModels(changes []ModelChange, rev uint64, exact, async boo
 		h.regDrops = append(h.regDrops, drops...)
 		h.regDirty.Store(true)
 		select {
-		case h.kick <- struct{}{}:
+		case h.regKick <- struct{}{}:
 		default:
 		}
 		return nil
@@ -174,8 +175,22 @@ func (h *Hybrid) dropModels(drops []modelDrop) error {
 	return errors.Join(errs...)
 }
 
-// applyPendingModels writes what ApplyModelsAsync left to the flusher: the
-// range deletes, then the registry.
+// registryLoop writes what ApplyModelsAsync leaves behind as soon as it
+// is kicked. Owned by NewHybrid, stopped by Close.
+func (h *Hybrid) registryLoop() {
+	defer close(h.regDone)
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-h.regKick:
+			h.applyPendingModels()
+		}
+	}
+}
+
+// applyPendingModels writes what ApplyModelsAsync left behind: the range
+// deletes, then the registry if it is newer than the persisted one.
 func (h *Hybrid) applyPendingModels() {
 	h.modelsMu.Lock()
 	drops := h.regDrops
