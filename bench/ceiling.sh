@@ -11,18 +11,9 @@
 #   SIZES="1024 120832" ROUNDS=5 bench/ceiling.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for t in redis-server redis-benchmark; do
-  command -v $t >/dev/null || { echo "$t not found (apt-get install redis-server redis-tools)" >&2; exit 1; }
-done
-rounds=${ROUNDS:-3}
-dir=$(mktemp -d "${TMPDIR:-/var/tmp}/tc-ceiling.XXXXXX")
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
+. bench/rb-lib.sh
 go build -o "$dir/tiercached" ./cmd/tiercached
 go build -o "$dir/ceiling" ./bench/ceiling
-
-. bench/rb-lib.sh
 
 # start NAME: starts system NAME on $dir/NAME.sock; its pid is left in $pid.
 start() {

@@ -19,17 +19,8 @@
 # of durable writes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for t in redis-server redis-benchmark; do
-  command -v $t >/dev/null || { echo "$t not found (apt-get install redis-server redis-tools)" >&2; exit 1; }
-done
-rounds=${ROUNDS:-3}
-dir=$(mktemp -d "${TMPDIR:-/var/tmp}/tc-rb.XXXXXX") # on disk, not tmpfs: durable writes must reach a disk
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
-go build -o "$dir/tiercached" ./cmd/tiercached
-
 . bench/rb-lib.sh
+go build -o "$dir/tiercached" ./cmd/tiercached
 
 dd_mbs=$(dd if=/dev/zero of="$dir/dd" bs=1M count=256 oflag=dsync 2>&1 | awk '/copied/ {print $(NF-1), $NF}')
 rm -f "$dir/dd"
