@@ -15,7 +15,10 @@
 // with a WAL sync; the key count, the count of entries with an expiry and
 // the current generation's byte count are updated in the same batch, so they
 // are exact across restarts. Each write reads the pointer it replaces or
-// deletes, whose header holds the old expiry; eviction, the removal of
+// deletes, whose header holds the old expiry (a batch of writes reads them
+// in key order through one iterator); records are kept apart from their
+// pointers unless tiny (Options.InlineMax), so that the pointers these
+// reads visit stay in Pebble's block cache; eviction, the removal of
 // expired or corrupt entries and DropRange's background count adjust both
 // counts likewise. A lookup reads the pointer, then the record, and
 // verifies the record's checksum: a corrupt one (bad checksum, a Pebble

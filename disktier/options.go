@@ -72,7 +72,18 @@ type Options struct {
 
 	// InlineMax is the largest record stored inline in its pointer record
 	// (one Pebble lookup per hit instead of two). A negative value stores
-	// every record apart. Default 4 KiB (a 1 KB value plus header inlines); at most MaxInlineMax.
+	// every record apart. Default 128 bytes (a value of up to about 90
+	// bytes); at most MaxInlineMax.
+	//
+	// Every write reads the pointers it replaces (for the key counts), so
+	// the pointers should stay in Pebble's block cache: inlined records make
+	// them as large as the records. Measured with 2,000,000 SETs of 1 KB to
+	// random keys (redis-benchmark -c 16 -P 16, --mem-max 256MiB,
+	// write-through), lowering the default from 4 KiB to 128 bytes took
+	// the daemon from 29,900 to 45,500 SETs/s, while L2-served GETs of those
+	// values stayed within the run-to-run noise (pipelined 51,400 → 46,600
+	// and 55,600 → 54,700/s; one client 10,100 → 11,300 and 11,100 →
+	// 11,900/s): the second lookup is served from the cached pointer.
 	InlineMax int
 
 	// Logger receives the store's and Pebble's log lines. Pebble's fatal
@@ -111,7 +122,7 @@ func (o *Options) EnsureDefaults() *Options {
 		o.MemTableSize = max(1*MiB, min(64*MiB, o.MaxBytes/16))
 	}
 	if o.InlineMax == 0 {
-		o.InlineMax = 4 * KiB
+		o.InlineMax = 128
 	}
 	if o.Logger == nil {
 		o.Logger = func(string, ...any) {}

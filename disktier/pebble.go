@@ -80,7 +80,7 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 const blobMin = 16 * KiB
 
 // blockSize is the target size of Pebble's data blocks: larger than the
-// default 4 KiB because values of up to 1 KiB live inline in the sstables.
+// default 4 KiB because records of up to blobMin live in the sstables.
 const blockSize = 32 * KiB
 
 // pebbleOptions returns the Pebble options of one instance (Pebble keeps and

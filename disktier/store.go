@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -619,8 +620,14 @@ func (s *Store) applyLocked(ops []tier.Op, cost int64) error {
 	}
 	b := h.db.NewBatchWithSize(size)
 	var seen map[string]ptrState // keys earlier in this batch: what the batch left in p|key
+	var before map[string]ptrState
 	if len(ops) > 1 {
 		seen = make(map[string]ptrState, len(ops))
+	}
+	if len(ops) >= batchLookupMin {
+		if before, err = s.ptrStatesLocked(h, ops); err != nil {
+			return err
+		}
 	}
 	keys, expiring := s.mu.keys, s.mu.expiring
 	ttl := false
@@ -630,7 +637,9 @@ func (s *Store) applyLocked(ops []tier.Op, cost int64) error {
 	for _, op := range ops {
 		kb.b = appendPtrKey(kb.b[:0], op.Key)
 		old, ok := seen[string(op.Key)]
-		if !ok {
+		if !ok && before != nil {
+			old = before[string(op.Key)]
+		} else if !ok {
 			old, err = s.ptrStateLocked(h, kb.b)
 			if err != nil {
 				_ = b.Close()
@@ -734,6 +743,77 @@ func (s *Store) ptrStateLocked(h *handle, pk []byte) (ptrState, error) {
 		s.errors.Add(1)
 		return ptrState{}, fmt.Errorf("%w: read %q: %w", ErrStorage, pk, err)
 	}
+}
+
+// batchLookupMin is the number of ops from which a write reads the
+// pointers it replaces with one iterator, in key order (ptrStatesLocked),
+// instead of one Get each. Measured with 2,000,000 SETs of 1 KB to random
+// keys (redis-benchmark -c 16 -P 16, --mem-max 256MiB, write-through, so
+// Writes of about 256 ops): the Gets were half of the daemon's CPU, most of
+// it setting up a merging iterator over every level for each key.
+const batchLookupMin = 8
+
+// ptrStatesLocked reads the pointers of the keys of ops as ptrStateLocked
+// does, sorted, through one iterator: the level iterators, the files they
+// open and the blocks they read are reused from one key to the next.
+func (s *Store) ptrStatesLocked(h *handle, ops []tier.Op) (map[string]ptrState, error) {
+	pks := make([][]byte, 0, len(ops))
+	for _, op := range ops {
+		pks = append(pks, appendPtrKey(nil, op.Key))
+	}
+	slices.SortFunc(pks, bytes.Compare)
+	pks = slices.CompactFunc(pks, bytes.Equal)
+	it, err := h.db.NewIter(&pebble.IterOptions{LowerBound: pks[0], UpperBound: ptrEnd(nil)})
+	if err != nil {
+		s.errors.Add(1)
+		return nil, fmt.Errorf("%w: read pointers: %w", ErrStorage, err)
+	}
+	states := make(map[string]ptrState, len(pks))
+	for _, pk := range pks {
+		if !it.SeekPrefixGE(pk) || !bytes.Equal(it.Key(), pk) {
+			if err := it.Error(); err != nil {
+				if !pebble.IsCorruptionError(err) {
+					_ = it.Close()
+					s.errors.Add(1)
+					return nil, fmt.Errorf("%w: read %q: %w", ErrStorage, pk, err)
+				}
+				// Fall back to the single read, which knows corruption.
+				_ = it.Close()
+				return s.ptrStatesOneByOne(h, pks)
+			}
+			continue
+		}
+		v, err := it.ValueAndErr()
+		switch {
+		case err == nil:
+			states[string(pk[1:])] = ptrState{present: true, expiring: ptrExpires(v)}
+		case pebble.IsCorruptionError(err):
+			states[string(pk[1:])] = ptrState{present: true} // see ptrStateLocked
+		default:
+			_ = it.Close()
+			s.errors.Add(1)
+			return nil, fmt.Errorf("%w: read %q: %w", ErrStorage, pk, err)
+		}
+	}
+	if err := it.Close(); err != nil && !pebble.IsCorruptionError(err) {
+		s.errors.Add(1)
+		return nil, fmt.Errorf("%w: read pointers: %w", ErrStorage, err)
+	}
+	return states, nil
+}
+
+// ptrStatesOneByOne is ptrStatesLocked's fallback when its iterator meets
+// corruption: an iterator stops at the first error, ptrStateLocked does not.
+func (s *Store) ptrStatesOneByOne(h *handle, pks [][]byte) (map[string]ptrState, error) {
+	states := make(map[string]ptrState, len(pks))
+	for _, pk := range pks {
+		st, err := s.ptrStateLocked(h, pk)
+		if err != nil {
+			return nil, err
+		}
+		states[string(pk[1:])] = st
+	}
+	return states, nil
 }
 
 // removeIfUnchanged deletes the entries of reqs whose p|key still holds the

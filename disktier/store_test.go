@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	mathrand "math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -133,6 +134,47 @@ func TestWriteBatchLastOpWins(t *testing.T) {
 	}
 	if err := s.Write([]tier.Op{{Key: k, Record: tier.Record("short")}}); !errors.Is(err, tier.ErrCorrupt) {
 		t.Errorf("malformed record: %v, want ErrCorrupt", err)
+	}
+}
+
+// TestBatchCountsMatchOneByOne checks the key and expiring counts of Writes
+// large enough to read the old pointers through one iterator
+// (batchLookupMin) against the same ops applied one at a time: duplicates
+// within a batch, overwrites of stored keys with and without expiry,
+// deletes of present and absent keys, inline and apart records.
+func TestBatchCountsMatchOneByOne(t *testing.T) {
+	batched, single := openTest(t, Options{}), openTest(t, Options{})
+	rng := mathrand.New(mathrand.NewPCG(1, 2))
+	for round := range 40 {
+		ops := make([]tier.Op, batchLookupMin+rng.IntN(64))
+		for i := range ops {
+			k := key(rng.IntN(100))
+			switch rng.IntN(4) {
+			case 0:
+				ops[i] = tier.Op{Key: k}
+			case 1:
+				ops[i] = tier.Op{Key: k, Record: rec([]byte("ttl"), time.Now().Add(time.Hour).UnixMilli())}
+			case 2:
+				ops[i] = tier.Op{Key: k, Record: rec(randBytes(300), 0)}
+			default:
+				ops[i] = tier.Op{Key: k, Record: rec([]byte("small"), 0)}
+			}
+		}
+		if err := batched.Write(ops); err != nil {
+			t.Fatal(err)
+		}
+		for _, op := range ops {
+			if err := single.Write([]tier.Op{op}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, o := batched.Stats(), single.Stats()
+		if b.Keys != o.Keys || b.Expiring != o.Expiring {
+			t.Fatalf("round %d: batched Keys %d Expiring %d, one by one %d, %d", round, b.Keys, b.Expiring, o.Keys, o.Expiring)
+		}
+	}
+	if n := single.Stats().Keys; n < 20 || n > 100 {
+		t.Fatalf("Keys = %d: the ops should leave some keys, not all", n)
 	}
 }
 
