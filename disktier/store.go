@@ -619,15 +619,16 @@ func (s *Store) applyLocked(ops []tier.Op, cost int64) error {
 		size += 3*len(op.Key) + len(op.Record) + 96
 	}
 	b := h.db.NewBatchWithSize(size)
-	var seen map[string]ptrState // keys earlier in this batch: what the batch left in p|key
-	var before map[string]ptrState
-	if len(ops) > 1 {
-		seen = make(map[string]ptrState, len(ops))
-	}
-	if len(ops) >= batchLookupMin {
-		if before, err = s.ptrStatesLocked(h, ops); err != nil {
+	// seen holds what p|key holds before each op: read up front for a
+	// large batch, else when the key comes up; updated as the batch goes.
+	var seen map[string]ptrState
+	switch {
+	case len(ops) >= batchLookupMin:
+		if seen, err = s.ptrStatesLocked(h, ops); err != nil {
 			return err
 		}
+	case len(ops) > 1:
+		seen = make(map[string]ptrState, len(ops))
 	}
 	keys, expiring := s.mu.keys, s.mu.expiring
 	ttl := false
@@ -637,9 +638,7 @@ func (s *Store) applyLocked(ops []tier.Op, cost int64) error {
 	for _, op := range ops {
 		kb.b = appendPtrKey(kb.b[:0], op.Key)
 		old, ok := seen[string(op.Key)]
-		if !ok && before != nil {
-			old = before[string(op.Key)]
-		} else if !ok {
+		if !ok {
 			old, err = s.ptrStateLocked(h, kb.b)
 			if err != nil {
 				_ = b.Close()
@@ -755,7 +754,10 @@ const batchLookupMin = 8
 
 // ptrStatesLocked reads the pointers of the keys of ops as ptrStateLocked
 // does, sorted, through one iterator: the level iterators, the files they
-// open and the blocks they read are reused from one key to the next.
+// open and the blocks they read are reused from one key to the next. Every
+// key of ops is in the result. An iterator stops at its first error, so on
+// any error the keys are read again one by one by ptrStateLocked, which
+// tells corruption (a cure by overwrite) from a failed read.
 func (s *Store) ptrStatesLocked(h *handle, ops []tier.Op) (map[string]ptrState, error) {
 	pks := make([][]byte, 0, len(ops))
 	for _, op := range ops {
@@ -763,49 +765,25 @@ func (s *Store) ptrStatesLocked(h *handle, ops []tier.Op) (map[string]ptrState, 
 	}
 	slices.SortFunc(pks, bytes.Compare)
 	pks = slices.CompactFunc(pks, bytes.Equal)
-	it, err := h.db.NewIter(&pebble.IterOptions{LowerBound: pks[0], UpperBound: ptrEnd(nil)})
-	if err != nil {
-		s.errors.Add(1)
-		return nil, fmt.Errorf("%w: read pointers: %w", ErrStorage, err)
-	}
 	states := make(map[string]ptrState, len(pks))
-	for _, pk := range pks {
-		if !it.SeekPrefixGE(pk) || !bytes.Equal(it.Key(), pk) {
-			if err := it.Error(); err != nil {
-				if !pebble.IsCorruptionError(err) {
-					_ = it.Close()
-					s.errors.Add(1)
-					return nil, fmt.Errorf("%w: read %q: %w", ErrStorage, pk, err)
+	if it, err := h.db.NewIter(&pebble.IterOptions{LowerBound: pks[0], UpperBound: ptrEnd(nil)}); err == nil {
+		for _, pk := range pks {
+			var st ptrState
+			if it.SeekPrefixGE(pk) && bytes.Equal(it.Key(), pk) {
+				v, err := it.ValueAndErr()
+				if err != nil {
+					break
 				}
-				// Fall back to the single read, which knows corruption.
-				_ = it.Close()
-				return s.ptrStatesOneByOne(h, pks)
+				st = ptrState{present: true, expiring: ptrExpires(v)}
+			} else if it.Error() != nil {
+				break
 			}
-			continue
+			states[string(pk[1:])] = st
 		}
-		v, err := it.ValueAndErr()
-		switch {
-		case err == nil:
-			states[string(pk[1:])] = ptrState{present: true, expiring: ptrExpires(v)}
-		case pebble.IsCorruptionError(err):
-			states[string(pk[1:])] = ptrState{present: true} // see ptrStateLocked
-		default:
-			_ = it.Close()
-			s.errors.Add(1)
-			return nil, fmt.Errorf("%w: read %q: %w", ErrStorage, pk, err)
+		if err := it.Close(); err == nil && len(states) == len(pks) {
+			return states, nil
 		}
 	}
-	if err := it.Close(); err != nil && !pebble.IsCorruptionError(err) {
-		s.errors.Add(1)
-		return nil, fmt.Errorf("%w: read pointers: %w", ErrStorage, err)
-	}
-	return states, nil
-}
-
-// ptrStatesOneByOne is ptrStatesLocked's fallback when its iterator meets
-// corruption: an iterator stops at the first error, ptrStateLocked does not.
-func (s *Store) ptrStatesOneByOne(h *handle, pks [][]byte) (map[string]ptrState, error) {
-	states := make(map[string]ptrState, len(pks))
 	for _, pk := range pks {
 		st, err := s.ptrStateLocked(h, pk)
 		if err != nil {
