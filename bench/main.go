@@ -45,6 +45,8 @@ func run() error {
 	rewrite := fs.Bool("rewrite", false, "run nothing: re-render results.md and the plots from the output directory's results.json")
 	hotRounds := fs.Int("hot-rounds", 0, "hot-set rounds, the systems alternating within each; cells report their median round (default: 3, quick 1)")
 	budgets := fs.StringSlice("budgets", nil, "budget workload memory budgets, e.g. 64MiB,128MiB; replaces the mode's and skips the peer-only budgets (default: the mode's)")
+	propDaemons := fs.Int("prop-daemons", 0, "daemons in the propagation cluster (default 5)")
+	natsServer := fs.String("nats-server", "", "run the propagation cluster on this standalone nats-server binary instead of NATS embedded in daemon A; \"build\" builds it from the module (go build github.com/nats-io/nats-server/v2)")
 	propRuns := fs.StringSlice("prop-runs", nil, "propagation runs as KEYSxROLLOUTS, e.g. 10000x200,1000000x20 (default: the mode's)")
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "Usage: go run ./bench [flags]\n\nFlags:\n%s", fs.FlagUsages())
@@ -96,6 +98,10 @@ func run() error {
 			cfg.PropRuns = append(cfg.PropRuns, pr)
 		}
 	}
+	if *propDaemons != 0 {
+		cfg.PropDaemons = *propDaemons
+	}
+	cfg.PropNATSServer = *natsServer
 	cfg.CommandLine = "go run ./bench " + strings.Join(os.Args[1:], " ")
 	if !*quiet {
 		cfg.Log = os.Stderr

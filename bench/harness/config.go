@@ -148,6 +148,12 @@ type Config struct {
 	// PropTimeout bounds the wait for one daemon to turn stale-free.
 	// Default 10s.
 	PropTimeout time.Duration
+	// PropNATSServer, when set, is a nats-server binary ("build": built
+	// from the module): the propagation cluster then runs on that
+	// standalone server (JetStream on, a random loopback port) and every
+	// daemon joins it with --nats URL. Empty: daemon A embeds the NATS
+	// server and the others join A.
+	PropNATSServer string
 }
 
 // PropRun is one propagation run.

@@ -152,6 +152,35 @@ func TestRunTiny(t *testing.T) {
 	}
 }
 
+// TestPropagationStandaloneNATS runs the propagation workload on a
+// standalone nats-server built from the module, every daemon joined to it.
+func TestPropagationStandaloneNATS(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	cfg := tinyConfig(t)
+	cfg.Workloads = []string{WorkloadPropagation}
+	cfg.PropNATSServer = "build"
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Propagation) != 1 || res.Propagation[0].Timeouts > 0 || len(res.Propagation[0].PerDaemon) != cfg.PropDaemons {
+		t.Fatalf("propagation: %+v", res.Propagation)
+	}
+	if res.Config.PropNATS != "standalone" {
+		t.Errorf("results record NATS %q, want standalone", res.Config.PropNATS)
+	}
+	dir := t.TempDir()
+	if err := Write(dir, res); err != nil {
+		t.Fatal(err)
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, "results.md"))
+	if !strings.Contains(string(md), "standalone `nats-server -js`") {
+		t.Error("results.md does not say the NATS server was standalone")
+	}
+}
+
 func TestZipf(t *testing.T) {
 	z := newZipf(1000, 1.0)
 	rng := rand.New(rand.NewPCG(1, 2))

@@ -384,20 +384,24 @@ func writeProp(b *bytes.Buffer, r *Results, hasPlot func(string) bool) {
 	}
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	p("## 5. Propagation\n\n")
-	p("%d daemons: A runs the embedded NATS server (`--nats embedded --nats-listen 127.0.0.1:0`), the others join it with `--nats URL` (A's `nats_url` from `INFO cluster`). ", r.Config.PropDaemons)
-	p("Before each rollout every daemon holds the model's keys at the current version v(N−1) plus `{clip@v(N−1)}probe`; then `MODEL.ROLLOUT clip vN` is sent to A. ")
+	if r.Config.PropNATS == "standalone" {
+		p("%d daemons on a standalone `nats-server -js` (its own process, random loopback port), each joined with `--nats URL`. ", r.Config.PropDaemons)
+	} else {
+		p("%d daemons: A runs the embedded NATS server (`--nats embedded --nats-listen 127.0.0.1:0`), the others join it with `--nats URL` (A's `nats_url` from `INFO cluster`). ", r.Config.PropDaemons)
+	}
+	p("Before each rollout every daemon holds the model's keys at the current version v(N−1) plus `{clip@v(N−1)}probe`; once every process of the cluster is idle again (each under 5%% of a CPU over 20 ms, read from `/proc/PID/task/*/schedstat`), `MODEL.ROLLOUT clip vN` is sent to A. ")
 	p("**Stale-free** is measured the way a client sees it: from the moment ROLLOUT returns on A, each daemon is polled (back-to-back, one connection each) with `GET {clip@v(N−1)}probe` until it answers nil — a client can no longer be served the old model's output there. ")
 	p("(`MODEL.GET clip` = vN would measure when the registry changed, not what GET returns.) ")
 	p("\"Each daemon\" counts every (rollout, daemon) pair; \"all daemons\" is, per rollout, the slowest of the %d.\n\n", r.Config.PropDaemons)
 	if hasPlot("propagation.png") {
 		p("![propagation](propagation.png)\n\n")
 	}
-	p("| keys/model | rollouts | each daemon p50 / p99 / max ms | all daemons p50 / p99 / max ms | MODEL.ROLLOUT on A p50 / p99 ms | timeouts | fill s/rollout |\n|---|---|---|---|---|---|---|\n")
+	p("| keys/model | rollouts | each daemon p50 / p99 / max ms | all daemons p50 / p99 / max ms | MODEL.ROLLOUT on A p50 / p99 ms | timeouts | fill s/rollout | settle s/rollout (not idle) |\n|---|---|---|---|---|---|---|---|\n")
 	for _, x := range r.Propagation {
-		p("| %d | %d | %s / %s / %s | %s / %s / %s | %s / %s | %d | %.2f |\n", x.Keys, x.Rollouts,
+		p("| %d | %d | %s / %s / %s | %s / %s / %s | %s / %s | %d | %.2f | %.2f (%d) |\n", x.Keys, x.Rollouts,
 			ms(x.EachDaemon.P50), ms(x.EachDaemon.P99), ms(x.EachDaemon.Max),
 			ms(x.AllDaemons.P50), ms(x.AllDaemons.P99), ms(x.AllDaemons.Max),
-			ms(x.Rollout.P50), ms(x.Rollout.P99), x.Timeouts, x.FillSecs)
+			ms(x.Rollout.P50), ms(x.Rollout.P99), x.Timeouts, x.FillSecs, x.SettleSecs, x.NotIdle)
 	}
 	if len(r.Propagation) > 1 {
 		a, z := r.Propagation[0], r.Propagation[len(r.Propagation)-1]

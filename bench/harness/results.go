@@ -68,6 +68,7 @@ type ConfigSummary struct {
 	RestartBytes     int64     `json:"restart_bytes"`
 	PropDaemons      int       `json:"prop_daemons"`
 	PropRuns         []PropRun `json:"prop_runs"`
+	PropNATS         string    `json:"prop_nats,omitempty"` // "standalone" or "" (embedded in daemon A)
 	Seed             uint64    `json:"seed"`
 }
 
@@ -181,9 +182,11 @@ type PropResult struct {
 	Rollouts   int       `json:"rollouts"`
 	Daemons    int       `json:"daemons"`
 	FillSecs   float64   `json:"fill_seconds_per_rollout"`
-	Rollout    Latency   `json:"rollout_call"` // MODEL.ROLLOUT's own latency on A
-	EachDaemon Latency   `json:"each_daemon"`  // every (rollout, daemon) observation
-	AllDaemons Latency   `json:"all_daemons"`  // per rollout, the slowest daemon
+	SettleSecs float64   `json:"settle_seconds_per_rollout"` // waiting for the daemons to go idle after the fill
+	NotIdle    int       `json:"not_idle,omitempty"`         // rollouts sent after the settle timeout, daemons still busy
+	Rollout    Latency   `json:"rollout_call"`               // MODEL.ROLLOUT's own latency on A
+	EachDaemon Latency   `json:"each_daemon"`                // every (rollout, daemon) observation
+	AllDaemons Latency   `json:"all_daemons"`                // per rollout, the slowest daemon
 	Timeouts   int       `json:"timeouts"`
 	PerDaemon  []Latency `json:"per_daemon"`
 	// Samples are the per-rollout slowest-daemon times in µs (for plots).

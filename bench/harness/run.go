@@ -52,6 +52,9 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	h.work = work
 	defer h.stopAll()
 
+	if err := h.locateNATS(ctx); err != nil {
+		return nil, err
+	}
 	if err := h.locateDaemon(ctx); err != nil {
 		return nil, err
 	}
@@ -180,6 +183,29 @@ func (h *runner) stopProc(p *proc, workload, setting string, budget int64) error
 	return err
 }
 
+// locateNATS builds nats-server from the module when cfg.PropNATSServer
+// is "build" and the propagation workload runs.
+func (h *runner) locateNATS(ctx context.Context) error {
+	if h.cfg.PropNATSServer != "build" || !h.cfg.has(WorkloadPropagation) {
+		return nil
+	}
+	mod := h.cfg.ModuleDir
+	if mod == "" {
+		var err error
+		if mod, err = ModuleRoot(); err != nil {
+			return err
+		}
+	}
+	h.cfg.PropNATSServer = filepath.Join(h.work, "nats-server")
+	h.logf("building nats-server from %s's go.mod", mod)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", h.cfg.PropNATSServer, "github.com/nats-io/nats-server/v2")
+	cmd.Dir = mod
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build github.com/nats-io/nats-server/v2: %v\n%s", err, out)
+	}
+	return nil
+}
+
 // locateDaemon builds tiercached unless cfg.Tiercached names it.
 func (h *runner) locateDaemon(ctx context.Context) error {
 	if h.cfg.Tiercached != "" {
@@ -284,7 +310,7 @@ func summaryOf(c *Config) ConfigSummary {
 		BudgetKeys: c.BudgetKeys, BudgetValue: c.BudgetValue, BudgetZipfS: c.BudgetZipfS, BudgetPeerMem: c.BudgetPeerMem, BudgetDiskFactor: c.BudgetDiskFactor,
 		BudgetWarmup: c.BudgetWarmup, BudgetRequests: c.BudgetRequests, BudgetConns: c.BudgetConns, BudgetPolicy: c.BudgetPolicy,
 		EncoderDelayMs: float64(c.EncoderDelay) / 1e6, ColdMemMax: c.ColdMemMax, ColdFactor: c.ColdFactor,
-		RestartBytes: c.RestartBytes, PropDaemons: c.PropDaemons, PropRuns: c.PropRuns, Seed: c.Seed,
+		RestartBytes: c.RestartBytes, PropDaemons: c.PropDaemons, PropRuns: c.PropRuns, PropNATS: propNATSMode(c), Seed: c.Seed,
 	}
 }
 
