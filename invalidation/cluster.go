@@ -28,8 +28,8 @@ type Cluster struct {
 	opts    Options
 	log     *zap.Logger
 	cache   *tier.Hybrid
-	local   *server.Local      // Off mode: changes apply here only
-	srv     *natsserver.Server // the embedded server, or nil
+	local   *tier.LocalRegistry // Off mode: changes apply here only
+	srv     *natsserver.Server  // the embedded server, or nil
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	urls    string          // the configured URLs, redacted
@@ -104,7 +104,7 @@ func Start(opts Options) (*Cluster, error) {
 	c.mu.appliedCh = make(chan struct{})
 
 	if opts.URLs == Off {
-		c.local = &server.Local{Cache: opts.Cache}
+		c.local = tier.NewLocalRegistry(opts.Cache)
 		c.quitOnce.Do(func() { close(c.quit) })
 		c.log.Info("model registry is local: NATS is off", zap.Uint64("revision", c.mu.applied))
 		return c, nil
@@ -404,7 +404,7 @@ func (c *Cluster) waitApplied(ctx context.Context, rev uint64) error {
 // applied here within SyncTimeout, it returns the revision and an error
 // wrapping ErrNotApplied.
 func (c *Cluster) Rollout(ctx context.Context, model, version string) (uint64, error) {
-	if err := ValidateVersion(version); err != nil {
+	if err := tier.ValidateVersion(version); err != nil {
 		return 0, err
 	}
 	key, err := EncodeModel(model)

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
 	"github.com/tiercache/tiercache/invalidation"
+	"github.com/tiercache/tiercache/tier"
 )
 
 // exitError carries the exit status of a failed command.
@@ -231,7 +232,7 @@ func (c *ctl) rollout(ctx context.Context, model, version string) error {
 	if err != nil {
 		return &exitError{2, err.Error()}
 	}
-	if err := invalidation.ValidateVersion(version); err != nil {
+	if err := tier.ValidateVersion(version); err != nil {
 		return &exitError{2, err.Error()}
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.o.timeout)
