@@ -107,7 +107,7 @@ func TestCatchUpAfterCut(t *testing.T) {
 
 	p.Cut()
 	checkFor(t, 10*time.Second, func() error {
-		if c.c.ClusterInfo().NATSConnected {
+		if c.c.Status().NATSConnected {
 			return errors.New("still connected")
 		}
 		return nil
@@ -133,7 +133,7 @@ func TestCatchUpAfterCut(t *testing.T) {
 
 	p.Restore()
 	checkFor(t, 10*time.Second, func() error {
-		if !c.c.ClusterInfo().NATSConnected {
+		if !c.c.Status().NATSConnected {
 			return errors.New("not reconnected yet")
 		}
 		return nil

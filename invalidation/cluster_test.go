@@ -63,12 +63,13 @@ func TestThreeNodes(t *testing.T) {
 		}
 		for _, d := range ds {
 			checkFor(t, 5*time.Second, func() error {
-				ci := d.c.ClusterInfo()
-				if !ci.NATSConnected || ci.ModelsRevision != r2 || ci.ModelsKnown != 1 || ci.RolloutsApplied != 2 {
-					return fmt.Errorf("%s: ClusterInfo = %+v", d.name, ci)
+				st, hs := d.c.Status(), d.cache.Stats()
+				if !st.NATSConnected || hs.ModelsRevision != r2 || hs.ModelsKnown != 1 || hs.RolloutsApplied != 2 {
+					return fmt.Errorf("%s: Status = %+v, registry revision %d, known %d, applied %d",
+						d.name, st, hs.ModelsRevision, hs.ModelsKnown, hs.RolloutsApplied)
 				}
-				if !slices.Contains(ci.Extra, [2]string{"models_bucket_revision", strconv.FormatUint(r2, 10)}) {
-					return fmt.Errorf("%s: ClusterInfo.Extra = %v", d.name, ci.Extra)
+				if !slices.Contains(st.Fields(), [2]string{"models_bucket_revision", strconv.FormatUint(r2, 10)}) {
+					return fmt.Errorf("%s: Status.Fields = %v", d.name, st.Fields())
 				}
 				return nil
 			})

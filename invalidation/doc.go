@@ -16,10 +16,9 @@
 // are what MODEL.ROLLOUT and MODEL.PURGE do (Cluster.Rollout, Purge), and a
 // bucket entry's revision (its stream sequence) is the registry revision.
 //
-// Start connects to NATS (Options.URLs: a URL list, "embedded" for an
-// in-process nats-server with JetStream that other daemons join by its URL,
-// or "off" for a daemon alone), creates the bucket if it is missing and
-// runs two goroutines:
+// Start connects to NATS (Options.URLs: a URL list, or "embedded" for an
+// in-process nats-server with JetStream that other daemons join by its
+// URL), creates the bucket if it is missing and runs two goroutines:
 //
 //   - the follower watches the bucket with an ordered consumer and applies
 //     its changes to the cache with tier.Hybrid.ApplyModelsAsync (a put
@@ -87,13 +86,13 @@
 //     cannot know of rollouts made meanwhile. Stale answers are bounded by
 //     the time it takes to notice the cut (a closed connection at once, a
 //     silent one after two missed pings, 10s) plus SyncTimeout on return.
-//   - Registry entries with an invalid version (empty, containing '@', '{'
-//     or '}') or a key that is not EncodeModel's are logged, counted
-//     (ClusterInfo: models_invalid_entries) and skipped: the model keeps the
-//     version it had.
+//   - Registry entries with an invalid version (tier.ValidateVersion) or a
+//     key that is not EncodeModel's are logged, counted (Status, INFO
+//     models_invalid_entries) and skipped: the model keeps the version it
+//     had.
 //   - tier.Hybrid's revision only moves forward. After the bucket was
 //     deleted and recreated, its revisions restart low: the follower tracks
-//     the bucket's revision itself (ClusterInfo: models_bucket_revision)
+//     the bucket's revision itself (Status, INFO models_bucket_revision)
 //     while models_revision keeps the old, higher value until the new bucket
 //     passes it, and a daemon restarted then resynchronises once more.
 //   - The members bucket is created with MemberTTL and Replicas by the first

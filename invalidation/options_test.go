@@ -64,6 +64,12 @@ func TestOptionsValidate(t *testing.T) {
 	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "store directory is required") {
 		t.Fatalf("embedded without a store: %v", err)
 	}
+	// "off" is not a host name: a daemon without NATS starts no Cluster.
+	o = Options{URLs: "off", NodeID: "n"}
+	o.EnsureDefaults()
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), `NATS URL "off"`) {
+		t.Fatalf("URLs off: %v", err)
+	}
 	if got := RedactURLs("nats://alice:pw@h1:4222, tls://tok@h2:4443,h3:4222"); got != "nats://h1:4222,tls://h2:4443,nats://h3:4222" {
 		t.Fatalf("RedactURLs = %q", got)
 	}
@@ -123,7 +129,7 @@ func TestNoCredentialsInLogs(t *testing.T) {
 	f.waitModel("clip", "v1")
 
 	for _, d := range []*daemon{a, b, c, e, f} {
-		for _, kv := range d.c.ClusterInfo().Extra {
+		for _, kv := range d.c.Status().Fields() {
 			if strings.Contains(kv[1], pass) || strings.Contains(kv[1], wrong) || strings.Contains(kv[1], user) {
 				t.Errorf("%s: INFO %s:%s reveals credentials", d.name, kv[0], kv[1])
 			}

@@ -25,12 +25,12 @@ type Models interface {
 	Purge(ctx context.Context, model string) (uint64, error)
 }
 
-// ClusterInfo is the "# Cluster" section of INFO.
+// ClusterInfo is what the daemon's cluster reports in INFO's "# Cluster"
+// section; the registry's revision and counts (models_revision,
+// models_known, rollouts_applied) come from the cache.
 type ClusterInfo struct {
-	NATSConnected   bool
-	ModelsRevision  uint64
-	ModelsKnown     int
-	RolloutsApplied uint64
+	// NATSConnected is reported as nats_connected (0/1).
+	NATSConnected bool
 	// Extra fields are appended as name:value lines.
 	Extra [][2]string
 }
@@ -43,8 +43,8 @@ type Options struct {
 	// Models handles MODEL.ROLLOUT and MODEL.PURGE. Default:
 	// tier.NewLocalRegistry(Cache).
 	Models Models
-	// Cluster fills INFO's "# Cluster" section. Default: from Cache, with
-	// nats_connected:0.
+	// Cluster fills INFO's "# Cluster" section. Default: nats_connected:0
+	// and no extra fields.
 	Cluster func() ClusterInfo
 	// Sync, when set, is called before any command that names a
 	// model-scoped key ({MODEL…}) or a MODEL.* command: it returns once the
