@@ -32,6 +32,7 @@ type Cluster struct {
 	urls    string          // the configured URLs, redacted
 	nodeKey string          // this daemon's key in the members bucket
 	perms   PermissionWatch // fails rollouts NATS refuses at once
+	pub     Publisher       // publishes this daemon's changes
 
 	mu struct {
 		sync.Mutex // guards the fields below
@@ -142,6 +143,7 @@ func Start(opts Options) (*Cluster, error) {
 		c.shutdownEmbedded()
 		return nil, fmt.Errorf("invalidation: JetStream: %w", err)
 	}
+	c.pub = Publisher{JS: c.js, Bucket: opts.Bucket, Perms: &c.perms}
 	if !nc.IsConnected() {
 		c.log.Warn("NATS unreachable: serving the persisted model registry and reconnecting",
 			zap.String("url", c.urls), zap.Uint64("revision", c.appliedRev()))
@@ -389,17 +391,17 @@ func (c *Cluster) waitApplied(ctx context.Context, rev uint64) error {
 // revision of the change once this daemon has applied it. Without NATS it
 // changes nothing and returns an error wrapping ErrUnavailable; if the
 // change was committed but not applied here within SyncTimeout, it returns
-// the revision and an error wrapping ErrNotApplied.
+// the revision and an error wrapping ErrNotApplied. Other errors are
+// Publisher.Rollout's.
 func (c *Cluster) Rollout(ctx context.Context, model, version string) (uint64, error) {
 	if err := tier.ValidateVersion(version); err != nil {
 		return 0, err
 	}
-	key, err := EncodeModel(model)
-	if err != nil {
+	if err := tier.ValidateModel(model); err != nil {
 		return 0, err
 	}
-	return c.change(ctx, "rollout", model, key, func(ctx context.Context, kv jetstream.KeyValue) (uint64, error) {
-		return kv.Put(ctx, key, []byte(version))
+	return c.change(ctx, "rollout", model, func(ctx context.Context) (uint64, error) {
+		return c.pub.Rollout(ctx, model, version)
 	})
 }
 
@@ -408,25 +410,18 @@ func (c *Cluster) Rollout(ctx context.Context, model, version string) (uint64, e
 // every daemon drops the model's entries and forgets its version. Errors
 // are as Rollout's.
 func (c *Cluster) Purge(ctx context.Context, model string) (uint64, error) {
-	key, err := EncodeModel(model)
-	if err != nil {
+	if err := tier.ValidateModel(model); err != nil {
 		return 0, err
 	}
-	return c.change(ctx, "purge", model, key, func(ctx context.Context, _ jetstream.KeyValue) (uint64, error) {
-		// kv.Delete does not return the revision of its delete marker, so
-		// publish the same marker: the KV-Operation header on the key's
-		// subject.
-		m := nats.NewMsg(KVSubject(c.opts.Bucket, key))
-		m.Header.Set("KV-Operation", "DEL")
-		ack, err := c.js.PublishMsg(ctx, m)
-		if err != nil {
-			return 0, err
-		}
-		return ack.Sequence, nil
+	return c.change(ctx, "purge", model, func(ctx context.Context) (uint64, error) {
+		return c.pub.Purge(ctx, model)
 	})
 }
 
-func (c *Cluster) change(ctx context.Context, what, model, key string, do func(context.Context, jetstream.KeyValue) (uint64, error)) (uint64, error) {
+// change publishes a change of model (what: "rollout" or "purge") once the
+// registry is in sync and the bucket bound, and waits until this daemon
+// has applied it.
+func (c *Cluster) change(ctx context.Context, what, model string, publish func(context.Context) (uint64, error)) (uint64, error) {
 	if c.closed.Load() {
 		return 0, ErrClosed
 	}
@@ -434,22 +429,16 @@ func (c *Cluster) change(ctx context.Context, what, model, key string, do func(c
 		return 0, err
 	}
 	c.mu.Lock()
-	connected, kv := c.mu.connected, c.mu.models
+	connected, bound := c.mu.connected, c.mu.models != nil
 	c.mu.Unlock()
-	if !connected || kv == nil {
+	if !connected || !bound {
 		return 0, fmt.Errorf("%w: %s of %q refused: not connected, the registry was not changed", ErrUnavailable, what, model)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.SyncTimeout)
 	defer cancel()
-	pctx, stop := c.perms.Watch(ctx, KVSubject(c.opts.Bucket, key))
-	rev, err := do(pctx, kv)
-	refused := Refused(pctx)
-	stop()
-	switch {
-	case refused != nil:
-		return 0, fmt.Errorf("%s of %q: %w", what, model, refused)
-	case err != nil:
-		return 0, fmt.Errorf("%w: %s of %q: %v", ErrUnavailable, what, model, err)
+	rev, err := publish(ctx)
+	if err != nil {
+		return 0, err
 	}
 	if err := c.waitApplied(ctx, rev); err != nil {
 		return rev, fmt.Errorf("%w: %s of %q is revision %d: %v", ErrNotApplied, what, model, rev, err)

@@ -15,6 +15,16 @@
 //
 // are what MODEL.ROLLOUT and MODEL.PURGE do (Cluster.Rollout, Purge), and a
 // bucket entry's revision (its stream sequence) is the registry revision.
+// Publisher writes such changes and returns their revision: Cluster
+// publishes through one, and so does tierctl, from hosts without a daemon.
+//
+// The registry's rules and state belong to package tier (tier.ValidateModel,
+// tier.ValidateVersion, tier.Hybrid.ApplyModelsAsync); this package only
+// keeps a cache's registry in step with the bucket. Cluster's Rollout and
+// Purge have the signatures of the server's Models interface, and Status
+// is what the daemon reports in INFO, so the package depends on tier and
+// not on the server. A daemon without NATS starts no Cluster: its registry
+// is a tier.LocalRegistry.
 //
 // Start connects to NATS (Options.URLs: a URL list, or "embedded" for an
 // in-process nats-server with JetStream that other daemons join by its
@@ -35,7 +45,7 @@
 //   - the heartbeat writes this daemon's Member entry (node id, revision
 //     applied, version, time) to the members bucket, whose entries expire
 //     after MemberTTL, every HeartbeatInterval and right after each change.
-//     tierctl's rollout --wait uses Members and WaitApplied on it.
+//     tierctl's rollout --wait uses MembersIn and WaitAppliedIn on it.
 //
 // Rollout and Purge write to the bucket and return once this daemon's
 // follower applied the revision written, so a client that reads after
