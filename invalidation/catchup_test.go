@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tiercache/tiercache/internal/natstest"
+	"github.com/tiercache/tiercache/internal/testutil"
 )
 
 // connect returns a JetStream context on url for a test to act as an
@@ -106,7 +107,7 @@ func TestCatchUpAfterCut(t *testing.T) {
 	writeUnder(t, "v1", c)
 
 	p.Cut()
-	checkFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if c.c.Status().NATSConnected {
 			return errors.New("still connected")
 		}
@@ -132,7 +133,7 @@ func TestCatchUpAfterCut(t *testing.T) {
 	}
 
 	p.Restore()
-	checkFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if !c.c.Status().NATSConnected {
 			return errors.New("not reconnected yet")
 		}

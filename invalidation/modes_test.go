@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache/internal/natstest"
+	"github.com/tiercache/tiercache/internal/testutil"
 )
 
 // TestEmbedded runs the embedded server on a free port, joins a second
@@ -37,7 +38,7 @@ func TestEmbedded(t *testing.T) {
 	if err := a.freshAt("v1", "v2"); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, func() error { return b.freshAt("v1", "v2") })
+	testutil.CheckFor(t, 10*time.Second, func() error { return b.freshAt("v1", "v2") })
 
 	st, hs := a.c.Status(), a.cache.Stats()
 	if !st.NATSConnected || hs.ModelsRevision != r2 || hs.ModelsKnown != 1 {
@@ -114,7 +115,7 @@ func TestUnreachable(t *testing.T) {
 	other.rollout("clip", "v1")
 
 	p.Restore()
-	checkFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if !d.c.Status().NATSConnected {
 			return errors.New("not connected yet")
 		}

@@ -9,6 +9,7 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/tiercache/tiercache/internal/natstest"
+	"github.com/tiercache/tiercache/internal/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 )
@@ -107,7 +108,7 @@ func TestNoCredentialsInLogs(t *testing.T) {
 	if _, err := c.c.Rollout(ctx, "clip", "v2"); err == nil || strings.Contains(err.Error(), wrong) {
 		t.Fatalf("Rollout with a wrong password: %v", err)
 	}
-	checkFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if logs.FilterMessageSnippet("reconnect attempt failed").Len() == 0 {
 			return fmt.Errorf("no failed attempt logged yet")
 		}
