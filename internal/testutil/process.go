@@ -26,7 +26,7 @@ type Process struct {
 	cmd   *exec.Cmd
 	quiet bool // its caller reports its output (RunProcess)
 
-	stdout, stderr SyncBuffer
+	stdout, stderr syncBuffer
 	done           chan struct{} // closed once the process has exited
 	code           int           // its exit code, once done is closed
 }
@@ -51,7 +51,7 @@ func StartProcess(t testing.TB, name string, cmd *exec.Cmd) *Process {
 		t.Fatalf("starting %s: %v", name, err)
 	}
 	go func() {
-		p.code = ExitCode(cmd.Wait())
+		p.code = exitCode(cmd.Wait())
 		close(p.done)
 	}()
 	t.Cleanup(p.cleanup)
@@ -233,10 +233,10 @@ func Tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// ExitCode is the exit code of a process from the error its Wait returned:
+// exitCode is the exit code of a process from the error its Wait returned:
 // 0 for nil, the code of an *exec.ExitError (-1 if a signal ended it), and
 // -1 for any other error.
-func ExitCode(err error) int {
+func exitCode(err error) int {
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -248,22 +248,20 @@ func ExitCode(err error) int {
 	}
 }
 
-// SyncBuffer is a bytes.Buffer that a process's output copier writes to
+// syncBuffer is a bytes.Buffer that a process's output copier writes to
 // while the test reads it.
-type SyncBuffer struct {
+type syncBuffer struct {
 	mu sync.Mutex // guards b
 	b  bytes.Buffer
 }
 
-// Write appends p.
-func (s *SyncBuffer) Write(p []byte) (int, error) {
+func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-// String returns everything written so far.
-func (s *SyncBuffer) String() string {
+func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
