@@ -6,10 +6,7 @@
 package deploy_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -45,40 +42,21 @@ func TestMain(m *testing.M) {
 		testutil.Command{Name: "healthcheck", Pkg: "github.com/tiercache/tiercache/deploy/healthcheck", Race: raceEnabled}))
 }
 
-// checkFor polls f until it returns nil and fails the test with its last
-// error after total.
-func checkFor(t *testing.T, total time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %v: %v", what, total, err)
-		}
-		time.Sleep(20 * time.Millisecond) // a polling interval
-	}
-}
-
 // daemon is a tiercached process.
 type daemon struct {
+	*testutil.Process
 	node, sock string
 	metrics    string // the metrics listener's address, once ready
-	cmd        *exec.Cmd
-	log        testutil.SyncBuffer
 	rdb        *redis.Client
-	exited     chan struct{} // closed once the process has exited
-	code       int           // its exit code, once exited is closed
 }
 
 // startDaemon starts tiercached joined to natsURL; it does not wait for it
-// to serve (ready does). t.Cleanup stops it if the test did not.
+// to serve (ready does). The test's cleanup kills it if the test did not
+// stop it.
 func startDaemon(t *testing.T, node, natsURL string) *daemon {
 	t.Helper()
 	dir := t.TempDir()
-	d := &daemon{node: node, sock: filepath.Join(dir, "tiercache.sock"), exited: make(chan struct{})}
+	d := &daemon{node: node, sock: filepath.Join(dir, "tiercache.sock")}
 	args := []string{
 		"--socket", d.sock, "--data-dir", filepath.Join(dir, "data"),
 		"--mem-max", "64MiB", "--disk-max", "256MiB",
@@ -86,34 +64,9 @@ func startDaemon(t *testing.T, node, natsURL string) *daemon {
 		"--metrics", "127.0.0.1:0", "--log-format", "json",
 		"--models-replicas", "3",
 	}
-	d.cmd = exec.Command(bins["tiercached"], args...)
-	d.cmd.Stdout, d.cmd.Stderr = &d.log, &d.log
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = d.cmd.Wait()
-		d.code = d.cmd.ProcessState.ExitCode()
-		close(d.exited)
-	}()
 	d.rdb = redis.NewClient(&redis.Options{Network: "unix", Addr: d.sock, MaxRetries: -1})
-	t.Cleanup(func() {
-		d.rdb.Close()
-		select {
-		case <-d.exited:
-		default:
-			_ = d.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-d.exited:
-			case <-time.After(30 * time.Second):
-				_ = d.cmd.Process.Kill()
-				<-d.exited
-			}
-		}
-		if t.Failed() {
-			t.Logf("%s log:\n%s", d.node, d.log.String())
-		}
-	})
+	t.Cleanup(func() { d.rdb.Close() })
+	d.Process = testutil.StartProcess(t, node, exec.Command(bins["tiercached"], args...))
 	return d
 }
 
@@ -121,60 +74,22 @@ func startDaemon(t *testing.T, node, natsURL string) *daemon {
 // satisfies the container health probe.
 func (d *daemon) ready(t *testing.T) {
 	t.Helper()
-	checkFor(t, 60*time.Second, d.node+" to log ready", func() error {
-		select {
-		case <-d.exited:
-			t.Fatalf("%s exited with %d before it was ready:\n%s", d.node, d.code, d.log.String())
-		default:
-		}
-		sc := bufio.NewScanner(strings.NewReader(d.log.String()))
-		for sc.Scan() {
-			var line struct{ Msg, Metrics string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "ready" {
-				d.metrics = line.Metrics
-				return nil
-			}
-		}
-		return errors.New("no ready line yet")
-	})
+	ready := d.WaitLogLine(60*time.Second, "ready")
+	d.metrics, _ = ready["metrics"].(string)
 	if err := d.rdb.Ping(context.Background()).Err(); err != nil {
 		t.Fatalf("%s is ready but PING failed: %v", d.node, err)
 	}
-	out, err := exec.Command(bins["healthcheck"], "http://"+d.metrics+"/healthz").CombinedOutput()
-	if err != nil {
-		t.Fatalf("healthcheck of %s: %v\n%s", d.node, err, out)
+	if code, out, errs := testutil.RunProcess(t, "healthcheck", 30*time.Second, exec.Command(bins["healthcheck"], "http://"+d.metrics+"/healthz")); code != 0 {
+		t.Fatalf("healthcheck of %s: exit %d\n%s%s", d.node, code, out, errs)
 	}
 }
 
-// stop sends SIGTERM and returns the exit code.
-func (d *daemon) stop(t *testing.T) int {
-	t.Helper()
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("%s: %v", d.node, err)
-	}
-	select {
-	case <-d.exited:
-		return d.code
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not exit within 30s of SIGTERM", d.node)
-		return -1
-	}
-}
-
-// tierctl runs tierctl and returns its exit code and combined output.
+// tierctl runs tierctl and returns its exit code and its output, standard
+// output then standard error.
 func tierctl(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, bins["tierctl"], args...).CombinedOutput()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		return ee.ExitCode(), string(out)
-	case err != nil:
-		t.Fatalf("tierctl %s: %v", strings.Join(args, " "), err)
-	}
-	return 0, string(out)
+	code, stdout, stderr := testutil.RunProcess(t, "tierctl", 60*time.Second, exec.Command(bins["tierctl"], args...))
+	return code, stdout + stderr
 }
 
 // modelsReplicas returns the replica count of the registry bucket's stream.
@@ -247,13 +162,11 @@ func TestClusterProcesses(t *testing.T) {
 	codes := make([]int, len(ds))
 	var wg sync.WaitGroup
 	for i, d := range ds {
-		if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
+		d.Signal(syscall.SIGTERM)
 		wg.Go(func() {
 			select {
-			case <-d.exited:
-				codes[i] = d.code
+			case <-d.Done():
+				codes[i] = d.ExitCode()
 			case <-time.After(30 * time.Second):
 				codes[i] = -1
 			}
@@ -338,8 +251,8 @@ func TestAlertRules(t *testing.T) {
 	} {
 		cmd := exec.Command(promtool, args...)
 		cmd.Dir = "prometheus"
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		if code, out, errs := testutil.RunProcess(t, "promtool", time.Minute, cmd); code != 0 {
+			t.Errorf("promtool %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errs)
 		}
 	}
 }

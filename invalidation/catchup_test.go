@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tiercache/tiercache/internal/natstest"
+	"github.com/tiercache/tiercache/internal/testutil"
 )
 
 // connect returns a JetStream context on url for a test to act as an
@@ -106,8 +107,8 @@ func TestCatchUpAfterCut(t *testing.T) {
 	writeUnder(t, "v1", c)
 
 	p.Cut()
-	checkFor(t, 10*time.Second, func() error {
-		if c.c.ClusterInfo().NATSConnected {
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		if c.c.Status().NATSConnected {
 			return errors.New("still connected")
 		}
 		return nil
@@ -132,8 +133,8 @@ func TestCatchUpAfterCut(t *testing.T) {
 	}
 
 	p.Restore()
-	checkFor(t, 10*time.Second, func() error {
-		if !c.c.ClusterInfo().NATSConnected {
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		if !c.c.Status().NATSConnected {
 			return errors.New("not reconnected yet")
 		}
 		return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,7 +11,6 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/tiercache/tiercache/server"
 	"github.com/tiercache/tiercache/tier"
 	"go.uber.org/zap"
 )
@@ -28,13 +26,13 @@ type Cluster struct {
 	opts    Options
 	log     *zap.Logger
 	cache   *tier.Hybrid
-	local   *server.Local      // Off mode: changes apply here only
 	srv     *natsserver.Server // the embedded server, or nil
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	urls    string          // the configured URLs, redacted
 	nodeKey string          // this daemon's key in the members bucket
 	perms   PermissionWatch // fails rollouts NATS refuses at once
+	pub     Publisher       // publishes this daemon's changes
 
 	mu struct {
 		sync.Mutex // guards the fields below
@@ -73,11 +71,8 @@ type Cluster struct {
 	invalid atomic.Uint64 // registry entries skipped as invalid
 }
 
-var _ server.Models = (*Cluster)(nil)
-
 // Start starts following the model registry as opts say. With Embedded it
-// first starts the in-process NATS server; with Off it returns a Cluster
-// that applies changes locally.
+// first starts the in-process NATS server.
 //
 // An unreachable NATS server is not an error: the cache keeps serving the
 // registry state it persisted, a warning is logged and the connection is
@@ -103,12 +98,6 @@ func Start(opts Options) (*Cluster, error) {
 	c.mu.applied = opts.Cache.ModelsRevision()
 	c.mu.appliedCh = make(chan struct{})
 
-	if opts.URLs == Off {
-		c.local = &server.Local{Cache: opts.Cache}
-		c.quitOnce.Do(func() { close(c.quit) })
-		c.log.Info("model registry is local: NATS is off", zap.Uint64("revision", c.mu.applied))
-		return c, nil
-	}
 	for _, f := range []struct{ what, path string }{
 		{"creds file", opts.Creds}, {"TLS CA", opts.TLSCA}, {"TLS certificate", opts.TLSCert}, {"TLS key", opts.TLSKey},
 	} {
@@ -154,6 +143,7 @@ func Start(opts Options) (*Cluster, error) {
 		c.shutdownEmbedded()
 		return nil, fmt.Errorf("invalidation: JetStream: %w", err)
 	}
+	c.pub = Publisher{JS: c.js, Bucket: opts.Bucket, Perms: &c.perms}
 	if !nc.IsConnected() {
 		c.log.Warn("NATS unreachable: serving the persisted model registry and reconnecting",
 			zap.String("url", c.urls), zap.Uint64("revision", c.appliedRev()))
@@ -398,24 +388,20 @@ func (c *Cluster) waitApplied(ctx context.Context, rev uint64) error {
 }
 
 // Rollout sets model's version in the registry bucket and returns the
-// revision of the change once this daemon has applied it (server.Models).
-// With Off it applies locally. Without NATS it changes nothing and returns
-// an error wrapping ErrUnavailable; if the change was committed but not
-// applied here within SyncTimeout, it returns the revision and an error
-// wrapping ErrNotApplied.
+// revision of the change once this daemon has applied it. Without NATS it
+// changes nothing and returns an error wrapping ErrUnavailable; if the
+// change was committed but not applied here within SyncTimeout, it returns
+// the revision and an error wrapping ErrNotApplied. Other errors are
+// Publisher.Rollout's.
 func (c *Cluster) Rollout(ctx context.Context, model, version string) (uint64, error) {
-	if err := ValidateVersion(version); err != nil {
+	if err := tier.ValidateVersion(version); err != nil {
 		return 0, err
 	}
-	key, err := EncodeModel(model)
-	if err != nil {
+	if err := tier.ValidateModel(model); err != nil {
 		return 0, err
 	}
-	if c.local != nil {
-		return c.local.Rollout(ctx, model, version)
-	}
-	return c.change(ctx, "rollout", model, key, func(ctx context.Context, kv jetstream.KeyValue) (uint64, error) {
-		return kv.Put(ctx, key, []byte(version))
+	return c.change(ctx, "rollout", model, func(ctx context.Context) (uint64, error) {
+		return c.pub.Rollout(ctx, model, version)
 	})
 }
 
@@ -424,28 +410,18 @@ func (c *Cluster) Rollout(ctx context.Context, model, version string) (uint64, e
 // every daemon drops the model's entries and forgets its version. Errors
 // are as Rollout's.
 func (c *Cluster) Purge(ctx context.Context, model string) (uint64, error) {
-	key, err := EncodeModel(model)
-	if err != nil {
+	if err := tier.ValidateModel(model); err != nil {
 		return 0, err
 	}
-	if c.local != nil {
-		return c.local.Purge(ctx, model)
-	}
-	return c.change(ctx, "purge", model, key, func(ctx context.Context, _ jetstream.KeyValue) (uint64, error) {
-		// kv.Delete does not return the revision of its delete marker, so
-		// publish the same marker: the KV-Operation header on the key's
-		// subject.
-		m := nats.NewMsg(KVSubject(c.opts.Bucket, key))
-		m.Header.Set("KV-Operation", "DEL")
-		ack, err := c.js.PublishMsg(ctx, m)
-		if err != nil {
-			return 0, err
-		}
-		return ack.Sequence, nil
+	return c.change(ctx, "purge", model, func(ctx context.Context) (uint64, error) {
+		return c.pub.Purge(ctx, model)
 	})
 }
 
-func (c *Cluster) change(ctx context.Context, what, model, key string, do func(context.Context, jetstream.KeyValue) (uint64, error)) (uint64, error) {
+// change publishes a change of model (what: "rollout" or "purge") once the
+// registry is in sync and the bucket bound, and waits until this daemon
+// has applied it.
+func (c *Cluster) change(ctx context.Context, what, model string, publish func(context.Context) (uint64, error)) (uint64, error) {
 	if c.closed.Load() {
 		return 0, ErrClosed
 	}
@@ -453,22 +429,16 @@ func (c *Cluster) change(ctx context.Context, what, model, key string, do func(c
 		return 0, err
 	}
 	c.mu.Lock()
-	connected, kv := c.mu.connected, c.mu.models
+	connected, bound := c.mu.connected, c.mu.models != nil
 	c.mu.Unlock()
-	if !connected || kv == nil {
+	if !connected || !bound {
 		return 0, fmt.Errorf("%w: %s of %q refused: not connected, the registry was not changed", ErrUnavailable, what, model)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.SyncTimeout)
 	defer cancel()
-	pctx, stop := c.perms.Watch(ctx, KVSubject(c.opts.Bucket, key))
-	rev, err := do(pctx, kv)
-	refused := Refused(pctx)
-	stop()
-	switch {
-	case refused != nil:
-		return 0, fmt.Errorf("%s of %q: %w", what, model, refused)
-	case err != nil:
-		return 0, fmt.Errorf("%w: %s of %q: %v", ErrUnavailable, what, model, err)
+	rev, err := publish(ctx)
+	if err != nil {
+		return 0, err
 	}
 	if err := c.waitApplied(ctx, rev); err != nil {
 		return rev, fmt.Errorf("%w: %s of %q is revision %d: %v", ErrNotApplied, what, model, rev, err)
@@ -476,52 +446,30 @@ func (c *Cluster) change(ctx context.Context, what, model, key string, do func(c
 	return rev, nil
 }
 
-// ClusterInfo returns the "# Cluster" section of INFO: connection state,
-// the cache's registry revision, and as extra fields nats_url (without
-// credentials), models_bucket, members_bucket, node_id, models_synced,
-// models_bucket_revision, nats_reconnects and models_invalid_entries.
-func (c *Cluster) ClusterInfo() server.ClusterInfo {
-	st := c.cache.Stats()
-	ci := server.ClusterInfo{
-		ModelsRevision:  st.ModelsRevision,
-		ModelsKnown:     st.ModelsKnown,
-		RolloutsApplied: st.RolloutsApplied,
-	}
-	if c.local != nil {
-		ci.Extra = [][2]string{{"nats_mode", Off}, {"node_id", c.opts.NodeID}}
-		return ci
-	}
+// Status returns the cluster's state as this daemon sees it.
+func (c *Cluster) Status() Status {
 	c.mu.Lock()
-	ci.NATSConnected = c.mu.connected
-	applied := c.mu.applied
+	connected, applied := c.mu.connected, c.mu.applied
 	c.mu.Unlock()
-	synced := "0"
-	if c.Synced() {
-		synced = "1"
+	return Status{
+		NATSConnected:  connected,
+		Synced:         c.Synced(),
+		URL:            c.connectedURL(c.nc),
+		Bucket:         c.opts.Bucket,
+		MembersBucket:  c.opts.MembersBucket,
+		NodeID:         c.opts.NodeID,
+		BucketRevision: applied,
+		Reconnects:     c.nc.Stats().Reconnects,
+		InvalidEntries: c.invalid.Load(),
 	}
-	ci.Extra = [][2]string{
-		{"nats_url", c.connectedURL(c.nc)},
-		{"models_bucket", c.opts.Bucket},
-		{"members_bucket", c.opts.MembersBucket},
-		{"node_id", c.opts.NodeID},
-		{"models_synced", synced},
-		// The bucket revision the follower applied last: models_revision
-		// but for a moment, or after the bucket was recreated with lower
-		// revisions (see the package documentation, Caveats).
-		{"models_bucket_revision", strconv.FormatUint(applied, 10)},
-		{"nats_reconnects", strconv.FormatUint(c.nc.Stats().Reconnects, 10)},
-		{"models_invalid_entries", strconv.FormatUint(c.invalid.Load(), 10)},
-	}
-	return ci
 }
 
 // URL returns the client URL of the NATS server: the embedded server's
 // (which other daemons join), else the configured list; never credentials.
-// It is "" with Off.
 func (c *Cluster) URL() string { return c.urls }
 
-// JetStream returns the JetStream context of the connection (nil with
-// Off), e.g. for Members and WaitApplied.
+// JetStream returns the JetStream context of the connection, e.g. for
+// Members and WaitApplied.
 func (c *Cluster) JetStream() jetstream.JetStream { return c.js }
 
 // stopLoops stops the follower and the heartbeat and waits for them.
@@ -541,9 +489,6 @@ func (c *Cluster) Close() error {
 	c.once.Do(func() {
 		c.closed.Store(true)
 		c.stopLoops()
-		if c.nc == nil {
-			return
-		}
 		c.mu.Lock()
 		members, connected := c.mu.members, c.mu.connected
 		c.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache/internal/natstest"
+	"github.com/tiercache/tiercache/internal/testutil"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -59,16 +60,17 @@ func TestThreeNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, d := range []*daemon{b, c} {
-			checkFor(t, 10*time.Second, func() error { return d.freshAt("v1", "v2") })
+			testutil.CheckFor(t, 10*time.Second, func() error { return d.freshAt("v1", "v2") })
 		}
 		for _, d := range ds {
-			checkFor(t, 5*time.Second, func() error {
-				ci := d.c.ClusterInfo()
-				if !ci.NATSConnected || ci.ModelsRevision != r2 || ci.ModelsKnown != 1 || ci.RolloutsApplied != 2 {
-					return fmt.Errorf("%s: ClusterInfo = %+v", d.name, ci)
+			testutil.CheckFor(t, 5*time.Second, func() error {
+				st, hs := d.c.Status(), d.cache.Stats()
+				if !st.NATSConnected || hs.ModelsRevision != r2 || hs.ModelsKnown != 1 || hs.RolloutsApplied != 2 {
+					return fmt.Errorf("%s: Status = %+v, registry revision %d, known %d, applied %d",
+						d.name, st, hs.ModelsRevision, hs.ModelsKnown, hs.RolloutsApplied)
 				}
-				if !slices.Contains(ci.Extra, [2]string{"models_bucket_revision", strconv.FormatUint(r2, 10)}) {
-					return fmt.Errorf("%s: ClusterInfo.Extra = %v", d.name, ci.Extra)
+				if !slices.Contains(st.Fields(), [2]string{"models_bucket_revision", strconv.FormatUint(r2, 10)}) {
+					return fmt.Errorf("%s: Status.Fields = %v", d.name, st.Fields())
 				}
 				return nil
 			})
@@ -97,7 +99,7 @@ func TestThreeNodes(t *testing.T) {
 			t.Fatalf("revisions do not increase: %v", revs)
 		}
 		for _, d := range ds {
-			checkFor(t, 10*time.Second, func() error {
+			testutil.CheckFor(t, 10*time.Second, func() error {
 				if err := d.hasModel("clip", ""); err != nil {
 					return err
 				}
@@ -119,7 +121,7 @@ func TestThreeNodes(t *testing.T) {
 			t.Fatalf("WaitApplied = %v, %v; want all applied", missing, err)
 		}
 		// Every daemon announces itself within a heartbeat or two.
-		checkFor(t, 10*time.Second, func() error {
+		testutil.CheckFor(t, 10*time.Second, func() error {
 			members, err := a.c.Members(ctx)
 			if err != nil || len(members) != 3 {
 				return fmt.Errorf("members = %+v, %v", members, err)
@@ -150,7 +152,7 @@ func TestThreeNodes(t *testing.T) {
 		}
 		// A daemon that closes leaves at once.
 		b.stop()
-		checkFor(t, 5*time.Second, func() error {
+		testutil.CheckFor(t, 5*time.Second, func() error {
 			ms, err := a.c.Members(ctx)
 			if err != nil {
 				return err

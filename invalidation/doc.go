@@ -15,11 +15,20 @@
 //
 // are what MODEL.ROLLOUT and MODEL.PURGE do (Cluster.Rollout, Purge), and a
 // bucket entry's revision (its stream sequence) is the registry revision.
+// Publisher writes such changes and returns their revision: Cluster
+// publishes through one, and so does tierctl, from hosts without a daemon.
 //
-// Start connects to NATS (Options.URLs: a URL list, "embedded" for an
-// in-process nats-server with JetStream that other daemons join by its URL,
-// or "off" for a daemon alone), creates the bucket if it is missing and
-// runs two goroutines:
+// The registry's rules and state belong to package tier (tier.ValidateModel,
+// tier.ValidateVersion, tier.Hybrid.ApplyModelsAsync); this package only
+// keeps a cache's registry in step with the bucket. Cluster's Rollout and
+// Purge have the signatures of the server's Models interface, and Status
+// is what the daemon reports in INFO, so the package depends on tier and
+// not on the server. A daemon without NATS starts no Cluster: its registry
+// is a tier.LocalRegistry.
+//
+// Start connects to NATS (Options.URLs: a URL list, or "embedded" for an
+// in-process nats-server with JetStream that other daemons join by its
+// URL), creates the bucket if it is missing and runs two goroutines:
 //
 //   - the follower watches the bucket with an ordered consumer and applies
 //     its changes to the cache with tier.Hybrid.ApplyModelsAsync (a put
@@ -36,7 +45,7 @@
 //   - the heartbeat writes this daemon's Member entry (node id, revision
 //     applied, version, time) to the members bucket, whose entries expire
 //     after MemberTTL, every HeartbeatInterval and right after each change.
-//     tierctl's rollout --wait uses Members and WaitApplied on it.
+//     tierctl's rollout --wait uses MembersIn and WaitAppliedIn on it.
 //
 // Rollout and Purge write to the bucket and return once this daemon's
 // follower applied the revision written, so a client that reads after
@@ -87,13 +96,13 @@
 //     cannot know of rollouts made meanwhile. Stale answers are bounded by
 //     the time it takes to notice the cut (a closed connection at once, a
 //     silent one after two missed pings, 10s) plus SyncTimeout on return.
-//   - Registry entries with an invalid version (empty, containing '@', '{'
-//     or '}') or a key that is not EncodeModel's are logged, counted
-//     (ClusterInfo: models_invalid_entries) and skipped: the model keeps the
-//     version it had.
+//   - Registry entries with an invalid version (tier.ValidateVersion) or a
+//     key that is not EncodeModel's are logged, counted (Status, INFO
+//     models_invalid_entries) and skipped: the model keeps the version it
+//     had.
 //   - tier.Hybrid's revision only moves forward. After the bucket was
 //     deleted and recreated, its revisions restart low: the follower tracks
-//     the bucket's revision itself (ClusterInfo: models_bucket_revision)
+//     the bucket's revision itself (Status, INFO models_bucket_revision)
 //     while models_revision keeps the old, higher value until the new bucket
 //     passes it, and a daemon restarted then resynchronises once more.
 //   - The members bucket is created with MemberTTL and Replicas by the first

@@ -1,6 +1,10 @@
 package invalidation
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/tiercache/tiercache/tier"
+)
 
 // Errors returned by the package, checked with errors.Is; most are wrapped
 // with detail.
@@ -14,12 +18,12 @@ var (
 	// revision is returned with it: the change will still be applied.
 	ErrNotApplied = errors.New("invalidation: committed but not yet applied here")
 	// ErrInvalidModel is wrapped by errors about a model name that cannot be
-	// used (empty, containing '{' or '}') or a KV key that does not decode
-	// to one.
-	ErrInvalidModel = errors.New("invalidation: invalid model name")
+	// used (tier.ValidateModel) or a KV key that does not decode to one. It
+	// is tier.ErrInvalidModel: the rules are the cache's.
+	ErrInvalidModel = tier.ErrInvalidModel
 	// ErrInvalidVersion is wrapped by errors about a version that cannot be
-	// used (empty, too long, containing '@', '{' or '}').
-	ErrInvalidVersion = errors.New("invalidation: invalid version")
+	// used (tier.ValidateVersion). It is tier.ErrInvalidVersion.
+	ErrInvalidVersion = tier.ErrInvalidVersion
 	// ErrClosed is returned by every operation after Close.
 	ErrClosed = errors.New("invalidation: closed")
 )

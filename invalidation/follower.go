@@ -345,7 +345,7 @@ func (c *Cluster) decodeEntry(e jetstream.KeyValueEntry) (model, version string,
 	model, err := DecodeModel(e.Key())
 	if err == nil && e.Operation() == jetstream.KeyValuePut {
 		version = string(e.Value())
-		err = ValidateVersion(version)
+		err = tier.ValidateVersion(version)
 	}
 	if err != nil {
 		c.invalid.Add(1)

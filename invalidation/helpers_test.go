@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache/disktier"
-	"github.com/tiercache/tiercache/internal/natstest"
+	"github.com/tiercache/tiercache/internal/testutil"
 	"github.com/tiercache/tiercache/memtier"
 	"github.com/tiercache/tiercache/tier"
 	"go.uber.org/goleak"
@@ -18,12 +18,6 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// checkFor polls f until it returns nil or total passes.
-func checkFor(t testing.TB, total time.Duration, f func() error) {
-	t.Helper()
-	natstest.CheckFor(t, total, 5*time.Millisecond, f)
 }
 
 // daemon is an in-process tiercache daemon: a Hybrid cache on its own data
@@ -146,7 +140,7 @@ func (d *daemon) purge(model string) uint64 {
 func (d *daemon) rolloutEventually(model, version string) uint64 {
 	d.t.Helper()
 	var rev uint64
-	checkFor(d.t, 60*time.Second, func() error {
+	testutil.CheckFor(d.t, 60*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		r, err := d.c.Rollout(ctx, model, version)
@@ -182,7 +176,7 @@ func (d *daemon) get(key string) (string, error) {
 // waitModel waits until the daemon has model at version ("" = unknown).
 func (d *daemon) waitModel(model, version string) {
 	d.t.Helper()
-	checkFor(d.t, 30*time.Second, func() error { return d.hasModel(model, version) })
+	testutil.CheckFor(d.t, 30*time.Second, func() error { return d.hasModel(model, version) })
 }
 
 func (d *daemon) hasModel(model, version string) error {

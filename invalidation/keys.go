@@ -23,10 +23,10 @@ const encodedPrefix = "_m."
 // followed by its unpadded URL-safe base64 (RFC 4648 §5): "_m.Y2xpcCB2MQ"
 // for "clip v1".
 //
-// A model name must be non-empty and contain neither '{' nor '}' (it lives
-// inside a key's {SCOPE}); other names are an error wrapping ErrInvalidModel.
+// A model name must pass tier.ValidateModel; other names are an error
+// wrapping ErrInvalidModel.
 func EncodeModel(model string) (string, error) {
-	if err := validateModel(model); err != nil {
+	if err := tier.ValidateModel(model); err != nil {
 		return "", err
 	}
 	if rawKey(model) {
@@ -55,38 +55,13 @@ func DecodeModel(key string) (string, error) {
 		return "", fmt.Errorf("%w: key %q: not canonically encoded", ErrInvalidModel, key)
 	}
 	model := string(b)
-	if err := validateModel(model); err != nil {
+	if err := tier.ValidateModel(model); err != nil {
 		return "", fmt.Errorf("key %q: %w", key, err)
 	}
 	if rawKey(model) {
 		return "", fmt.Errorf("%w: key %q encodes %q, whose key is the name itself", ErrInvalidModel, key, model)
 	}
 	return model, nil
-}
-
-func validateModel(model string) error {
-	switch {
-	case model == "":
-		return fmt.Errorf("%w: empty", ErrInvalidModel)
-	case strings.ContainsAny(model, "{}"):
-		return fmt.Errorf("%w: %q contains '{' or '}'", ErrInvalidModel, model)
-	}
-	return nil
-}
-
-// ValidateVersion reports whether version can be a model's version: a key
-// names it after the last '@' of its scope, so it must be non-empty, at most
-// tier.MaxTagLen bytes, and contain none of '@', '{', '}'.
-func ValidateVersion(version string) error {
-	switch {
-	case version == "":
-		return fmt.Errorf("%w: empty", ErrInvalidVersion)
-	case len(version) > tier.MaxTagLen:
-		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidVersion, tier.MaxTagLen)
-	case strings.ContainsAny(version, "@{}"):
-		return fmt.Errorf("%w: %q contains '@', '{' or '}'", ErrInvalidVersion, version)
-	}
-	return nil
 }
 
 // rawKey reports whether s can be its own KV key: a valid key by nats.go's

@@ -66,19 +66,6 @@ func TestEncodeModel(t *testing.T) {
 	}
 }
 
-func TestValidateVersion(t *testing.T) {
-	for _, ok := range []string{"v1", "2024-06-01", "sha256:abc", "a/b.c"} {
-		if err := ValidateVersion(ok); err != nil {
-			t.Errorf("ValidateVersion(%q) = %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"", "v@1", "{v}", "v}", strings.Repeat("v", 1<<16)} {
-		if err := ValidateVersion(bad); !errors.Is(err, ErrInvalidVersion) {
-			t.Errorf("ValidateVersion(%.20q) = %v, want ErrInvalidVersion", bad, err)
-		}
-	}
-}
-
 // FuzzEncodeModel checks that every valid model name has a valid KV key
 // that decodes back to it.
 func FuzzEncodeModel(f *testing.F) {
@@ -88,7 +75,7 @@ func FuzzEncodeModel(f *testing.F) {
 	f.Fuzz(func(t *testing.T, model string) {
 		key, err := EncodeModel(model)
 		if err != nil {
-			if !errors.Is(err, ErrInvalidModel) || validateModel(model) == nil {
+			if !errors.Is(err, ErrInvalidModel) || tier.ValidateModel(model) == nil {
 				t.Fatalf("EncodeModel(%q): %v", model, err)
 			}
 			return

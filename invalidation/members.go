@@ -201,17 +201,11 @@ func WaitAppliedIn(ctx context.Context, js jetstream.JetStream, bucket string, r
 
 // Members returns the live daemons of this daemon's members bucket.
 func (c *Cluster) Members(ctx context.Context) ([]Member, error) {
-	if c.js == nil {
-		return nil, fmt.Errorf("%w: NATS is off", ErrUnavailable)
-	}
 	return MembersIn(ctx, c.js, c.opts.MembersBucket)
 }
 
 // WaitApplied waits until every live daemon of this daemon's members
 // bucket has applied rev; see WaitAppliedIn.
 func (c *Cluster) WaitApplied(ctx context.Context, rev uint64) ([]string, error) {
-	if c.js == nil {
-		return nil, fmt.Errorf("%w: NATS is off", ErrUnavailable)
-	}
 	return WaitAppliedIn(ctx, c.js, c.opts.MembersBucket, rev)
 }

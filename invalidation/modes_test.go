@@ -3,67 +3,14 @@ package invalidation
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tiercache/tiercache/internal/natstest"
+	"github.com/tiercache/tiercache/internal/testutil"
 )
-
-func TestOff(t *testing.T) {
-	opts := testOptions(t, Off, "")
-	opts.Bucket = ""
-	opts.MembersBucket = ""
-	d := newDaemon(t, "solo", opts)
-	ctx := context.Background()
-
-	if !d.c.Synced() {
-		t.Fatal("off: not synced")
-	}
-	if err := d.c.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
-	d.mustSet("{clip}k", "old")
-	r1 := d.rollout("clip", "v1")
-	if err := d.wantMissing("{clip}k"); err != nil {
-		t.Fatal(err)
-	}
-	writeUnder(t, "v1", d)
-	r2 := d.rollout("clip", "v2")
-	if err := d.freshAt("v1", "v2"); err != nil {
-		t.Fatal(err)
-	}
-	r3 := d.purge("clip")
-	if !(r1 == 1 && r2 == 2 && r3 == 3) {
-		t.Fatalf("revisions %d %d %d, want 1 2 3", r1, r2, r3)
-	}
-	if err := d.hasModel("clip", ""); err != nil {
-		t.Fatal(err)
-	}
-	ci := d.c.ClusterInfo()
-	if ci.NATSConnected || ci.ModelsRevision != 3 || ci.ModelsKnown != 0 || ci.RolloutsApplied != 3 {
-		t.Fatalf("ClusterInfo = %+v", ci)
-	}
-	if _, err := d.c.Members(ctx); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Members with NATS off: %v, want ErrUnavailable", err)
-	}
-	if _, err := d.c.Rollout(ctx, "clip", "v@1"); !errors.Is(err, ErrInvalidVersion) {
-		t.Fatalf("Rollout of v@1: %v, want ErrInvalidVersion", err)
-	}
-	if _, err := d.c.Rollout(ctx, "a{b}", "v1"); !errors.Is(err, ErrInvalidModel) {
-		t.Fatalf("Rollout of a{b}: %v, want ErrInvalidModel", err)
-	}
-
-	// The state survives a restart.
-	d.stop()
-	d.start()
-	if err := d.hasModel("clip", ""); err != nil {
-		t.Fatal(err)
-	}
-	if r := d.rollout("clip", "v3"); r != 4 {
-		t.Fatalf("revision after restart %d, want 4", r)
-	}
-}
 
 // TestEmbedded runs the embedded server on a free port, joins a second
 // daemon to it by its URL, and restarts the first on its store.
@@ -91,18 +38,19 @@ func TestEmbedded(t *testing.T) {
 	if err := a.freshAt("v1", "v2"); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, func() error { return b.freshAt("v1", "v2") })
+	testutil.CheckFor(t, 10*time.Second, func() error { return b.freshAt("v1", "v2") })
 
-	ci := a.c.ClusterInfo()
-	if !ci.NATSConnected || ci.ModelsRevision != r2 || ci.ModelsKnown != 1 {
-		t.Fatalf("ClusterInfo = %+v", ci)
+	st, hs := a.c.Status(), a.cache.Stats()
+	if !st.NATSConnected || hs.ModelsRevision != r2 || hs.ModelsKnown != 1 {
+		t.Fatalf("Status = %+v, registry revision %d, known %d", st, hs.ModelsRevision, hs.ModelsKnown)
 	}
-	extra := map[string]string{}
-	for _, kv := range ci.Extra {
-		extra[kv[0]] = kv[1]
+	fields := map[string]string{}
+	for _, kv := range st.Fields() {
+		fields[kv[0]] = kv[1]
 	}
-	if extra["nats_url"] != url || extra["models_bucket"] != "models" || extra["node_id"] != "a" || extra["models_synced"] != "1" {
-		t.Fatalf("ClusterInfo.Extra = %v", ci.Extra)
+	if fields["nats_url"] != url || fields["models_bucket"] != "models" || fields["members_bucket"] != "models-members" ||
+		fields["node_id"] != "a" || fields["models_synced"] != "1" || fields["models_bucket_revision"] != strconv.FormatUint(r2, 10) {
+		t.Fatalf("Status.Fields = %v", st.Fields())
 	}
 
 	// The registry bucket lives in the embedded server's store: after a
@@ -167,8 +115,8 @@ func TestUnreachable(t *testing.T) {
 	other.rollout("clip", "v1")
 
 	p.Restore()
-	checkFor(t, 10*time.Second, func() error {
-		if !d.c.ClusterInfo().NATSConnected {
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		if !d.c.Status().NATSConnected {
 			return errors.New("not connected yet")
 		}
 		return nil

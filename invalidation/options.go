@@ -13,13 +13,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// Special values of Options.URLs.
-const (
-	// Embedded runs an in-process NATS server with JetStream.
-	Embedded = "embedded"
-	// Off runs without NATS: model changes apply to this daemon only.
-	Off = "off"
-)
+// Embedded is the Options.URLs that runs an in-process NATS server with
+// JetStream.
+const Embedded = "embedded"
 
 // Defaults of the options.
 const (
@@ -41,9 +37,10 @@ const (
 // Options configure a Cluster. Zero fields take the documented defaults
 // (EnsureDefaults); Validate reports every problem at once.
 type Options struct {
-	// URLs is Embedded ("embedded", the default), Off ("off"), or a
-	// comma-separated list of NATS server URLs (nats://host:port; the scheme
-	// may be omitted). Credentials in a URL are used but never logged.
+	// URLs is Embedded ("embedded", the default) or a comma-separated list
+	// of NATS server URLs (nats://host:port; the scheme may be omitted).
+	// Credentials in a URL are used but never logged. A daemon without NATS
+	// has no Cluster: its registry is a tier.LocalRegistry.
 	URLs string
 	// EmbeddedListen is the client address of the embedded server. Port 0
 	// picks a free port (logged, and in ClusterInfo as nats_url). Default
@@ -157,7 +154,8 @@ func (o *Options) Validate() error {
 		add("node id %q cannot be used: %v", o.NodeID, err)
 	}
 	switch o.URLs {
-	case Off:
+	case "off":
+		add(`NATS URL "off": a daemon without NATS keeps its registry with tier.LocalRegistry, not a Cluster`)
 	case Embedded:
 		if _, err := parseListen(o.EmbeddedListen); err != nil {
 			add("NATS listen address %q: %v", o.EmbeddedListen, err)

@@ -9,6 +9,7 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/tiercache/tiercache/internal/natstest"
+	"github.com/tiercache/tiercache/internal/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 )
@@ -64,6 +65,12 @@ func TestOptionsValidate(t *testing.T) {
 	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "store directory is required") {
 		t.Fatalf("embedded without a store: %v", err)
 	}
+	// "off" is not a host name: a daemon without NATS starts no Cluster.
+	o = Options{URLs: "off", NodeID: "n"}
+	o.EnsureDefaults()
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), `NATS URL "off"`) {
+		t.Fatalf("URLs off: %v", err)
+	}
 	if got := RedactURLs("nats://alice:pw@h1:4222, tls://tok@h2:4443,h3:4222"); got != "nats://h1:4222,tls://h2:4443,nats://h3:4222" {
 		t.Fatalf("RedactURLs = %q", got)
 	}
@@ -101,7 +108,7 @@ func TestNoCredentialsInLogs(t *testing.T) {
 	if _, err := c.c.Rollout(ctx, "clip", "v2"); err == nil || strings.Contains(err.Error(), wrong) {
 		t.Fatalf("Rollout with a wrong password: %v", err)
 	}
-	checkFor(t, 10*time.Second, func() error {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		if logs.FilterMessageSnippet("reconnect attempt failed").Len() == 0 {
 			return fmt.Errorf("no failed attempt logged yet")
 		}
@@ -123,7 +130,7 @@ func TestNoCredentialsInLogs(t *testing.T) {
 	f.waitModel("clip", "v1")
 
 	for _, d := range []*daemon{a, b, c, e, f} {
-		for _, kv := range d.c.ClusterInfo().Extra {
+		for _, kv := range d.c.Status().Fields() {
 			if strings.Contains(kv[1], pass) || strings.Contains(kv[1], wrong) || strings.Contains(kv[1], user) {
 				t.Errorf("%s: INFO %s:%s reveals credentials", d.name, kv[0], kv[1])
 			}

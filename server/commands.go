@@ -113,7 +113,7 @@ func (c *conn) replyErr(err error) {
 	switch {
 	case errors.As(err, &stale):
 		c.w.error(stale.Error())
-	case errors.Is(err, tier.ErrBadScope):
+	case errors.Is(err, tier.ErrBadScope), errors.Is(err, tier.ErrInvalidModel), errors.Is(err, tier.ErrInvalidVersion):
 		c.w.error("ERR " + strings.TrimPrefix(err.Error(), "tier: "))
 	case errors.Is(err, tier.ErrClosed):
 		c.w.error("ERR server is shutting down")

@@ -2,8 +2,7 @@ package server
 
 import (
 	"bufio"
-	"bytes"
-	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tiercache/tiercache/internal/testutil"
 )
 
 // These tests run the real tools users point at a Redis server: redis-cli,
@@ -30,19 +31,19 @@ func needTool(t *testing.T, name string) string {
 
 // runTool runs a program with a deadline, so that a tool waiting for a
 // reply that never comes fails the test instead of hanging it.
+// Its output is its standard error, then its standard output; the error
+// names a non-zero exit code.
 func runTool(t *testing.T, stdin string, name string, args ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.Command(name, args...)
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
 	}
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		t.Fatalf("%s %q did not finish in time (hung?); output so far:\n%s", name, args, out)
+	code, stdout, stderr := testutil.RunProcess(t, filepath.Base(name), 60*time.Second, cmd)
+	if code != 0 {
+		return stderr + stdout, fmt.Errorf("%s exited with %d", filepath.Base(name), code)
 	}
-	return string(out), err
+	return stderr + stdout, nil
 }
 
 func TestCompatRedisCLI(t *testing.T) {
@@ -221,30 +222,15 @@ func startRedisServer(t *testing.T, extra ...string) *rawConn {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	refSock := filepath.Join(dir, "redis.sock")
-	ctx, cancel := context.WithCancel(context.Background())
 	args := append([]string{"--port", "0", "--unixsocket", refSock, "--save", "", "--appendonly", "no",
 		"--dir", dir, "--daemonize", "no", "--loglevel", "warning"}, extra...)
-	cmd := exec.CommandContext(ctx, srv, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		cancel()
-		os.RemoveAll(dir)
-		t.Skipf("cannot start redis-server: %v", err)
-	}
-	waited := make(chan struct{})
-	go func() { cmd.Wait(); close(waited) }()
-	t.Cleanup(func() { cancel(); <-waited; os.RemoveAll(dir) })
+	p := testutil.StartProcess(t, "redis-server", exec.Command(srv, args...))
 	var nc net.Conn
-	waitFor(t, 20*time.Second, "redis-server's socket", func() bool {
-		select {
-		case <-waited:
-			t.Fatalf("redis-server exited: %s", out.String())
-		default:
-		}
+	p.CheckFor(20*time.Second, func() error {
 		nc, err = net.Dial("unix", refSock)
-		return err == nil
+		return err
 	})
 	t.Cleanup(func() { nc.Close() })
 	return &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}

@@ -13,6 +13,14 @@
 // CONFIG GET) with Redis' replies and error wording, plus MODEL.ROLLOUT,
 // MODEL.GET, MODEL.LIST and MODEL.PURGE.
 //
+// The model registry belongs to package tier: MODEL.GET and MODEL.LIST read
+// the cache's, names and versions are checked with its rules, and
+// MODEL.ROLLOUT and MODEL.PURGE go through Options.Models, a two-method
+// interface the server owns (tier.LocalRegistry by default). A daemon in a
+// cluster passes the registry that follows the cluster's, with
+// Options.Sync and Options.Cluster; the server knows nothing of NATS and
+// imports no package of tiercache but tier and internal helpers.
+//
 // # Limits and back-pressure
 //
 //   - A bulk string longer than MaxValue is answered "-ERR value too large"

@@ -7,8 +7,6 @@ import (
 	"runtime"
 	"strings"
 	"time"
-
-	"github.com/tiercache/tiercache/tier"
 )
 
 // pathMatch matches CONFIG GET patterns (glob, as Redis).
@@ -128,12 +126,15 @@ func (s *Server) info(want map[string]bool) string {
 		"pending_writes_dropped", st.PendingDropped,
 		"write_policy", st.WritePolicy,
 	)
-	ci := s.clusterInfo(st)
+	var ci ClusterInfo
+	if s.opts.Cluster != nil {
+		ci = s.opts.Cluster()
+	}
 	lines := []any{
 		"nats_connected", b2i(ci.NATSConnected),
-		"models_revision", ci.ModelsRevision,
-		"models_known", ci.ModelsKnown,
-		"rollouts_applied", ci.RolloutsApplied,
+		"models_revision", st.ModelsRevision,
+		"models_known", st.ModelsKnown,
+		"rollouts_applied", st.RolloutsApplied,
 	}
 	for _, kv := range ci.Extra {
 		lines = append(lines, kv[0], kv[1])
@@ -141,13 +142,6 @@ func (s *Server) info(want map[string]bool) string {
 	section("Cluster", lines...)
 	section("Keyspace", "db0", fmt.Sprintf("keys=%d,expires=%d,avg_ttl=0", s.opts.Cache.Keys(), st.L2.Expiring))
 	return b.String()
-}
-
-func (s *Server) clusterInfo(st tier.HybridStats) ClusterInfo {
-	if s.opts.Cluster != nil {
-		return s.opts.Cluster()
-	}
-	return ClusterInfo{ModelsRevision: st.ModelsRevision, ModelsKnown: st.ModelsKnown, RolloutsApplied: st.RolloutsApplied}
 }
 
 // human formats a byte count as Redis does (1.50M).

@@ -1,75 +1,15 @@
 package server
 
-import (
-	"context"
-	"fmt"
-	"strings"
-	"sync"
-
-	"github.com/tiercache/tiercache/tier"
-)
-
-// Local is the Models of a standalone daemon: a rollout or purge applies to
-// this daemon's cache only, and each one is the next registry revision.
-type Local struct {
-	Cache *tier.Hybrid
-	mu    sync.Mutex // serializes revisions
-}
-
-// Rollout sets model's version in the local registry.
-func (l *Local) Rollout(_ context.Context, model, version string) (uint64, error) {
-	return l.apply(tier.ModelChange{Model: model, Version: version})
-}
-
-// Purge forgets model and drops its entries.
-func (l *Local) Purge(_ context.Context, model string) (uint64, error) {
-	return l.apply(tier.ModelChange{Model: model})
-}
-
-func (l *Local) apply(ch tier.ModelChange) (uint64, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	rev := l.Cache.ModelsRevision() + 1
-	if err := l.Cache.ApplyModels([]tier.ModelChange{ch}, rev); err != nil {
-		return 0, err
-	}
-	return rev, nil
-}
-
-// ValidateModel checks a model name given to MODEL.* commands: it must be
-// usable inside a key scope.
-func ValidateModel(model string) error {
-	switch {
-	case model == "":
-		return fmt.Errorf("invalid model name: empty")
-	case strings.ContainsAny(model, "{}"):
-		return fmt.Errorf("invalid model name %q: it may not contain '{' or '}'", model)
-	}
-	return nil
-}
-
-// ValidateVersion checks a version given to MODEL.ROLLOUT: a key names it
-// after the last '@' of its scope, so it cannot contain '@', '{' or '}'.
-func ValidateVersion(version string) error {
-	switch {
-	case version == "":
-		return fmt.Errorf("invalid version: empty")
-	case len(version) > tier.MaxTagLen:
-		return fmt.Errorf("invalid version: longer than %d bytes", tier.MaxTagLen)
-	case strings.ContainsAny(version, "@{}"):
-		return fmt.Errorf("invalid version %q: it may not contain '@', '{' or '}'", version)
-	}
-	return nil
-}
+import "github.com/tiercache/tiercache/tier"
 
 func cmdModelRollout(c *conn, args [][]byte) bool {
 	model, version := string(args[1]), string(args[2])
-	if err := ValidateModel(model); err != nil {
-		c.w.error("ERR " + err.Error())
+	if err := tier.ValidateModel(model); err != nil {
+		c.replyErr(err)
 		return false
 	}
-	if err := ValidateVersion(version); err != nil {
-		c.w.error("ERR " + err.Error())
+	if err := tier.ValidateVersion(version); err != nil {
+		c.replyErr(err)
 		return false
 	}
 	rev, err := c.s.opts.Models.Rollout(c.s.ctx, model, version)
@@ -83,8 +23,8 @@ func cmdModelRollout(c *conn, args [][]byte) bool {
 
 func cmdModelPurge(c *conn, args [][]byte) bool {
 	model := string(args[1])
-	if err := ValidateModel(model); err != nil {
-		c.w.error("ERR " + err.Error())
+	if err := tier.ValidateModel(model); err != nil {
+		c.replyErr(err)
 		return false
 	}
 	rev, err := c.s.opts.Models.Purge(c.s.ctx, model)

@@ -11,9 +11,11 @@ import (
 	"go.uber.org/zap"
 )
 
-// Models is the model registry as the MODEL.* commands see it. The server
-// uses Local (this daemon only) unless the daemon wires in the cluster
-// registry (package invalidation).
+// Models is the model registry as the MODEL.* commands see it: what
+// decides a change and its revision. tier.LocalRegistry is the one of a
+// standalone daemon; a daemon in a cluster wires in the one that follows
+// the cluster's registry. Names and versions are checked with
+// tier.ValidateModel and tier.ValidateVersion before they are passed on.
 type Models interface {
 	// Rollout sets MODEL's version and returns the registry revision once
 	// this daemon has applied it.
@@ -23,12 +25,12 @@ type Models interface {
 	Purge(ctx context.Context, model string) (uint64, error)
 }
 
-// ClusterInfo is the "# Cluster" section of INFO.
+// ClusterInfo is what the daemon's cluster reports in INFO's "# Cluster"
+// section; the registry's revision and counts (models_revision,
+// models_known, rollouts_applied) come from the cache.
 type ClusterInfo struct {
-	NATSConnected   bool
-	ModelsRevision  uint64
-	ModelsKnown     int
-	RolloutsApplied uint64
+	// NATSConnected is reported as nats_connected (0/1).
+	NATSConnected bool
 	// Extra fields are appended as name:value lines.
 	Extra [][2]string
 }
@@ -38,10 +40,11 @@ type ClusterInfo struct {
 type Options struct {
 	// Cache is the storage engine. Required.
 	Cache *tier.Hybrid
-	// Models handles MODEL.ROLLOUT and MODEL.PURGE. Default: Local{Cache}.
+	// Models handles MODEL.ROLLOUT and MODEL.PURGE. Default:
+	// tier.NewLocalRegistry(Cache).
 	Models Models
-	// Cluster fills INFO's "# Cluster" section. Default: from Cache, with
-	// nats_connected:0.
+	// Cluster fills INFO's "# Cluster" section. Default: nats_connected:0
+	// and no extra fields.
 	Cluster func() ClusterInfo
 	// Sync, when set, is called before any command that names a
 	// model-scoped key ({MODEL…}) or a MODEL.* command: it returns once the
@@ -102,7 +105,7 @@ func (o Options) InflightBytes() int64 {
 // EnsureDefaults fills in the zero fields.
 func (o *Options) EnsureDefaults() {
 	if o.Models == nil && o.Cache != nil {
-		o.Models = &Local{Cache: o.Cache}
+		o.Models = tier.NewLocalRegistry(o.Cache)
 	}
 	if o.MaxValue == 0 {
 		o.MaxValue = 64 << 20

@@ -30,6 +30,18 @@
 //     (ModelRange), whatever the number of keys;
 //   - L1 drops stale records lazily, when they are read or evicted.
 //
+// # The model registry
+//
+// Hybrid holds the registry's state and applies changes to it at a
+// revision (ApplyModels; ApplyModelsAsync for a registry kept elsewhere,
+// which a restarted cache replays). Its rules live here only:
+// ValidateModel and ValidateVersion say which names and versions a change
+// may carry, with errors wrapping ErrInvalidModel and ErrInvalidVersion.
+// What decides the changes is outside the cache: LocalRegistry, for a
+// standalone cache, makes each rollout or purge the next revision; package
+// invalidation follows a registry shared by a cluster through NATS and
+// applies its changes at the revisions they have there.
+//
 // # Caveats
 //
 // Checksums are computed when a record is written to disk (Record.Seal) and

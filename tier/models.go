@@ -117,6 +117,23 @@ type modelDrop struct {
 func (h *Hybrid) applyModels(changes []ModelChange, rev uint64, exact, async bool) error {
 	h.modelsMu.Lock()
 	defer h.modelsMu.Unlock()
+	return h.applyModelsLocked(changes, rev, exact, async)
+}
+
+// applyNextModels is ApplyModels at the revision after the one the cache
+// has applied, which it returns (0 on error): the revisions of a registry
+// that this cache alone keeps (LocalRegistry).
+func (h *Hybrid) applyNextModels(changes ...ModelChange) (uint64, error) {
+	h.modelsMu.Lock()
+	defer h.modelsMu.Unlock()
+	rev := h.reg.Load().Revision + 1
+	if err := h.applyModelsLocked(changes, rev, false, false); err != nil {
+		return 0, err
+	}
+	return rev, nil
+}
+
+func (h *Hybrid) applyModelsLocked(changes []ModelChange, rev uint64, exact, async bool) error {
 	if h.closed.Load() {
 		return ErrClosed
 	}

@@ -22,6 +22,12 @@ var (
 	ErrTooLarge = errors.New("tier: record too large")
 	// ErrClosed is returned by every operation after Close.
 	ErrClosed = errors.New("tier: closed")
+	// ErrInvalidModel is wrapped by errors about a model name that cannot be
+	// used in the registry (ValidateModel).
+	ErrInvalidModel = errors.New("tier: invalid model name")
+	// ErrInvalidVersion is wrapped by errors about a version that cannot be
+	// used in the registry (ValidateVersion).
+	ErrInvalidVersion = errors.New("tier: invalid version")
 )
 
 // StaleError is returned by a write of {MODEL@X}… while MODEL is at another

@@ -39,11 +39,16 @@
 // exits at once with status 2; Pebble recovers from its WAL at the next
 // start, but write-back entries not yet written down are lost.
 //
-// # Caveats
+// # Model registry
 //
-// Cluster invalidation over NATS (--nats embedded or a URL list) is not
-// wired yet: the daemon logs so and runs standalone, with its model
-// registry local. The NATS flags are validated all the same.
+// With --nats off the daemon is standalone: MODEL.ROLLOUT and MODEL.PURGE
+// apply to its cache only (tier.LocalRegistry), and INFO's "# Cluster"
+// says nats_mode:off. Otherwise it starts an invalidation.Cluster, which
+// follows the cluster's registry bucket and publishes this daemon's
+// changes to it. The server gets either one as its Models, and INFO's
+// "# Cluster" fields from the Cluster's Status.
+//
+// # Caveats
 //
 // The socket's hard link needs a file system that supports links (any
 // local one does); the directory holding the socket must exist.

@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,134 +27,40 @@ const readyTimeout = 30 * time.Second
 
 // proc is a tiercached process.
 type proc struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	stdout testutil.SyncBuffer
-	stderr testutil.SyncBuffer
-	exited chan struct{} // closed once Wait returned
-	code   int           // exit code, valid once exited is closed
+	*testutil.Process
+	t *testing.T
 }
 
-// testEnv is the environment of a daemon under test: the test's own,
-// without TIERCACHE_* variables and GOMEMLIMIT, plus env.
-func testEnv(env ...string) []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, envPrefix) && !strings.HasPrefix(kv, "GOMEMLIMIT=") {
-			out = append(out, kv)
-		}
-	}
-	return append(out, env...)
-}
-
-// startProc starts the daemon with exactly args and env (see testEnv),
+// startProc starts the daemon with exactly args and env (see testutil.Env),
 // without waiting for it to be ready. It is killed at the end of the test
 // if still running.
 func startProc(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, exited: make(chan struct{})}
-	p.cmd = exec.Command(bins["tiercached"], args...)
-	p.cmd.Env = env
-	p.cmd.Stdout = &p.stdout
-	p.cmd.Stderr = &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.code = testutil.ExitCode(p.cmd.Wait())
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-			t.Logf("killed daemon; its log:\n%s", p.stderr.String())
-		}
-	})
-	return p
+	cmd := exec.Command(bins["tiercached"], args...)
+	cmd.Env = env
+	return &proc{testutil.StartProcess(t, "tiercached", cmd), t}
 }
 
-// run runs the daemon to completion and returns its exit code and output.
+// runProc runs the daemon to completion and returns its exit code and
+// output.
 func runProc(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	p := startProc(t, env, args...)
-	code = p.wait(readyTimeout)
-	return code, p.stdout.String(), p.stderr.String()
-}
-
-// wait waits up to timeout for the process to exit and returns its code.
-func (p *proc) wait(timeout time.Duration) int {
-	p.t.Helper()
-	select {
-	case <-p.exited:
-		return p.code
-	case <-time.After(timeout):
-		p.t.Fatalf("daemon still running after %v; log:\n%s", timeout, p.stderr.String())
-		return 0
-	}
-}
-
-// logLines returns the JSON log lines so far (tests run with
-// --log-format json).
-func (p *proc) logLines() []map[string]any {
-	var out []map[string]any
-	for _, line := range strings.Split(p.stderr.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-// logLine returns the first log line with message msg, or nil.
-func (p *proc) logLine(msg string) map[string]any {
-	for _, m := range p.logLines() {
-		if m["msg"] == msg {
-			return m
-		}
-	}
-	return nil
+	cmd := exec.Command(bins["tiercached"], args...)
+	cmd.Env = env
+	return testutil.RunProcess(t, "tiercached", readyTimeout, cmd)
 }
 
 // waitReady waits for the "ready" log line and returns it.
 func (p *proc) waitReady() map[string]any {
 	p.t.Helper()
-	var ready map[string]any
-	deadline := time.Now().Add(readyTimeout)
-	for ready == nil {
-		select {
-		case <-p.exited:
-			p.t.Fatalf("daemon exited with %d before it was ready; stderr:\n%s", p.code, p.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("daemon not ready after %v; stderr:\n%s", readyTimeout, p.stderr.String())
-		}
-		ready = p.logLine("ready")
-		if ready == nil {
-			time.Sleep(5 * time.Millisecond) // polling interval
-		}
-	}
-	return ready
-}
-
-// signal sends sig to the daemon.
-func (p *proc) signal(sig os.Signal) {
-	p.t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		p.t.Fatal(err)
-	}
+	return p.WaitLogLine(readyTimeout, "ready")
 }
 
 // stop sends SIGTERM and checks the daemon exits 0 within 5 s.
 func (p *proc) stop() {
 	p.t.Helper()
-	p.signal(syscall.SIGTERM)
-	if code := p.wait(5 * time.Second); code != 0 {
-		p.t.Fatalf("exit code %d after SIGTERM; stderr:\n%s", code, p.stderr.String())
+	if code := p.Stop(5 * time.Second); code != 0 {
+		p.t.Fatalf("exit code %d after SIGTERM; stderr:\n%s", code, p.Stderr())
 	}
 }
 
@@ -193,7 +96,7 @@ func startNode(t *testing.T, env []string, extra ...string) *node {
 			n.dataDir = extra[i+1]
 		}
 	}
-	n.proc = startProc(t, testEnv(env...), append(baseArgs(n.socket, n.dataDir), extra...)...)
+	n.proc = startProc(t, testutil.Env(env...), append(baseArgs(n.socket, n.dataDir), extra...)...)
 	n.ready = n.waitReady()
 	return n
 }

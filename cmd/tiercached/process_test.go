@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tiercache/tiercache/internal/testutil"
 )
 
 // oneLine checks that a failed start printed exactly one line, want, on
@@ -82,7 +83,7 @@ func TestStartupErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			sub := t.TempDir()
 			socket, data := filepath.Join(sub, "tc.sock"), filepath.Join(sub, "data")
-			code, stdout, stderr := runProc(t, testEnv(tc.env...), append(baseArgs(socket, data), tc.args...)...)
+			code, stdout, stderr := runProc(t, testutil.Env(tc.env...), append(baseArgs(socket, data), tc.args...)...)
 			oneLine(t, code, stdout, stderr, tc.want)
 			if _, err := os.Lstat(socket); err == nil {
 				t.Errorf("socket %s created by a daemon that failed to start", socket)
@@ -105,7 +106,7 @@ func TestSocketInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	otherData := filepath.Join(t.TempDir(), "data")
-	code, stdout, stderr := runProc(t, testEnv(), baseArgs(a.socket, otherData)...)
+	code, stdout, stderr := runProc(t, testutil.Env(), baseArgs(a.socket, otherData)...)
 	oneLine(t, code, stdout, stderr, fmt.Sprintf("tiercached: socket %s in use by a live daemon", a.socket))
 	if _, err := os.Stat(otherData); !os.IsNotExist(err) {
 		t.Errorf("the refused daemon created its data directory: %v", err)
@@ -132,7 +133,7 @@ func TestDataDirLocked(t *testing.T) {
 		}
 	}
 	otherSock := filepath.Join(t.TempDir(), "b.sock")
-	code, stdout, stderr := runProc(t, testEnv(), baseArgs(otherSock, a.dataDir)...)
+	code, stdout, stderr := runProc(t, testutil.Env(), baseArgs(otherSock, a.dataDir)...)
 	oneLine(t, code, stdout, stderr, fmt.Sprintf("tiercached: data directory %s is locked by another daemon", a.dataDir))
 	if _, err := os.Lstat(otherSock); err == nil {
 		t.Errorf("the refused daemon created its socket")
@@ -176,8 +177,8 @@ func TestStaleSocketReplaced(t *testing.T) {
 	if err != nil || os.SameFile(stale, now) {
 		t.Fatalf("the stale socket was not replaced: %v", err)
 	}
-	if n.logLine("removed a dead daemon's socket file") == nil {
-		t.Errorf("no log line about the stale socket:\n%s", n.stderr.String())
+	if n.LogLine("removed a dead daemon's socket file") == nil {
+		t.Errorf("no log line about the stale socket:\n%s", n.Stderr())
 	}
 	mustPing(t, n.client(t, ""))
 	n.stop()
@@ -228,17 +229,17 @@ func TestEnvPrecedence(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	args := []string{"--data-dir", data, "--mem-max", "8MiB", "--disk-max", "64MiB", "--nats", "off", "--log-format", "json"}
 
-	p := startProc(t, testEnv("TIERCACHE_SOCKET="+envSock, "TIERCACHE_WRITE_POLICY=back"), args...)
+	p := startProc(t, testutil.Env("TIERCACHE_SOCKET="+envSock, "TIERCACHE_WRITE_POLICY=back"), args...)
 	ready := p.waitReady()
 	if ready["socket"] != envSock {
 		t.Fatalf("ready on %v, want %s", ready["socket"], envSock)
 	}
-	if start := p.logLine("starting"); start["write_policy"] != "back" {
+	if start := p.LogLine("starting"); start["write_policy"] != "back" {
 		t.Fatalf("write policy %v, want back from TIERCACHE_WRITE_POLICY", start["write_policy"])
 	}
 	p.stop()
 
-	p = startProc(t, testEnv("TIERCACHE_SOCKET="+envSock), append(args, "--socket", flagSock)...)
+	p = startProc(t, testutil.Env("TIERCACHE_SOCKET="+envSock), append(args, "--socket", flagSock)...)
 	if ready := p.waitReady(); ready["socket"] != flagSock {
 		t.Fatalf("ready on %v, want %s", ready["socket"], flagSock)
 	}
@@ -345,11 +346,11 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("socket left behind: %v", err)
 	}
 	for _, msg := range []string{"starting", "ready", "stopping", "stopped"} {
-		if n.logLine(msg) == nil {
-			t.Errorf("no %q log line:\n%s", msg, n.stderr.String())
+		if n.LogLine(msg) == nil {
+			t.Errorf("no %q log line:\n%s", msg, n.Stderr())
 		}
 	}
-	if s := n.logLine("stopping"); s != nil && s["signal"] != "terminated" {
+	if s := n.LogLine("stopping"); s != nil && s["signal"] != "terminated" {
 		t.Errorf("stopping line names signal %v", s["signal"])
 	}
 
@@ -360,8 +361,8 @@ func TestGracefulShutdown(t *testing.T) {
 			t.Fatalf("GET key:%d after restart = %q, %v", i, got, err)
 		}
 	}
-	m.signal(syscall.SIGINT)
-	if code := m.wait(5 * time.Second); code != 0 {
+	m.Signal(syscall.SIGINT)
+	if code := m.Wait(5 * time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGINT", code)
 	}
 }
@@ -393,22 +394,22 @@ func TestRequirePassEverywhere(t *testing.T) {
 			t.Errorf("%s: SET: %v", ep.network, err)
 		}
 	}
-	if start := n.logLine("starting"); start["requirepass"] != "set" {
+	if start := n.LogLine("starting"); start["requirepass"] != "set" {
 		t.Errorf("starting line: requirepass=%v, want set", start["requirepass"])
 	}
 	n.stop()
-	if strings.Contains(n.stderr.String(), "hunter2") {
-		t.Fatalf("the password is in the log:\n%s", n.stderr.String())
+	if strings.Contains(n.Stderr(), "hunter2") {
+		t.Fatalf("the password is in the log:\n%s", n.Stderr())
 	}
 }
 
 func TestVersionAndHelp(t *testing.T) {
 	t.Parallel()
-	code, stdout, stderr := runProc(t, testEnv(), "--version")
+	code, stdout, stderr := runProc(t, testutil.Env(), "--version")
 	if code != 0 || !strings.HasPrefix(stdout, "tiercached ") || stderr != "" {
 		t.Fatalf("--version: %d %q %q", code, stdout, stderr)
 	}
-	code, stdout, stderr = runProc(t, testEnv(), "--help")
+	code, stdout, stderr = runProc(t, testutil.Env(), "--help")
 	if code != 0 || !strings.Contains(stdout, "--mem-max SIZE") || stderr != "" {
 		t.Fatalf("--help: %d %q %q", code, stdout, stderr)
 	}
@@ -430,8 +431,8 @@ func TestSecondSignal(t *testing.T) {
 		}
 	}
 	c.Close()
-	n.signal(syscall.SIGTERM)
-	waitFor(t, 5*time.Second, "the stopping line", func() bool { return n.logLine("stopping") != nil })
+	n.Signal(syscall.SIGTERM)
+	waitFor(t, 5*time.Second, "the stopping line", func() bool { return n.LogLine("stopping") != nil })
 
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := hc.Get("http://" + n.ready["metrics"].(string) + "/healthz")
@@ -439,13 +440,13 @@ func TestSecondSignal(t *testing.T) {
 	if err == nil {
 		resp.Body.Close()
 	}
-	n.signal(syscall.SIGTERM)
-	code := n.wait(5 * time.Second)
-	if n.logLine("stopped") != nil {
+	n.Signal(syscall.SIGTERM)
+	code := n.Wait(5 * time.Second)
+	if n.LogLine("stopped") != nil {
 		t.Skipf("the shutdown finished before the second signal (exit %d)", code)
 	}
-	if code != 2 || n.logLine("second signal during shutdown; exiting now") == nil {
-		t.Fatalf("exit code %d, want 2; stderr:\n%s", code, n.stderr.String())
+	if code != 2 || n.LogLine("second signal during shutdown; exiting now") == nil {
+		t.Fatalf("exit code %d, want 2; stderr:\n%s", code, n.Stderr())
 	}
 	if !unhealthy {
 		t.Errorf("/healthz during the shutdown: %v, %v; want 503", resp, err)
@@ -488,8 +489,8 @@ func TestShutdownUnderLoad(t *testing.T) {
 			}
 			waitFor(t, 10*time.Second, "writes to flow", func() bool { return len(acks) > 500 })
 			start := time.Now()
-			n.signal(syscall.SIGTERM)
-			code := n.wait(5 * time.Second)
+			n.Signal(syscall.SIGTERM)
+			code := n.Wait(5 * time.Second)
 			took := time.Since(start)
 			wg.Wait()
 			close(acks)
@@ -533,7 +534,7 @@ func TestThreads(t *testing.T) {
 			dir := t.TempDir()
 			sock := filepath.Join(dir, "t.sock")
 			var env []string
-			for _, kv := range testEnv(tc.env...) {
+			for _, kv := range testutil.Env(tc.env...) {
 				if !strings.HasPrefix(kv, "GOMAXPROCS=") || slices.Contains(tc.env, kv) {
 					env = append(env, kv)
 				}
@@ -541,7 +542,7 @@ func TestThreads(t *testing.T) {
 			p := startProc(t, env, append([]string{"--socket", sock, "--data-dir", filepath.Join(dir, "data"),
 				"--mem-max", "8MiB", "--disk-max", "64MiB", "--nats", "off", "--log-format", "json"}, tc.args...)...)
 			p.waitReady()
-			if got := p.logLine("starting")["threads"]; got != tc.log {
+			if got := p.LogLine("starting")["threads"]; got != tc.log {
 				t.Errorf("start-up log threads = %v, want %s", got, tc.log)
 			}
 			info, err := newClient(t, "unix", sock, "").Info(ctxT(t), "server").Result()

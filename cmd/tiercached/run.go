@@ -123,7 +123,9 @@ func newDaemon(opts options) (*daemon, error) {
 		return fail(err)
 	}
 	d.cluster = cl
-	undo = append(undo, func() { _ = cl.close() })
+	if cl.close != nil {
+		undo = append(undo, func() { _ = cl.close() })
+	}
 	if opts.NATS != natsOff {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tiercache_nats_connected",
@@ -365,14 +367,20 @@ func dataDirErr(dir string, err error) error {
 	return fmt.Errorf("data directory %s: %w", dir, err)
 }
 
+// The two model registries a daemon may use.
+var (
+	_ server.Models = (*tier.LocalRegistry)(nil)
+	_ server.Models = (*invalidation.Cluster)(nil)
+)
+
 // cluster is what the daemon gets from its cluster: the model registry the
-// MODEL.* commands go through and INFO's "# Cluster" section. Its zero
-// value is standalone: the server's defaults, the local registry.
+// MODEL.* commands go through and INFO's "# Cluster" section.
 type cluster struct {
 	models server.Models
 	info   func() server.ClusterInfo
 	// sync waits until the registry has caught up after a (re)connection
-	// to NATS; the server calls it before model-scoped commands.
+	// to NATS; the server calls it before model-scoped commands. Nil when
+	// standalone.
 	sync func(context.Context) error
 	// close leaves the cluster; shutdown calls it once the server has
 	// stopped and before the cache closes. Nil when standalone.
@@ -389,9 +397,13 @@ const (
 // server or connects to the given one (an unreachable server is not an
 // error: the daemon serves the registry it persisted and keeps
 // reconnecting), follows the model registry, and waits up to the sync
-// timeout for it to catch up before the socket is opened.
+// timeout for it to catch up before the socket is opened. With --nats off
+// the daemon is standalone.
 func (d *daemon) openCluster() (cluster, error) {
 	o := &d.opts
+	if o.NATS == natsOff {
+		return d.standalone(), nil
+	}
 	c, err := invalidation.Start(invalidation.Options{
 		URLs:           o.NATS,
 		EmbeddedListen: o.NATSListen,
@@ -420,7 +432,22 @@ func (d *daemon) openCluster() (cluster, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = c.WaitSynced(ctx) // bounded by the cluster's sync timeout; logs when it gives up
-	return cluster{models: c, info: c.ClusterInfo, sync: c.WaitSynced, close: c.Close}, nil
+	info := func() server.ClusterInfo {
+		st := c.Status()
+		return server.ClusterInfo{NATSConnected: st.NATSConnected, Extra: st.Fields()}
+	}
+	return cluster{models: c, info: info, sync: c.WaitSynced, close: c.Close}, nil
+}
+
+// standalone is the cluster of a daemon without NATS (--nats off): model
+// changes apply to its cache only, each the next revision of its registry.
+func (d *daemon) standalone() cluster {
+	d.log.Named("cluster").Info("model registry is local: NATS is off", zap.Uint64("revision", d.cache.ModelsRevision()))
+	extra := [][2]string{{"nats_mode", natsOff}, {"node_id", d.opts.NodeID}}
+	return cluster{
+		models: tier.NewLocalRegistry(d.cache),
+		info:   func() server.ClusterInfo { return server.ClusterInfo{Extra: extra} },
+	}
 }
 
 // startServing launches the serving goroutines and logs the start-up lines.

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
 	"github.com/tiercache/tiercache/invalidation"
+	"github.com/tiercache/tiercache/tier"
 )
 
 // exitError carries the exit status of a failed command.
@@ -226,12 +227,16 @@ func (c *ctl) kv(ctx context.Context) (jetstream.KeyValue, error) {
 	return kv, nil
 }
 
+// publisher publishes to the registry bucket over the NATS connection.
+func (c *ctl) publisher() *invalidation.Publisher {
+	return &invalidation.Publisher{JS: c.js, Bucket: c.o.bucket, Perms: &c.perms}
+}
+
 func (c *ctl) rollout(ctx context.Context, model, version string) error {
-	key, err := invalidation.EncodeModel(model)
-	if err != nil {
+	if err := tier.ValidateModel(model); err != nil {
 		return &exitError{2, err.Error()}
 	}
-	if err := invalidation.ValidateVersion(version); err != nil {
+	if err := tier.ValidateVersion(version); err != nil {
 		return &exitError{2, err.Error()}
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.o.timeout)
@@ -248,23 +253,16 @@ func (c *ctl) rollout(ctx context.Context, model, version string) error {
 		fmt.Fprintf(c.out, "%s %s %d\n", model, version, n)
 		return nil
 	}
-	pctx, stop := c.perms.Watch(cctx, invalidation.KVSubject(c.o.bucket, key))
-	rev, err := kv.Put(pctx, key, []byte(version))
-	refused := invalidation.Refused(pctx)
-	stop()
-	switch {
-	case refused != nil:
-		return fmt.Errorf("publishing %s %s: %w", model, version, refused)
-	case err != nil:
-		return fmt.Errorf("publishing %s %s: %w", model, version, err)
+	rev, err := c.publisher().Rollout(cctx, model, version)
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(c.out, "%s %s %d\n", model, version, rev)
 	return c.waitApplied(ctx, rev)
 }
 
 func (c *ctl) purge(ctx context.Context, model string) error {
-	key, err := invalidation.EncodeModel(model)
-	if err != nil {
+	if err := tier.ValidateModel(model); err != nil {
 		return &exitError{2, err.Error()}
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.o.timeout)
@@ -281,17 +279,11 @@ func (c *ctl) purge(ctx context.Context, model string) error {
 		fmt.Fprintf(c.out, "%s purged %d\n", model, n)
 		return nil
 	}
-	pctx, stop := c.perms.Watch(cctx, invalidation.KVSubject(c.o.bucket, key))
-	err = kv.Delete(pctx, key)
-	refused := invalidation.Refused(pctx)
-	stop()
-	switch {
-	case refused != nil:
-		return fmt.Errorf("purging %s: %w", model, refused)
-	case err != nil:
-		return fmt.Errorf("purging %s: %w", model, err)
+	rev, err := c.publisher().Purge(cctx, model)
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(c.out, "%s purged\n", model)
+	fmt.Fprintf(c.out, "%s purged %d\n", model, rev)
 	return nil
 }
 

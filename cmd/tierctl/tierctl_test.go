@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -28,9 +27,8 @@ var waitFor = testutil.WaitFor
 
 // daemon is a tiercached process.
 type daemon struct {
+	*testutil.Process
 	node, sock string
-	cmd        *exec.Cmd
-	log        bytes.Buffer
 	rdb        *redis.Client
 }
 
@@ -44,22 +42,10 @@ func startDaemon(t *testing.T, node, nats string) *daemon {
 	if nats == "embedded" {
 		args = append(args, "--nats-listen", "127.0.0.1:0")
 	}
-	d.cmd = exec.Command(bins["tiercached"], args...)
-	d.cmd.Stdout, d.cmd.Stderr = &d.log, &d.log
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	d.rdb = redis.NewClient(&redis.Options{Network: "unix", Addr: d.sock, MaxRetries: -1})
-	t.Cleanup(func() {
-		d.rdb.Close()
-		_ = d.cmd.Process.Signal(syscall.SIGCONT)
-		_ = d.cmd.Process.Signal(syscall.SIGTERM)
-		_ = d.cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s log:\n%s", node, d.log.String())
-		}
-	})
-	waitFor(t, 30*time.Second, node+" to serve", func() bool { return d.rdb.Ping(context.Background()).Err() == nil })
+	t.Cleanup(func() { d.rdb.Close() })
+	d.Process = testutil.StartProcess(t, node, exec.Command(bins["tiercached"], args...))
+	d.CheckFor(30*time.Second, func() error { return d.rdb.Ping(context.Background()).Err() })
 	return d
 }
 
@@ -80,17 +66,7 @@ func (d *daemon) info(t *testing.T, field string) string {
 // tierctl runs tierctl and returns its exit code, stdout and stderr.
 func tierctl(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(bins["tierctl"], args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return code, out.String(), errb.String()
+	return testutil.RunProcess(t, "tierctl", time.Minute, exec.Command(bins["tierctl"], args...))
 }
 
 // cluster starts three daemons: a with an embedded NATS server, b and c
@@ -129,9 +105,7 @@ func TestRolloutWait(t *testing.T) {
 		}
 	}
 
-	if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	c.Signal(syscall.SIGSTOP)
 	start := time.Now()
 	code, out, errs = tierctl(t, "--socket", a.sock, "rollout", "clip", "v3", "--wait", "3s")
 	took := time.Since(start)
@@ -139,7 +113,7 @@ func TestRolloutWait(t *testing.T) {
 		t.Fatalf("rollout --wait with node-c frozen: exit %d after %v\nstdout: %s\nstderr: %s", code, took, out, errs)
 	}
 	t.Logf("frozen node named after %v: %s", took.Round(time.Millisecond), strings.TrimSpace(errs))
-	_ = c.cmd.Process.Signal(syscall.SIGCONT)
+	c.Signal(syscall.SIGCONT)
 	waitFor(t, 10*time.Second, "node-c to catch up after SIGCONT", func() bool {
 		v, err := c.rdb.Do(ctx, "MODEL.GET", "clip").Text()
 		return err == nil && v == "v3"
@@ -197,8 +171,8 @@ func TestNATSCLI(t *testing.T) {
 	if err := b.rdb.Set(ctx, "{clip@v6}p", "v6 output", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(natsBin, "--server", url, "kv", "put", "tiercache-models", "clip", "v7").CombinedOutput(); err != nil {
-		t.Fatalf("nats kv put: %v\n%s", err, out)
+	if code, out, errs := testutil.RunProcess(t, "nats", time.Minute, exec.Command(natsBin, "--server", url, "kv", "put", "tiercache-models", "clip", "v7")); code != 0 {
+		t.Fatalf("nats kv put: exit %d\n%s%s", code, out, errs)
 	}
 	for _, d := range []*daemon{a, b} {
 		waitFor(t, 10*time.Second, d.node+" to apply the CLI's rollout", func() bool {
@@ -209,8 +183,8 @@ func TestNATSCLI(t *testing.T) {
 			t.Errorf("%s still serves {clip@v6}p: %v", d.node, err)
 		}
 	}
-	if out, err := exec.Command(natsBin, "--server", url, "kv", "del", "-f", "tiercache-models", "clip").CombinedOutput(); err != nil {
-		t.Fatalf("nats kv del: %v\n%s", err, out)
+	if code, out, errs := testutil.RunProcess(t, "nats", time.Minute, exec.Command(natsBin, "--server", url, "kv", "del", "-f", "tiercache-models", "clip")); code != 0 {
+		t.Fatalf("nats kv del: exit %d\n%s%s", code, out, errs)
 	}
 	waitFor(t, 10*time.Second, "the CLI's purge", func() bool {
 		_, err := a.rdb.Do(ctx, "MODEL.GET", "clip").Text()

@@ -3,14 +3,12 @@ package drill
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,28 +29,20 @@ type daemon struct {
 	socket  string
 	dataDir string
 	args    []string // every flag but --socket, --data-dir and --log-format
-	env     []string // added to the test's environment (see daemonEnv)
+	env     []string // added to the test's environment (see testutil.Env)
 
 	admin *redis.Client // for INFO and the like; survives restarts
 
-	mu   sync.Mutex // guards the fields below
-	proc *process   // the current (or last) process; nil before the first start
-	logs []string   // the logs of earlier processes
-}
-
-// process is one run of a daemon.
-type process struct {
-	cmd    *exec.Cmd
-	log    testutil.SyncBuffer // stdout and stderr
-	exited chan struct{}
-	code   int // valid once exited is closed
+	mu   sync.Mutex        // guards the fields below
+	proc *testutil.Process // the current (or last) run; nil before the first start
+	logs []string          // the logs of earlier runs
 }
 
 // newDaemon returns a daemon named name (its --node-id) running bin
 // (bins["tiercached"] if empty) with args, its socket and data directory
 // in a fresh test directory; call start to run it. It is killed at the
 // end of the test if still running, and its logs are checked for data
-// races and panics then.
+// races and panics then (and saved, if the test failed; see logDirEnv).
 func newDaemon(t testing.TB, name, bin string, args ...string) *daemon {
 	t.Helper()
 	if bin == "" {
@@ -71,41 +61,18 @@ func newDaemon(t testing.TB, name, bin string, args ...string) *daemon {
 	})
 	t.Cleanup(func() {
 		d.admin.Close()
-		if p := d.current(); p != nil && !p.done() {
-			_ = p.cmd.Process.Kill()
-			<-p.exited
+		if p := d.current(); p != nil {
+			p.Kill()
 		}
 		d.checkLogs()
 		if t.Failed() {
-			t.Logf("%s: last log lines:\n%s", d.name, tail(d.allLogs(), 40))
 			d.saveLogs()
 		}
 	})
 	return d
 }
 
-// daemonEnv is the environment of a daemon: the test's, without TIERCACHE_*
-// variables and GOMEMLIMIT (the drills pass flags), plus extra.
-func daemonEnv(extra ...string) []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "TIERCACHE_") && !strings.HasPrefix(kv, "GOMEMLIMIT=") {
-			out = append(out, kv)
-		}
-	}
-	return append(out, extra...)
-}
-
-func (p *process) done() bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
-}
-
-func (d *daemon) current() *process {
+func (d *daemon) current() *testutil.Process {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.proc
@@ -114,40 +81,22 @@ func (d *daemon) current() *process {
 // start runs the daemon and waits until it logs "ready".
 func (d *daemon) start() {
 	d.t.Helper()
-	p := d.launch()
-	deadline := time.Now().Add(readyTimeout)
-	for !strings.Contains(p.log.String(), `"msg":"ready"`) {
-		if p.done() {
-			d.t.Fatalf("%s exited with %d before it was ready:\n%s", d.name, p.code, tail(p.log.String(), 40))
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("%s not ready after %v:\n%s", d.name, readyTimeout, tail(p.log.String(), 40))
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval
-	}
+	d.launch().WaitLogLine(readyTimeout, "ready")
 }
 
 // launch starts the process without waiting for it to be ready.
-func (d *daemon) launch() *process {
+func (d *daemon) launch() *testutil.Process {
 	d.t.Helper()
-	if p := d.current(); p != nil && !p.done() {
+	if p := d.current(); p != nil && !p.Exited() {
 		d.t.Fatalf("%s is already running", d.name)
 	}
-	p := &process{exited: make(chan struct{})}
 	args := append([]string{"--socket", d.socket, "--data-dir", d.dataDir, "--log-format", "json"}, d.args...)
-	p.cmd = exec.Command(d.bin, args...)
-	p.cmd.Env = daemonEnv(d.env...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.log, &p.log
-	if err := p.cmd.Start(); err != nil {
-		d.t.Fatalf("%s: %v", d.name, err)
-	}
-	go func() {
-		p.code = testutil.ExitCode(p.cmd.Wait())
-		close(p.exited)
-	}()
+	cmd := exec.Command(d.bin, args...)
+	cmd.Env = testutil.Env(d.env...)
+	p := testutil.StartProcess(d.t, d.name, cmd)
 	d.mu.Lock()
 	if d.proc != nil {
-		d.logs = append(d.logs, d.proc.log.String())
+		d.logs = append(d.logs, d.proc.Stderr())
 	}
 	d.proc = p
 	d.mu.Unlock()
@@ -155,18 +104,14 @@ func (d *daemon) launch() *process {
 }
 
 // pid returns the running process's id.
-func (d *daemon) pid() int { return d.current().cmd.Process.Pid }
+func (d *daemon) pid() int { return d.current().Pid() }
 
 // kill sends SIGKILL and waits for the process to be gone. It returns the
 // time just before the signal was sent: the process died after it.
 func (d *daemon) kill() time.Time {
-	d.t.Helper()
 	p := d.current()
 	at := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil && !p.done() {
-		d.t.Fatalf("%s: SIGKILL: %v", d.name, err)
-	}
-	<-p.exited
+	p.Kill()
 	return at
 }
 
@@ -174,33 +119,26 @@ func (d *daemon) kill() time.Time {
 func (d *daemon) stop() {
 	d.t.Helper()
 	p := d.current()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		d.t.Fatalf("%s: SIGTERM: %v", d.name, err)
-	}
-	select {
-	case <-p.exited:
-	case <-time.After(2 * readyTimeout):
-		d.t.Fatalf("%s still running %v after SIGTERM", d.name, 2*readyTimeout)
-	}
-	if p.code != 0 {
-		d.t.Fatalf("%s exited with %d after SIGTERM:\n%s", d.name, p.code, tail(p.log.String(), 40))
+	if code := p.Stop(2 * readyTimeout); code != 0 {
+		d.t.Fatalf("%s exited with %d after SIGTERM:\n%s", d.name, code, testutil.Tail(p.Stderr(), 40))
 	}
 }
 
 // checkAlive fails the test if the daemon exited.
 func (d *daemon) checkAlive() {
 	d.t.Helper()
-	if p := d.current(); p.done() {
-		d.t.Fatalf("%s exited with %d:\n%s", d.name, p.code, tail(p.log.String(), 40))
+	if p := d.current(); p.Exited() {
+		d.t.Fatalf("%s exited with %d:\n%s", d.name, p.ExitCode(), testutil.Tail(p.Stderr(), 40))
 	}
 }
 
+// allLogs returns the logs of every run of the daemon so far.
 func (d *daemon) allLogs() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	all := strings.Join(d.logs, "")
 	if d.proc != nil {
-		all += d.proc.log.String()
+		all += d.proc.Stderr()
 	}
 	return all
 }
@@ -283,13 +221,4 @@ func infoOf(ctx context.Context, c *redis.Client) (map[string]string, error) {
 		}
 	}
 	return m, nil
-}
-
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = append([]string{fmt.Sprintf("[%d lines before]", len(lines)-n)}, lines[len(lines)-n:]...)
-	}
-	return strings.Join(lines, "\n")
 }

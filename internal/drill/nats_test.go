@@ -1,7 +1,6 @@
 package drill
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/redis/go-redis/v9"
 	"github.com/tiercache/tiercache/internal/natstest"
+	"github.com/tiercache/tiercache/internal/testutil"
 )
 
 // natsServer is an in-process nats-server with JetStream that can be
@@ -134,21 +134,9 @@ func natsConnected(d *daemon) bool {
 // tierctl runs tierctl and returns its exit code, output and run time.
 func tierctl(t testing.TB, args ...string) (code int, stdout, stderr string, took time.Duration) {
 	t.Helper()
-	cmd := exec.Command(bins["tierctl"], args...)
-	cmd.Env = daemonEnv()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()
-	err := cmd.Run()
-	took = time.Since(start)
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("tierctl: %v", err)
-	}
-	return code, out.String(), errb.String(), took
+	code, stdout, stderr = testutil.RunProcess(t, "tierctl", 2*time.Minute, exec.Command(bins["tierctl"], args...))
+	return code, stdout, stderr, time.Since(start)
 }
 
 // modelLoad writes and checks clip's keys on every daemon while rollouts

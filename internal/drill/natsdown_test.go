@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"github.com/tiercache/tiercache/internal/natstest"
+	"github.com/tiercache/tiercache/internal/testutil"
 	"github.com/tiercache/tiercache/invalidation"
 )
 
@@ -103,9 +104,7 @@ func TestDrillNATSDown(t *testing.T) {
 	// each daemon's heartbeat must create it again and announce itself
 	// (before 4bec404 they kept their handle of the lost bucket, and
 	// tierctl rollout --wait then waited for nobody).
-	if members := liveMembers(t, ns.url(), len(all)); len(members) != len(all) {
-		t.Errorf("after the NATS restart the members bucket lists %d live daemons (%v), want %d: tierctl rollout --wait cannot wait for the others", len(members), members, len(all))
-	}
+	waitMembers(t, ns.url(), len(all))
 
 	// tierctl's barrier: once it exits 0, every daemon has applied.
 	load.lockAll(all...)
@@ -131,9 +130,11 @@ func TestDrillNATSDown(t *testing.T) {
 		outage, refused, slowest.Round(time.Millisecond), reconnected.Round(time.Millisecond), load.summary())
 }
 
-// liveMembers returns the node ids in the members bucket, polling a few
-// heartbeats for want of them to appear.
-func liveMembers(t testing.TB, url string, want int) []string {
+// waitMembers waits until the members bucket lists want live daemons, and
+// fails the test naming those it lists if that takes more than a few
+// heartbeats: the daemons it misses are those tierctl rollout --wait
+// cannot wait for.
+func waitMembers(t testing.TB, url string, want int) {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -144,21 +145,22 @@ func liveMembers(t testing.TB, url string, want int) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
 		ms, err := invalidation.Members(ctx, js)
-		cancel()
-		names = names[:0]
-		for _, m := range ms {
-			names = append(names, m.Node)
+		if err != nil {
+			return err
 		}
-		if err == nil && len(names) >= want || time.Now().After(deadline) {
-			return names
+		if len(ms) != want {
+			var names []string
+			for _, m := range ms {
+				names = append(names, m.Node)
+			}
+			return fmt.Errorf("the members bucket lists %d live daemons (%v), want %d", len(names), names, want)
 		}
-		time.Sleep(100 * time.Millisecond) // polling interval
-	}
+		return nil
+	})
 }
 
 // TestDrillNATSPartition cuts one daemon off from NATS (a TCP proxy between

@@ -10,23 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/tiercache/tiercache/internal/testutil"
 )
-
-// CheckFor calls f until it returns nil, pausing sleep between calls, and
-// fails the test with f's last error if total passes first; the polling
-// helper of nats-server's tests.
-func CheckFor(t testing.TB, total, sleep time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(sleep)
-	}
-	t.Fatalf("still failing after %v: %v", total, err)
-}
 
 // RunServer starts a single NATS server with JetStream on a random port of
 // 127.0.0.1, its store in t.TempDir(), and shuts it down in t.Cleanup.
@@ -232,7 +217,7 @@ func (c *Cluster) running() []*server.Server {
 func (c *Cluster) WaitReady() {
 	c.t.Helper()
 	n := c.Len()
-	CheckFor(c.t, 60*time.Second, 50*time.Millisecond, func() error {
+	testutil.CheckFor(c.t, 60*time.Second, func() error {
 		l := c.Leader()
 		if l == nil {
 			return fmt.Errorf("no JetStream meta leader")

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/tiercache/tiercache/internal/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -33,7 +34,7 @@ func TestProxy(t *testing.T) {
 	}
 	p.Cut()
 	<-disconnected
-	CheckFor(t, time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, time.Second, func() error {
 		if nc.IsConnected() {
 			return errors.New("connected through a cut proxy")
 		}

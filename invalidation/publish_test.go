@@ -1,0 +1,81 @@
+package invalidation
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tiercache/tiercache/internal/natstest"
+)
+
+// TestPublisher publishes to a bucket no daemon follows, as tierctl does
+// from a pipeline host: each change is the bucket entry `nats kv` would
+// write, at the revision it returns; a daemon started afterwards applies
+// the result.
+func TestPublisher(t *testing.T) {
+	srv := natstest.RunServer(t, nil)
+	js := connect(t, srv.ClientURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "models", History: BucketHistory})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Publisher{JS: js, Bucket: "models"}
+
+	r1, err := p.Rollout(ctx, "openai/clip-vit-large-patch14", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := p.Rollout(ctx, "my model", "v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct {
+		key, version string
+		rev          uint64
+	}{{"openai/clip-vit-large-patch14", "v1", r1}, {"_m.bXkgbW9kZWw", "v2", r2}} {
+		e, err := kv.Get(ctx, want.key)
+		if err != nil || string(e.Value()) != want.version || e.Revision() != want.rev {
+			t.Fatalf("bucket entry %s: %v; want %s at revision %d", want.key, err, want.version, want.rev)
+		}
+	}
+	r3, err := p.Purge(ctx, "my model")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(r1 < r2 && r2 < r3) {
+		t.Fatalf("revisions %d %d %d do not increase", r1, r2, r3)
+	}
+	if _, err := kv.Get(ctx, "_m.bXkgbW9kZWw"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("purged entry: %v, want ErrKeyNotFound", err)
+	}
+	hist, err := kv.History(ctx, "_m.bXkgbW9kZWw")
+	if err != nil || len(hist) != 2 || hist[1].Operation() != jetstream.KeyValueDelete || hist[1].Revision() != r3 {
+		t.Fatalf("history of the purged key: %v, %v; want its delete at revision %d", hist, err, r3)
+	}
+
+	if _, err := p.Rollout(ctx, "clip", "v@1"); !errors.Is(err, ErrInvalidVersion) {
+		t.Fatalf("Rollout of v@1: %v, want ErrInvalidVersion", err)
+	}
+	if _, err := p.Purge(ctx, "a{b}"); !errors.Is(err, ErrInvalidModel) {
+		t.Fatalf("Purge of a{b}: %v, want ErrInvalidModel", err)
+	}
+	if _, err := (&Publisher{JS: js, Bucket: "missing"}).Rollout(ctx, "clip", "v1"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Rollout to a missing bucket: %v, want ErrUnavailable", err)
+	}
+
+	d := newDaemon(t, "d", testOptions(t, srv.ClientURL(), "models"))
+	d.waitSynced()
+	if err := d.hasModel("openai/clip-vit-large-patch14", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.hasModel("my model", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.cache.ModelsRevision(); got != r3 {
+		t.Fatalf("daemon at revision %d, want %d", got, r3)
+	}
+}

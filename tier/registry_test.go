@@ -1,0 +1,123 @@
+package tier_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/tiercache/tiercache/tier"
+)
+
+func TestValidateModel(t *testing.T) {
+	for _, ok := range []string{"clip", "openai/clip-vit-large-patch14", "clip v1", "a@b", "modèle"} {
+		if err := tier.ValidateModel(ok); err != nil {
+			t.Errorf("ValidateModel(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "a{b", "}", "{clip}"} {
+		if err := tier.ValidateModel(bad); !errors.Is(err, tier.ErrInvalidModel) {
+			t.Errorf("ValidateModel(%q) = %v, want ErrInvalidModel", bad, err)
+		}
+	}
+}
+
+func TestValidateVersion(t *testing.T) {
+	for _, ok := range []string{"v1", "2024-06-01", "sha256:abc", "a/b.c"} {
+		if err := tier.ValidateVersion(ok); err != nil {
+			t.Errorf("ValidateVersion(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "v@1", "{v}", "v}", strings.Repeat("v", tier.MaxTagLen+1)} {
+		if err := tier.ValidateVersion(bad); !errors.Is(err, tier.ErrInvalidVersion) {
+			t.Errorf("ValidateVersion(%.20q) = %v, want ErrInvalidVersion", bad, err)
+		}
+	}
+}
+
+// TestLocalRegistry rolls a model out twice and purges it on a standalone
+// cache: each change is the next revision, applied when the call returns,
+// and the registry survives a restart.
+func TestLocalRegistry(t *testing.T) {
+	dir := t.TempDir()
+	h := openHybrid(t, hcfg{dir: dir})
+	defer h.Close()
+	reg := tier.NewLocalRegistry(h)
+	ctx := context.Background()
+	rollout := func(model, version string) uint64 {
+		t.Helper()
+		rev, err := reg.Rollout(ctx, model, version)
+		if err != nil {
+			t.Fatalf("Rollout(%s, %s): %v", model, version, err)
+		}
+		return rev
+	}
+	wantMissing := func(key string) {
+		t.Helper()
+		if v, err := getValue(h, key); !errors.Is(err, tier.ErrNotFound) {
+			t.Fatalf("GET %s = %q, %v; want not found", key, v, err)
+		}
+	}
+
+	mustSetValue(t, h, "{clip}k", []byte("old"))
+	r1 := rollout("clip", "v1")
+	wantMissing("{clip}k")
+	mustSetValue(t, h, "{clip@v1}k", []byte("v1"))
+	mustSetValue(t, h, "{clip}k", []byte("v1"))
+	r2 := rollout("clip", "v2")
+	wantMissing("{clip@v1}k")
+	wantMissing("{clip}k")
+	var stale *tier.StaleError
+	if err := h.SetValue([]byte("{clip@v1}x"), []byte("x"), 0); !errors.As(err, &stale) || stale.Current != "v2" {
+		t.Fatalf("SET {clip@v1}x at v2: %v, want a StaleError", err)
+	}
+	if v, ok := h.Model("clip"); !ok || v != "v2" {
+		t.Fatalf("Model(clip) = %q, %v; want v2", v, ok)
+	}
+	r3, err := reg.Purge(ctx, "clip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(r1 == 1 && r2 == 2 && r3 == 3) {
+		t.Fatalf("revisions %d %d %d, want 1 2 3", r1, r2, r3)
+	}
+	if v, ok := h.Model("clip"); ok {
+		t.Fatalf("Model(clip) = %q after the purge", v)
+	}
+	st := h.Stats()
+	if st.ModelsRevision != 3 || st.ModelsKnown != 0 || st.RolloutsApplied != 3 {
+		t.Fatalf("stats: revision %d, known %d, applied %d; want 3, 0, 3", st.ModelsRevision, st.ModelsKnown, st.RolloutsApplied)
+	}
+	if _, err := reg.Rollout(ctx, "clip", "v@1"); !errors.Is(err, tier.ErrInvalidVersion) {
+		t.Fatalf("Rollout of v@1: %v, want ErrInvalidVersion", err)
+	}
+	if _, err := reg.Rollout(ctx, "a{b}", "v1"); !errors.Is(err, tier.ErrInvalidModel) {
+		t.Fatalf("Rollout of a{b}: %v, want ErrInvalidModel", err)
+	}
+	if _, err := reg.Purge(ctx, ""); !errors.Is(err, tier.ErrInvalidModel) {
+		t.Fatalf("Purge of an empty name: %v, want ErrInvalidModel", err)
+	}
+
+	// The state survives a restart.
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h = openHybrid(t, hcfg{dir: dir})
+	defer h.Close()
+	reg = tier.NewLocalRegistry(h)
+	if v, ok := h.Model("clip"); ok {
+		t.Fatalf("Model(clip) = %q after a restart", v)
+	}
+	if r := rollout("clip", "v3"); r != 4 {
+		t.Fatalf("revision after restart %d, want 4", r)
+	}
+	if _, err := reg.Rollout(ctx, "clip", "v4"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Rollout(ctx, "clip", "v5"); !errors.Is(err, tier.ErrClosed) {
+		t.Fatalf("Rollout after Close: %v, want ErrClosed", err)
+	}
+}
