@@ -97,6 +97,7 @@ func (s *Server) info(want map[string]bool) string {
 		"value_buffers_read", bs.Gets,
 		"value_buffers_reused", bs.Reused,
 	)
+	ls := s.leases.stats()
 	section("Stats",
 		"total_connections_received", s.totalConns.Load(),
 		"total_commands_processed", s.cmds.total(),
@@ -104,6 +105,12 @@ func (s *Server) info(want map[string]bool) string {
 		"keyspace_misses", st.Misses,
 		"rejected_stale_writes", st.StaleWrites,
 		"auth_failures", s.authFailures.Load(),
+		"leases_granted", ls.Granted,
+		"lease_waits", ls.Waits,
+		"lease_wakeups", ls.Wakeups,
+		"leases_expired", ls.Expired,
+		"leases_active", ls.Active,
+		"lease_waiters", ls.Waiting,
 	)
 	section("Tiers",
 		"l1_hits", st.L1Hits,
