@@ -55,6 +55,9 @@ func init() {
 		{name: "dbsize", arity: 1, run: cmdDBSize},
 		{name: "flushall", arity: -1, write: true, run: cmdFlushAll},
 		{name: "info", arity: -1, run: cmdInfo},
+		{name: "lease.get", arity: -3, first: 1, last: 1, step: 1, run: cmdLeaseGet},
+		{name: "lease.mget", arity: -5, first: 4, last: -1, step: 1, run: cmdLeaseMget},
+		{name: "lease.release", arity: 3, first: 1, last: 1, step: 1, run: cmdLeaseRelease},
 		{name: "model.rollout", arity: 3, write: true, run: cmdModelRollout},
 		{name: "model.get", arity: 2, run: cmdModelGet},
 		{name: "model.list", arity: 1, run: cmdModelList},
@@ -243,6 +246,9 @@ func cmdSet(c *conn, args [][]byte) bool {
 	}
 	a.Spare = c.rd.spare(2) // the cache may keep it: args[2] is not used below
 	res, err := c.s.opts.Cache.SetWith(args[1], args[2], a)
+	if err == nil && res.Stored {
+		c.s.leases.complete(args[1], args[2])
+	}
 	switch {
 	case err != nil:
 		c.replyErr(err)
@@ -296,6 +302,7 @@ func cmdMset(c *conn, args [][]byte) bool {
 			c.replyErr(err)
 			return false
 		}
+		c.s.leases.complete(args[i], args[i+1])
 	}
 	c.w.simple("OK")
 	return false

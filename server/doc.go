@@ -11,7 +11,21 @@
 // MGET, MSET, DEL, UNLINK, EXISTS, EXPIRE, PEXPIRE, PERSIST, TTL, PTTL, DBSIZE,
 // FLUSHALL, INFO, PING, ECHO, QUIT, HELLO, AUTH, SELECT 0, CLIENT, COMMAND,
 // CONFIG GET) with Redis' replies and error wording, plus MODEL.ROLLOUT,
-// MODEL.GET, MODEL.LIST and MODEL.PURGE.
+// MODEL.GET, MODEL.LIST and MODEL.PURGE, and the leases LEASE.GET,
+// LEASE.MGET and LEASE.RELEASE.
+//
+// # Leases
+//
+// A lease (lease.go) lets one client compute a missing key while the
+// others wait for its SET. The table is one map under one mutex, touched
+// only by LEASE.* commands and by a SET of a key that has a lease (a SET
+// reads one atomic counter while no lease exists). A waiting command blocks
+// its connection's goroutine, as Redis' blocking commands block their
+// client: it first sends the replies of earlier pipelined commands (so its
+// buffer guard is unpinned while it waits), and a watcher peeks at the
+// socket so that a client that hangs up is dropped at once rather than at
+// the end of its WAIT. A lease's expiry is a timer; handing it over gives
+// the first waiter a new token.
 //
 // The model registry belongs to package tier: MODEL.GET and MODEL.LIST read
 // the cache's, names and versions are checked with its rules, and

@@ -7,12 +7,14 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/tiercache/tiercache/tier"
 )
 
 // pathMatch matches CONFIG GET patterns (glob, as Redis).
 var pathMatch = path.Match
 
-var infoSections = []string{"server", "clients", "memory", "stats", "tiers", "cluster", "keyspace"}
+var infoSections = []string{"server", "clients", "memory", "stats", "tiers", "cluster", "models", "keyspace"}
 
 func cmdInfo(c *conn, args [][]byte) bool {
 	want := map[string]bool{}
@@ -95,6 +97,7 @@ func (s *Server) info(want map[string]bool) string {
 		"value_buffers_read", bs.Gets,
 		"value_buffers_reused", bs.Reused,
 	)
+	ls := s.leases.stats()
 	section("Stats",
 		"total_connections_received", s.totalConns.Load(),
 		"total_commands_processed", s.cmds.total(),
@@ -102,6 +105,12 @@ func (s *Server) info(want map[string]bool) string {
 		"keyspace_misses", st.Misses,
 		"rejected_stale_writes", st.StaleWrites,
 		"auth_failures", s.authFailures.Load(),
+		"leases_granted", ls.Granted,
+		"lease_waits", ls.Waits,
+		"lease_wakeups", ls.Wakeups,
+		"leases_expired", ls.Expired,
+		"leases_active", ls.Active,
+		"lease_waiters", ls.Waiting,
 	)
 	section("Tiers",
 		"l1_hits", st.L1Hits,
@@ -140,8 +149,54 @@ func (s *Server) info(want map[string]bool) string {
 		lines = append(lines, kv[0], kv[1])
 	}
 	section("Cluster", lines...)
+	if want["models"] {
+		ms := s.opts.Cache.ModelStats()
+		lines := make([]any, 0, 2*len(ms.Models)+4)
+		for _, m := range ms.Models {
+			lines = append(lines, "model_"+infoEscape(m.Model),
+				"version="+infoEscape(m.Version)+","+countsField(m.KeyCounts))
+		}
+		lines = append(lines, "unscoped", countsField(ms.Unscoped), "unregistered", countsField(ms.Unregistered))
+		section("Models", lines...)
+	}
 	section("Keyspace", "db0", fmt.Sprintf("keys=%d,expires=%d,avg_ttl=0", s.opts.Cache.Keys(), st.L2.Expiring))
 	return b.String()
+}
+
+// countsField formats hits, misses and their ratio as INFO's
+// comma-separated fields (redis-py parses them into a dict).
+func countsField(c tier.KeyCounts) string {
+	ratio := 0.0
+	if n := c.Hits + c.Misses; n > 0 {
+		ratio = float64(c.Hits) / float64(n)
+	}
+	return fmt.Sprintf("hits=%d,misses=%d,hit_ratio=%.4f", c.Hits, c.Misses, ratio)
+}
+
+// infoEscape makes a model name or version safe inside an INFO line, where
+// ':' ends the field name and ',' and '=' split the value: bytes other than
+// letters, digits and "-._/@+" become %XX (so "openai/clip-vit-large-patch14"
+// stays as it is).
+func infoEscape(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if 'a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9' || strings.IndexByte("-._/@+", ch) >= 0 {
+			if b != nil {
+				b = append(b, ch)
+			}
+			continue
+		}
+		if b == nil {
+			b = append(make([]byte, 0, len(s)+8), s[:i]...)
+		}
+		b = append(b, '%', hex[ch>>4], hex[ch&15])
+	}
+	if b == nil {
+		return s
+	}
+	return string(b)
 }
 
 // human formats a byte count as Redis does (1.50M).

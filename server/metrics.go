@@ -130,6 +130,18 @@ func registerMetrics(reg prometheus.Registerer, s *Server) error {
 			func() float64 { return float64(s.cmds.total()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tiercache_auth_failures_total", Help: "Failed AUTH attempts."},
 			func() float64 { return float64(s.authFailures.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tiercache_leases_granted_total", Help: "Leases granted by LEASE.GET/LEASE.MGET, including those handed over to a waiter."},
+			func() float64 { return float64(s.leases.granted.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tiercache_lease_waits_total", Help: "Keys a LEASE.GET/LEASE.MGET waited for because another client held their lease."},
+			func() float64 { return float64(s.leases.waits.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tiercache_lease_wakeups_total", Help: "Waiters answered with the value a SET stored."},
+			func() float64 { return float64(s.leases.wakeups.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tiercache_leases_expired_total", Help: "Leases that reached their TTL before a SET completed them."},
+			func() float64 { return float64(s.leases.expired.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tiercache_leases_active", Help: "Keys with a lease held now."},
+			func() float64 { return float64(s.leases.active.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tiercache_lease_waiters", Help: "Clients waiting for a lease's key now, counted per key."},
+			func() float64 { return float64(s.leases.waiting.Load()) }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("server: registering metrics: %w", err)

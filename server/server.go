@@ -20,6 +20,7 @@ type Server struct {
 	opts    Options
 	budget  *budget   // in-flight argument bytes, all connections
 	cmds    *cmdStats // commands run and their latencies
+	leases  *leaseTable
 	started time.Time
 
 	ctx    context.Context // cancelled by Shutdown: interrupts budget waits
@@ -59,6 +60,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:    opts,
 		budget:  newBudget(opts.MaxInflight, smallCommand, smallReserve),
+		leases:  newLeaseTable(),
 		started: time.Now(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -169,6 +171,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	if first {
 		s.cancel()
+		s.leases.close()
 	}
 	done := make(chan struct{})
 	go func() {

@@ -58,6 +58,7 @@ type Hybrid struct {
 	closeErr  error
 
 	promotions, demotions  atomic.Uint64
+	modelStats             modelStats // Get outcomes by model
 	staleWrites, rollouts  atomic.Uint64
 	l2WriteErrs, l2ReadErr atomic.Uint64
 	dropped                atomic.Uint64
@@ -130,7 +131,12 @@ func NewHybrid(opts Options) (*Hybrid, error) {
 }
 
 func (h *Hybrid) stripe(key []byte) *stripe {
-	return &h.stripes[maphash.Bytes(h.seed, key)%uint64(len(h.stripes))]
+	return &h.stripes[h.stripeIndex(key)]
+}
+
+// stripeIndex is the index of key's stripe in h.stripes.
+func (h *Hybrid) stripeIndex(key []byte) uint64 {
+	return maphash.Bytes(h.seed, key) % uint64(len(h.stripes))
 }
 
 // l2Key is the L2 key of key: model-scoped keys live under their model and
@@ -152,31 +158,50 @@ func (h *Hybrid) Get(key []byte) (Record, error) {
 	if h.closed.Load() {
 		return nil, ErrClosed
 	}
-	st := h.stripe(key)
-	r, err := h.get(key, st, true)
+	i := h.stripeIndex(key)
+	st := &h.stripes[i]
+	r, mc, err := h.get(key, st, true)
 	switch {
 	case err == nil:
 		st.hits.Add(1)
+		mc.count(true, i)
 	case errors.Is(err, ErrNotFound):
 		st.misses.Add(1)
+		mc.count(false, i)
 	}
 	return r, err
 }
 
 // get looks key, of stripe st, up. With promote, an L2 hit is copied to
 // L1; callers that hold the stripe's lock pass false (promotion takes it).
-func (h *Hybrid) get(key []byte, st *stripe, promote bool) (Record, error) {
+// With promote (a client's GET) it also returns the per-model counters the
+// outcome goes to (see modelStats); callers without promote ignore them.
+func (h *Hybrid) get(key []byte, st *stripe, promote bool) (Record, *modelCounts, error) {
 	sc, scoped, err := ParseScope(key)
 	if err != nil {
-		return nil, err
+		return nil, &h.modelStats.unscoped, err
 	}
+	mc := &h.modelStats.unscoped
 	var ms ModelState
 	if scoped {
 		ms = h.reg.Load().model(sc.Model)
+		switch {
+		case !promote:
+		case ms.Version == "":
+			mc = &h.modelStats.unregistered
+		default:
+			mc = h.modelStats.of(sc.Model)
+		}
 		if sc.Versioned && ms.Version != "" && sc.Version != ms.Version {
-			return nil, ErrNotFound
+			return nil, mc, ErrNotFound
 		}
 	}
+	r, err := h.lookup(key, st, promote, sc, scoped, ms)
+	return r, mc, err
+}
+
+// lookup is get after the scope check: L1, the write queue, then L2.
+func (h *Hybrid) lookup(key []byte, st *stripe, promote bool, sc Scope, scoped bool, ms ModelState) (Record, error) {
 	seq := st.seq.Load() // before any lookup: see Hybrid.stripes
 
 	if r, err := h.l1.Get(key); err == nil {

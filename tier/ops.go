@@ -269,7 +269,7 @@ func (h *Hybrid) CheckWrite(key []byte) error {
 func (h *Hybrid) lockedGet(key []byte, st *stripe) (Record, error) {
 	for range 3 {
 		seq, reg := st.seq.Load(), h.reg.Load()
-		r, err := h.get(key, st, false)
+		r, _, err := h.get(key, st, false)
 		st.mu.Lock()
 		if st.seq.Load() == seq && h.reg.Load() == reg {
 			return r, err
@@ -277,5 +277,6 @@ func (h *Hybrid) lockedGet(key []byte, st *stripe) (Record, error) {
 		st.mu.Unlock()
 	}
 	st.mu.Lock()
-	return h.get(key, st, false)
+	r, _, err := h.get(key, st, false)
+	return r, err
 }

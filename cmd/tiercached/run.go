@@ -117,7 +117,7 @@ func newDaemon(opts options) (*daemon, error) {
 	undo = append(undo, func() { _ = d.cache.Close() })
 
 	reg := metrics.NewRegistry()
-	reg.MustRegister(metrics.NewCollector(d.cache.Stats))
+	reg.MustRegister(metrics.NewCollector(d.cache.Stats, d.cache.ModelStats))
 	cl, err := d.openCluster()
 	if err != nil {
 		return fail(err)

@@ -9,7 +9,8 @@ import (
 // Collector is a prometheus.Collector over a Hybrid's counters. Register
 // it once; it calls its stats function at every scrape.
 type Collector struct {
-	stats func() tier.HybridStats
+	stats  func() tier.HybridStats
+	models func() tier.ModelStats // nil: no per-model series
 
 	hits, misses           *prometheus.Desc
 	tierHits, tierMisses   *prometheus.Desc
@@ -24,13 +25,24 @@ type Collector struct {
 	modelsRev, modelsKnown *prometheus.Desc
 	rollouts               *prometheus.Desc
 	writePolicy            *prometheus.Desc
+	modelHits, modelMisses *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
 
+// Model label values of the per-model series for keys that are not a
+// registered model's: model names cannot contain braces, so these never
+// collide with one.
+const (
+	UnscopedModel     = "{unscoped}"
+	UnregisteredModel = "{unregistered}"
+)
+
 // NewCollector returns a Collector reading stats, typically
-// (*tier.Hybrid).Stats. It panics if stats is nil (a programming error).
-func NewCollector(stats func() tier.HybridStats) *Collector {
+// (*tier.Hybrid).Stats, and models, typically (*tier.Hybrid).ModelStats
+// (nil: no per-model series). It panics if stats is nil (a programming
+// error).
+func NewCollector(stats func() tier.HybridStats, models func() tier.ModelStats) *Collector {
 	if stats == nil {
 		panic("metrics: NewCollector: stats is nil")
 	}
@@ -39,6 +51,9 @@ func NewCollector(stats func() tier.HybridStats) *Collector {
 	}
 	return &Collector{
 		stats:         stats,
+		models:        models,
+		modelHits:     d("model_hits_total", "Lookups of a model's keys that found a live entry, by model in the registry ({unscoped}: plain keys; {unregistered}: keys of models the registry has no version for).", "model"),
+		modelMisses:   d("model_misses_total", "Lookups of a model's keys that found nothing, by model as tiercache_model_hits_total.", "model"),
 		hits:          d("hits_total", "Lookups that found a live entry, in any tier."),
 		misses:        d("misses_total", "Lookups that found no live entry in any tier."),
 		tierHits:      d("tier_hits_total", "Lookups answered by a tier.", "tier"),
@@ -69,7 +84,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.hits, c.misses, c.tierHits, c.tierMisses, c.promotions, c.demotions,
 		c.evictions, c.bytes, c.maxBytes, c.keys, c.corrupt, c.readErrors,
 		c.writeErrs, c.storageErrors, c.pendingBytes, c.dropped, c.staleWrites,
-		c.modelsRev, c.modelsKnown, c.rollouts, c.writePolicy,
+		c.modelsRev, c.modelsKnown, c.rollouts, c.writePolicy, c.modelHits, c.modelMisses,
 	} {
 		ch <- d
 	}
@@ -112,6 +127,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.modelsKnown, float64(s.ModelsKnown))
 	counter(c.rollouts, s.RolloutsApplied)
 	gauge(c.writePolicy, 1, s.WritePolicy.String())
+	if c.models != nil {
+		m := c.models()
+		for _, mc := range m.Models {
+			counter(c.modelHits, mc.Hits, mc.Model)
+			counter(c.modelMisses, mc.Misses, mc.Model)
+		}
+		counter(c.modelHits, m.Unscoped.Hits, UnscopedModel)
+		counter(c.modelMisses, m.Unscoped.Misses, UnscopedModel)
+		counter(c.modelHits, m.Unregistered.Hits, UnregisteredModel)
+		counter(c.modelMisses, m.Unregistered.Misses, UnregisteredModel)
+	}
 }
 
 // NewRegistry returns a registry holding the Go runtime and process

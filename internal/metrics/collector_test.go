@@ -26,8 +26,16 @@ func sampleStats() tier.HybridStats {
 	}
 }
 
+func sampleModels() tier.ModelStats {
+	return tier.ModelStats{
+		Models:       []tier.ModelCounts{{Model: "openai/clip-vit-large-patch14", Version: "v2", KeyCounts: tier.KeyCounts{Hits: 6, Misses: 2}}},
+		Unscoped:     tier.KeyCounts{Hits: 3, Misses: 1},
+		Unregistered: tier.KeyCounts{Hits: 1, Misses: 1},
+	}
+}
+
 func TestCollectorValues(t *testing.T) {
-	c := NewCollector(sampleStats)
+	c := NewCollector(sampleStats, sampleModels)
 	want := `
 # HELP tiercache_tier_hits_total Lookups answered by a tier.
 # TYPE tiercache_tier_hits_total counter
@@ -47,22 +55,28 @@ tiercache_pending_write_bytes 4096
 # HELP tiercache_write_policy_info The write policy in force; the value is always 1.
 # TYPE tiercache_write_policy_info gauge
 tiercache_write_policy_info{policy="back"} 1
+# HELP tiercache_model_misses_total Lookups of a model's keys that found nothing, by model as tiercache_model_hits_total.
+# TYPE tiercache_model_misses_total counter
+tiercache_model_misses_total{model="openai/clip-vit-large-patch14"} 2
+tiercache_model_misses_total{model="{unregistered}"} 1
+tiercache_model_misses_total{model="{unscoped}"} 1
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
 		"tiercache_tier_hits_total", "tiercache_evictions_total", "tiercache_tier_max_bytes",
-		"tiercache_pending_write_bytes", "tiercache_write_policy_info"); err != nil {
+		"tiercache_pending_write_bytes", "tiercache_write_policy_info", "tiercache_model_misses_total"); err != nil {
 		t.Fatal(err)
 	}
-	// 15 metrics, and 6 more per tier.
-	if n := testutil.CollectAndCount(c); n != 15+2*6 {
-		t.Fatalf("collected %d metrics, want %d", n, 15+2*6)
+	// 15 metrics, 6 more per tier, 2 per model line (one model, unscoped,
+	// unregistered).
+	if n := testutil.CollectAndCount(c); n != 15+2*6+2*3 {
+		t.Fatalf("collected %d metrics, want %d", n, 15+2*6+2*3)
 	}
 }
 
 // TestCollectorLint checks the names and help against the Prometheus
 // conventions (counters end in _total, units in base units, …).
 func TestCollectorLint(t *testing.T) {
-	c := NewCollector(sampleStats)
+	c := NewCollector(sampleStats, sampleModels)
 	problems, err := testutil.CollectAndLint(c)
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +88,7 @@ func TestCollectorLint(t *testing.T) {
 
 func TestCollectorRegisters(t *testing.T) {
 	reg := NewRegistry()
-	reg.MustRegister(NewCollector(sampleStats))
+	reg.MustRegister(NewCollector(sampleStats, sampleModels))
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +111,7 @@ func TestCollectorRegisters(t *testing.T) {
 
 func TestHandler(t *testing.T) {
 	reg := NewRegistry()
-	reg.MustRegister(NewCollector(sampleStats))
+	reg.MustRegister(NewCollector(sampleStats, sampleModels))
 	var healthy atomic.Bool
 	healthy.Store(true)
 	srv := httptest.NewServer(Handler(reg, healthy.Load))

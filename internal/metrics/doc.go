@@ -25,6 +25,13 @@
 //	tiercache_stale_writes_rejected_total
 //	tiercache_models_revision, tiercache_models_known, tiercache_rollouts_applied_total
 //	tiercache_write_policy_info{policy}
+//	tiercache_model_hits_total{model}, tiercache_model_misses_total{model}
+//
+// The per-model series come from tier.Hybrid.ModelStats: one model label
+// per model the registry has a version for (so their number is bounded by
+// the registry), plus "{unscoped}" for plain keys and "{unregistered}" for
+// keys of models the registry does not know; braces cannot occur in a model
+// name, so these never collide with one.
 //
 // # Caveats
 //
