@@ -1,0 +1,81 @@
+"""pytest fixtures: a real tiercached, built once per run from this
+repository (or $TIERCACHED), on a temporary Unix socket."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+import redis
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+
+
+@pytest.fixture(scope="session")
+def tiercached_bin(tmp_path_factory):
+    path = os.environ.get("TIERCACHED")
+    if path:
+        return path
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    out = str(tmp_path_factory.mktemp("bin") / "tiercached")
+    subprocess.run([go, "build", "-o", out, "./cmd/tiercached"], cwd=ROOT, check=True)
+    return out
+
+
+class Daemon:
+    """A running tiercached; stop() and start() again keep its data."""
+
+    def __init__(self, binary, args=()):
+        self.binary = binary
+        self.dir = tempfile.mkdtemp(prefix="tcpy")  # short: socket paths are limited to 108 bytes
+        self.socket = os.path.join(self.dir, "s.sock")
+        self.args = list(args)
+        self.proc = None
+
+    def start(self):
+        argv = [self.binary, "--socket", self.socket, "--data-dir", os.path.join(self.dir, "data"),
+                "--mem-max", "64MiB", "--disk-max", "1GiB", "--nats", "off", "--log-level", "warn"] + self.args
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        r = redis.Redis(unix_socket_path=self.socket, socket_timeout=5)
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("tiercached exited: %s" % self.proc.stdout.read().decode(errors="replace"))
+            try:
+                if r.ping():
+                    break
+            except redis.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("tiercached not answering PING after 60 s")
+            time.sleep(0.01)  # polling the socket until it answers
+        r.close()
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(60)
+        self.proc = None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def daemon(tiercached_bin):
+    d = Daemon(tiercached_bin).start()
+    yield d
+    d.cleanup()
+
+
+@pytest.fixture
+def cache(daemon):
+    from tiercache import Cache
+
+    c = Cache(socket=daemon.socket, timeout=30)
+    yield c
+    c.close()

@@ -1,0 +1,228 @@
+"""The tiercache client: tensors in, tensors out, over any Redis connection."""
+
+import functools
+import logging
+import os
+import threading
+
+import redis
+
+from . import frame
+from .keys import cache_key
+
+log = logging.getLogger("tiercache")
+
+DEFAULT_SOCKET = "/tmp/tiercache.sock"
+
+
+class StaleVersion(Exception):
+    """The key names a model version the cluster has rolled past (-STALE):
+    this process computed it with an old model. Nothing was stored."""
+
+
+class Unavailable(ConnectionError):
+    """The daemon cannot be reached (put and the lease calls raise it; reads
+    return misses instead)."""
+
+
+def _raise_stale(e):
+    msg = str(e)
+    if msg.startswith("STALE"):
+        raise StaleVersion(msg) from None
+    raise e
+
+
+class Cache:
+    """A connection to a tiercache daemon (any Redis-protocol server works
+    for everything but leases and model commands).
+
+    Cache() uses the socket /tmp/tiercache.sock (or $TIERCACHE_SOCKET);
+    Cache(socket=PATH) another socket; Cache(url="redis://host:port") TCP;
+    Cache(client=redis.Redis(...)) an existing client.
+
+    Reads never fail because the daemon is away: they log once and answer
+    misses, so a pipeline keeps running without its cache. Writes raise
+    Unavailable. bf16="uint16" lets reads of bfloat16 values without torch
+    return their raw bits instead of raising TypeError.
+    """
+
+    def __init__(self, socket=None, url=None, client=None, timeout=10.0, bf16="error"):
+        if client is not None:
+            self.r = client
+        elif url is not None:
+            self.r = redis.Redis.from_url(url, socket_timeout=timeout)
+        else:
+            path = socket or os.environ.get("TIERCACHE_SOCKET", DEFAULT_SOCKET)
+            self.r = redis.Redis(unix_socket_path=path, socket_timeout=timeout)
+        self.bf16 = bf16
+        self._warned = False
+        self._lock = threading.Lock()
+
+    # -- errors -------------------------------------------------------------
+
+    def _unavailable(self, e):
+        with self._lock:
+            first, self._warned = not self._warned, True
+        if first:
+            log.warning("tiercache: daemon unreachable, serving misses: %s", e)
+
+    def _ok(self):
+        self._warned = False
+
+    # -- values -------------------------------------------------------------
+
+    def encode(self, value):
+        """Frames a numpy array or torch tensor (see tiercache.frame)."""
+        fmt = "pt" if frame.is_torch(value) else "np"
+        return frame.encode({"tensor": value}, {"format": fmt})
+
+    def decode(self, buf):
+        """The array a framed value holds (numpy, or torch if stored from
+        torch and torch is installed)."""
+        tensors, _ = frame.decode(buf, bf16=self.bf16)
+        try:
+            return tensors["tensor"]
+        except KeyError:
+            raise frame.FrameError("tiercache: the value holds no tensor named 'tensor'") from None
+
+    def put(self, key, value, ttl=None):
+        """Stores a numpy array or torch tensor under key, for ttl seconds
+        (None: until evicted). Raises ValueError for NaN/Inf (nothing is
+        stored), StaleVersion for a key of an old model version, Unavailable
+        when the daemon cannot be reached."""
+        data = self.encode(value)
+        try:
+            self.r.set(key, data, ex=ttl)
+        except redis.ResponseError as e:
+            _raise_stale(e)
+        except (redis.ConnectionError, redis.TimeoutError) as e:
+            raise Unavailable(str(e)) from e
+
+    def get(self, key):
+        """The array stored under key, or None (miss, or daemon away)."""
+        try:
+            b = self.r.get(key)
+        except (redis.ConnectionError, redis.TimeoutError) as e:
+            self._unavailable(e)
+            return None
+        self._ok()
+        return None if b is None else self.decode(b)
+
+    def get_many(self, keys):
+        """The arrays stored under keys, in one round trip (MGET); None for
+        each miss."""
+        keys = list(keys)
+        if not keys:
+            return []
+        try:
+            bs = self.r.mget(keys)
+        except (redis.ConnectionError, redis.TimeoutError) as e:
+            self._unavailable(e)
+            return [None] * len(keys)
+        self._ok()
+        return [None if b is None else self.decode(b) for b in bs]
+
+    def put_many(self, items, ttl=None):
+        """Stores (key, array) pairs in one round trip (MSET, or SETs with
+        their TTL in one pipeline). Every value is checked before any is
+        sent."""
+        items = [(k, self.encode(v)) for k, v in items]
+        if not items:
+            return
+        try:
+            if ttl is None:
+                self.r.mset(dict(items))
+            else:
+                p = self.r.pipeline(transaction=False)
+                for k, v in items:
+                    p.set(k, v, ex=ttl)
+                p.execute()
+        except redis.ResponseError as e:
+            _raise_stale(e)
+        except (redis.ConnectionError, redis.TimeoutError) as e:
+            raise Unavailable(str(e)) from e
+
+    # -- leases ---------------------------------------------------------------
+
+    def get_or_compute(self, key, fn, ttl=None, lease_ms=60_000, wait_ms=60_000):
+        """The value under key; on a miss, fn() computes it, and only one
+        caller per daemon runs fn at a time (LEASE.GET): the others wait up to
+        wait_ms for its result. If the holder fails (or its lease_ms runs
+        out), a waiter takes the lease over. If the daemon is away, fn runs
+        and its result is returned uncached."""
+        try:
+            status, v = self.r.execute_command("LEASE.GET", key, lease_ms, "WAIT", wait_ms)
+        except redis.ResponseError as e:
+            _raise_stale(e)
+        except (redis.ConnectionError, redis.TimeoutError) as e:
+            self._unavailable(e)
+            return fn()
+        self._ok()
+        if status == b"hit":
+            return self.decode(v)
+        value = fn()
+        if status == b"lease":
+            try:
+                self.put(key, value, ttl=ttl)  # completes the lease, wakes the waiters
+            except Exception:
+                try:
+                    self.r.execute_command("LEASE.RELEASE", key, v)
+                except redis.RedisError:
+                    pass
+                raise
+        else:  # "miss": the holder took longer than wait_ms
+            try:
+                self.put(key, value, ttl=ttl)
+            except Unavailable as e:
+                self._unavailable(e)
+        return value
+
+    # -- batches --------------------------------------------------------------
+
+    def cached(self, model, version, stage, key=None, ttl=None):
+        """Decorates fn(list_of_inputs) -> list_of_arrays. The returned
+        function looks the whole batch up with one MGET, calls fn once with
+        only the misses (in their order; repeated inputs once), stores their
+        results in one round trip and returns every result in order.
+
+        Each input's key is cache_key(model, version, stage, key(input)); by
+        default key(input) is the input itself when it is a dict, else
+        {"input": input}.
+        """
+        keyfn = key or (lambda x: x if isinstance(x, dict) else {"input": x})
+
+        def deco(fn):
+            @functools.wraps(fn)
+            def wrapper(inputs):
+                inputs = list(inputs)
+                keys = [cache_key(model, version, stage, keyfn(x)) for x in inputs]
+                found = self.get_many(keys)
+                todo = {}  # key -> first index, in order
+                for i, (k, v) in enumerate(zip(keys, found)):
+                    if v is None and k not in todo:
+                        todo[k] = i
+                if todo:
+                    results = list(fn([inputs[i] for i in todo.values()]))
+                    if len(results) != len(todo):
+                        raise ValueError("tiercache: %s returned %d results for %d inputs" % (fn.__name__, len(results), len(todo)))
+                    computed = dict(zip(todo, results))
+                    try:
+                        self.put_many(computed.items(), ttl=ttl)
+                    except Unavailable as e:
+                        self._unavailable(e)
+                    found = [computed[k] if v is None else v for k, v in zip(keys, found)]
+                return found
+
+            return wrapper
+
+        return deco
+
+    def close(self):
+        """Closes the connection pool."""
+        self.r.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

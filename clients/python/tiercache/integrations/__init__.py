@@ -1,0 +1,1 @@
+"""Integrations of tiercache with pipeline frameworks."""
