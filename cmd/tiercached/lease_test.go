@@ -27,7 +27,7 @@ func TestLeaseStampedeDaemon(t *testing.T) {
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for range clients {
-		c := redis.NewClient(&redis.Options{Network: "unix", Addr: n.socket, Protocol: 2, PoolSize: 1, ReadTimeout: 2 * time.Minute})
+		c := redis.NewClient(&redis.Options{Network: "unix", Addr: n.socket, Protocol: 2, PoolSize: 1, ReadTimeout: 5 * time.Minute})
 		defer c.Close()
 		if err := c.Ping(ctx).Err(); err != nil {
 			t.Fatal(err)
@@ -36,7 +36,7 @@ func TestLeaseStampedeDaemon(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			v, err := c.Do(ctx, "LEASE.GET", "{clip@v1}a cat", 30_000, "WAIT", 100_000).Slice()
+			v, err := c.Do(ctx, "LEASE.GET", "{clip@v1}a cat", 30_000, "WAIT", 300_000).Slice()
 			if err != nil {
 				t.Error(err)
 				return
