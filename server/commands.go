@@ -54,6 +54,7 @@ func init() {
 		{name: "pttl", arity: 2, first: 1, last: 1, step: 1, run: cmdTTL},
 		{name: "dbsize", arity: 1, run: cmdDBSize},
 		{name: "flushall", arity: -1, write: true, run: cmdFlushAll},
+		{name: "flushdb", arity: -1, write: true, run: cmdFlushAll},
 		{name: "info", arity: -1, run: cmdInfo},
 		{name: "model.rollout", arity: 3, write: true, run: cmdModelRollout},
 		{name: "model.get", arity: 2, run: cmdModelGet},
@@ -430,12 +431,13 @@ func cmdDBSize(c *conn, _ [][]byte) bool {
 	return false
 }
 
+// cmdFlushAll is FLUSHALL and FLUSHDB (there is one database) with
+// Redis' arguments: none, ASYNC or SYNC. Both flush at once: the L2 range
+// delete returns without waiting for the space to be reclaimed.
 func cmdFlushAll(c *conn, args [][]byte) bool {
-	for _, a := range args[1:] {
-		if m := strings.ToUpper(string(a)); m != "ASYNC" && m != "SYNC" {
-			c.w.error(errSyntax)
-			return false
-		}
+	if len(args) > 2 || (len(args) == 2 && !strings.EqualFold(string(args[1]), "ASYNC") && !strings.EqualFold(string(args[1]), "SYNC")) {
+		c.w.error(errSyntax)
+		return false
 	}
 	if err := c.s.opts.Cache.FlushAll(); err != nil {
 		c.replyErr(err)

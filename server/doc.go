@@ -9,7 +9,7 @@
 // pipelined commands are written together, when no more input is buffered.
 // The commands are Redis' own (GET, SET with EX/PX/EXAT/PXAT/NX/XX/KEEPTTL/GET,
 // MGET, MSET, DEL, UNLINK, EXISTS, EXPIRE, PEXPIRE, PERSIST, TTL, PTTL, DBSIZE,
-// FLUSHALL, INFO, PING, ECHO, QUIT, HELLO, AUTH, SELECT 0, CLIENT, COMMAND,
+// FLUSHALL, FLUSHDB, INFO, PING, ECHO, QUIT, HELLO, AUTH, SELECT 0, CLIENT, COMMAND,
 // CONFIG GET) with Redis' replies and error wording, plus MODEL.ROLLOUT,
 // MODEL.GET, MODEL.LIST and MODEL.PURGE.
 //
