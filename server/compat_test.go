@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -216,6 +217,25 @@ func TestCompatPython(t *testing.T) {
 // reference for replies, and returns a raw connection to it.
 func startRedisServer(t *testing.T, extra ...string) *rawConn {
 	t.Helper()
+	return dialUnix(t, startRedisServerSocket(t, extra...))
+}
+
+// dialUnix returns a raw connection to a Unix socket, closed at the end of
+// the test.
+func dialUnix(t *testing.T, sock string) *rawConn {
+	t.Helper()
+	nc, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
+}
+
+// startRedisServerSocket starts a real redis-server on a Unix socket and
+// returns the socket's path once it accepts connections.
+func startRedisServerSocket(t *testing.T, extra ...string) string {
+	t.Helper()
 	srv := needTool(t, "redis-server")
 	dir, err := os.MkdirTemp("", "tcref")
 	if err != nil {
@@ -236,18 +256,19 @@ func startRedisServer(t *testing.T, extra ...string) *rawConn {
 	waited := make(chan struct{})
 	go func() { cmd.Wait(); close(waited) }()
 	t.Cleanup(func() { cancel(); <-waited; os.RemoveAll(dir) })
-	var nc net.Conn
 	waitFor(t, 20*time.Second, "redis-server's socket", func() bool {
 		select {
 		case <-waited:
 			t.Fatalf("redis-server exited: %s", out.String())
 		default:
 		}
-		nc, err = net.Dial("unix", refSock)
+		nc, err := net.Dial("unix", refSock)
+		if err == nil {
+			nc.Close()
+		}
 		return err == nil
 	})
-	t.Cleanup(func() { nc.Close() })
-	return &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
+	return refSock
 }
 
 // compareWithRedis sends each command to both servers and reports the
@@ -331,4 +352,37 @@ func TestCompatReferenceRedisAuth(t *testing.T) {
 		{"HELLO", "2", "AUTH", "default", "wrong"}, {"HELLO", "2", "AUTH", "someone", "pw"}, {"HELLO", "2", "AUTH", "default"},
 		{"GET", "k"}, {"AUTH", "pw"}, {"GET", "k"}, {"AUTH", "default", "pw"}, {"PING"}, {"AUTH", "wrong"}, {"PING"},
 	})
+}
+
+// TestCompatReferenceRedisProtocolLimits sends out-of-range lengths to
+// tiercache and to a real redis-server, each on a connection of its own,
+// and compares the replies and that each server closes the connection:
+// a bulk length over Redis' 512 MiB limit, and a multibulk count Redis
+// rejects, are protocol errors answered at once, not values to wait for.
+func TestCompatReferenceRedisProtocolLimits(t *testing.T) {
+	refSock := startRedisServerSocket(t)
+	ts := startServer(t, nil)
+	for _, in := range []string{
+		"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$2000000000\r\n", // Redis' own test
+		"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$536870913\r\n",  // 512 MiB + 1
+		"*1\r\n$9223372036854775807\r\n",
+		"*3000000000\r\n",
+		"*2147483648\r\n",
+		"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$-10\r\n",
+	} {
+		var got [2]string
+		for i, c := range []*rawConn{dialUnix(t, refSock), ts.dial(t)} {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			_, _ = io.WriteString(c.nc, in)
+			replies, err := c.repliesUntilClosed()
+			got[i] = strings.Join(replies, " ")
+			if err != nil {
+				got[i] += " (not closed)"
+				t.Logf("%q: %v", in, err)
+			}
+		}
+		if got[0] != got[1] {
+			t.Errorf("%q:\n tiercache %s\n redis     %s", in, got[1], got[0])
+		}
+	}
 }

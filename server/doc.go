@@ -17,8 +17,10 @@
 //
 //   - A bulk string longer than MaxValue is answered "-ERR value too large"
 //     and discarded as it streams in (never buffered); the connection stays
-//     usable. Malformed RESP is answered "-ERR Protocol error: …" and closes
-//     that connection only.
+//     usable. A bulk length over Redis' protocol limit (512 MiB, or MaxValue
+//     if larger) is answered "-ERR Protocol error: invalid bulk length" at
+//     once, as malformed RESP is ("-ERR Protocol error: …"): that closes
+//     the connection, and that connection only.
 //   - Request bytes are read into buffers of their exact size, after being
 //     taken from a server-wide in-flight budget: when many clients send
 //     large values at once, readers wait for budget instead of buffering,
