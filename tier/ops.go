@@ -52,7 +52,7 @@ func (h *Hybrid) header(key []byte, expireAt int64) (Header, Scope, bool, error)
 			h.staleWrites.Add(1)
 			return Header{}, sc, false, &StaleError{Model: sc.Model, Current: ms.Version}
 		}
-		hdr.Epoch, hdr.Tag = ms.Epoch, ms.Version
+		hdr.Epoch, hdr.Tag = ms.epochOf(sc), ms.Version
 		if sc.Versioned {
 			hdr.Tag = sc.Version
 		}
@@ -228,7 +228,7 @@ func (h *Hybrid) Remove(key []byte) (bool, error) {
 	}
 	var epoch uint64
 	if scoped {
-		epoch = h.reg.Load().model(sc.Model).Epoch
+		epoch = h.reg.Load().model(sc.Model).epochOf(sc)
 	}
 	st := h.stripe(key)
 	old, err := h.lockedGet(key, st)
