@@ -53,8 +53,10 @@ ENV TIERCACHE_SOCKET=/run/tiercache/tiercache.sock \
 
 USER 65532:65532
 VOLUME ["/var/lib/tiercache", "/run/tiercache"]
-# Prometheus /metrics and /healthz. The RESP server is on the socket only
-# (add --tcp to expose it).
+# Prometheus /metrics and /healthz. The RESP server is on the socket only:
+# to expose it, add --tcp :6380 with a password (--requirepass-file on a
+# mounted secret); protected mode refuses a TCP address other containers
+# can reach without one (--protected-mode no to accept that).
 EXPOSE 9100
 
 # /healthz answers 200 while serving and 503 once a shutdown has begun. The

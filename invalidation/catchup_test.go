@@ -38,6 +38,63 @@ func firstAnswersAt(t testing.TB, d *daemon, prev, cur string) {
 	}
 }
 
+// TestFirstRolloutKeepsEntries: a model's first rollout to v1 keeps the
+// {MODEL@v1} entries a daemon wrote before it knew the model, whether the
+// daemon follows the rollout live or replays it after a restart, and
+// across a restart after it; when the model had another version first,
+// the replay drops them, as following it live would have.
+func TestFirstRolloutKeepsEntries(t *testing.T) {
+	srv := natstest.RunServer(t, nil)
+	a := newDaemon(t, "a", testOptions(t, srv.ClientURL(), "models"))
+	c := newDaemon(t, "c", testOptions(t, srv.ClientURL(), "models"))
+	a.waitSynced()
+	c.waitSynced()
+	models := []string{"live", "replayed", "between"}
+	for _, m := range models {
+		c.mustSet("{"+m+"@v1}k", "kept")
+		c.mustSet("{"+m+"@v2}k", "other version")
+		c.mustSet("{"+m+"}k", "unversioned")
+	}
+	check := func(when, model string, kept bool) {
+		t.Helper()
+		if err := c.hasModel(model, "v1"); err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		if !kept {
+			if err := c.wantMissing("{" + model + "@v1}k"); err != nil {
+				t.Errorf("%s: %v", when, err)
+			}
+		} else if v, err := c.get("{" + model + "@v1}k"); err != nil || v != "kept" {
+			t.Errorf("%s: GET {%s@v1}k = %q, %v; want kept", when, model, v, err)
+		}
+		for _, k := range []string{"{" + model + "@v2}k", "{" + model + "}k"} {
+			if err := c.wantMissing(k); err != nil {
+				t.Errorf("%s: %v", when, err)
+			}
+		}
+	}
+
+	a.rollout("live", "v1")
+	c.waitModel("live", "v1")
+	check("followed live", "live", true)
+
+	c.stop()
+	a.rollout("replayed", "v1")
+	a.rollout("between", "v2")
+	a.rollout("between", "v1")
+	c.start()
+	c.waitSynced()
+	check("replayed", "replayed", true)
+	check("replayed", "between", false)
+
+	c.stop()
+	c.start()
+	c.waitSynced()
+	check("after a restart", "live", true)
+	check("after a restart", "replayed", true)
+	check("after a restart", "between", false)
+}
+
 // TestCatchUpAfterRestart stops daemon C, rolls out twice, and starts C on
 // the same data directory: once WaitSynced returns, its first answers are
 // already right.
@@ -248,10 +305,15 @@ func TestResync(t *testing.T) {
 		a.rollout("other", "v1")
 		c.waitModel("other", "v1")
 		writeUnder(t, "v1", c)
+		c.mustSet("{fresh@v2}k", "before")
 		c.stop()
 
 		a.purge("clip")
 		a.rollout("other", "v2")
+		// fresh was at v1, then v2: only v2 is left in the stream, and
+		// C must not take it for fresh's first rollout.
+		a.rollout("fresh", "v1")
+		a.rollout("fresh", "v2")
 		if err := kv.PurgeDeletes(ctx, jetstream.DeleteMarkersOlderThan(-1)); err != nil {
 			t.Fatal(err)
 		}
@@ -264,6 +326,12 @@ func TestResync(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := c.wantMissing("{clip}k"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.hasModel("fresh", "v2"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.wantMissing("{fresh@v2}k"); err != nil {
 			t.Fatal(err)
 		}
 	})

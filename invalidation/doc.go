@@ -40,8 +40,10 @@
 //     bucket from the persisted revision, so nothing is lost if it crashes
 //     first. What has been delivered is applied as one batch (a whole
 //     catch-up backlog at once, up to 4096 changes), reduced to at most two
-//     changes per model with the same effect, since each change costs the
-//     disk tier its range deletes;
+//     changes per model with the same effect (three for a model without a
+//     version at the start, whose first rollout keeps the entries written
+//     for its version, where a later change drops them), since each change
+//     costs the disk tier its range deletes;
 //   - the heartbeat writes this daemon's Member entry (node id, revision
 //     applied, version, time) to the members bucket, whose entries expire
 //     after MemberTTL, every HeartbeatInterval and right after each change.
@@ -73,8 +75,10 @@
 //     other differences applied, and a model whose version is the same but
 //     whose entry is newer than the applied revision is purged and set again
 //     (its history may have been v1, v2, v1, which a replay would have
-//     honoured by dropping its entries); then it follows from the
-//     snapshot's revision.
+//     honoured by dropping its entries); a model the cache has no version
+//     for is set, purged and set again, which drops what was written for
+//     its version before (a first rollout keeps that, another version in
+//     between would not); then it follows from the snapshot's revision.
 //
 // The sync ends once everything the stream held when it began is applied.
 // WaitSynced holds its caller until then, but at most SyncTimeout from the

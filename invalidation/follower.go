@@ -400,9 +400,14 @@ func (c *Cluster) applyEntries(batch []jetstream.KeyValueEntry, touched map[stri
 // appearance: the final version if it differs from the current one; if a
 // model came back to its current version (v1, v2, v1), a change away and
 // back, so that its entries are still dropped as the full sequence would
-// have; nothing if every change repeated the current version. Applying
-// fewer changes matters because each one drops the model's stale entries
-// from L2 with range deletes.
+// have; nothing if every change repeated the current version. A model
+// without a version at the start is the exception: its first rollout keeps
+// the entries written for its version before it (tier.ModelState.Kept), a
+// later change drops them, so a sequence of several changes that ends at a
+// version becomes a rollout to another version and then to it (three
+// changes, v1, purge, v1, when it named no other). Applying fewer changes
+// matters because each one drops the model's stale entries from L2 with
+// range deletes.
 func compress(changes []tier.ModelChange, current func(model string) (string, bool)) []tier.ModelChange {
 	if len(changes) <= 1 {
 		return changes
@@ -410,6 +415,8 @@ func compress(changes []tier.ModelChange, current func(model string) (string, bo
 	type state struct {
 		start, mid, final string
 		changed           bool
+		steps             int       // changes of the version
+		seen              [2]string // the last two versions changed to, other than "", latest first
 	}
 	states := map[string]*state{}
 	var order []string
@@ -427,6 +434,10 @@ func compress(changes []tier.ModelChange, current func(model string) (string, bo
 			}
 			st.final = ch.Version
 			st.changed = true
+			st.steps++
+			if ch.Version != "" && ch.Version != st.seen[0] {
+				st.seen[0], st.seen[1] = ch.Version, st.seen[0]
+			}
 		}
 	}
 	out := changes[:0:0]
@@ -434,6 +445,13 @@ func compress(changes []tier.ModelChange, current func(model string) (string, bo
 		st := states[model]
 		switch {
 		case !st.changed:
+		case st.start == "" && st.final != "" && st.steps > 1:
+			// seen[0] is final; seen[1], if any, another version.
+			if st.seen[1] != "" {
+				out = append(out, tier.ModelChange{Model: model, Version: st.seen[1]}, tier.ModelChange{Model: model, Version: st.final})
+			} else {
+				out = append(out, tier.ModelChange{Model: model, Version: st.final}, tier.ModelChange{Model: model}, tier.ModelChange{Model: model, Version: st.final})
+			}
 		case st.final != st.start:
 			out = append(out, tier.ModelChange{Model: model, Version: st.final})
 		default:
@@ -484,7 +502,9 @@ func (c *Cluster) resync(s snapshot, applied, first, last uint64) {
 			if known {
 				changes = append(changes, tier.ModelChange{Model: model})
 			}
-		case !known || lv != e.version:
+		case !known:
+			changes = append(changes, rolloutAfterGap(model, e.version)...)
+		case lv != e.version:
 			changes = append(changes, tier.ModelChange{Model: model, Version: e.version})
 		case comparable && e.rev > applied:
 			changes = append(changes, tier.ModelChange{Model: model}, tier.ModelChange{Model: model, Version: e.version})
@@ -500,6 +520,15 @@ func (c *Cluster) resync(s snapshot, applied, first, last uint64) {
 	c.log.Info("model registry resynchronised from the bucket's current values (its history from the applied revision is gone)",
 		zap.Uint64("applied", applied), zap.Uint64("bucket_first", first), zap.Uint64("bucket_last", last),
 		zap.Int("changes", len(changes)), zap.Uint64("revision", rev))
+}
+
+// rolloutAfterGap is the changes that bring a model the cache has no
+// version for to version when the changes in between are not known: a
+// single first rollout would keep the entries written for version before
+// it (tier.ModelState.Kept), but another version in between would have
+// dropped them, so they are dropped.
+func rolloutAfterGap(model, version string) []tier.ModelChange {
+	return []tier.ModelChange{{Model: model, Version: version}, {Model: model}, {Model: model, Version: version}}
 }
 
 // verify checks, after a replay caught up, that the cache agrees with the
@@ -520,7 +549,11 @@ func (c *Cluster) verify(s snapshot, touched map[string]uint64) {
 		if e.rev > applied || touched[model] > e.rev {
 			continue
 		}
-		if lv := local[model]; lv != e.version {
+		switch lv := local[model]; {
+		case lv == e.version:
+		case lv == "":
+			changes = append(changes, rolloutAfterGap(model, e.version)...)
+		default:
 			changes = append(changes, tier.ModelChange{Model: model, Version: e.version})
 		}
 	}

@@ -187,10 +187,24 @@ func TestBadInputValueTooLarge(t *testing.T) {
 	if got := c.reply(); got != `"small"` {
 		t.Fatalf("GET after an oversized key: %s", got)
 	}
-	// A length beyond any value (1 TiB and more) is a protocol error.
-	c.send("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1099511627777\r\n")
+	// A length over Redis' protocol limit (512 MiB) is a protocol error,
+	// answered at once.
+	c.send("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870913\r\n")
 	if got := c.reply(); got != "-ERR Protocol error: invalid bulk length" {
-		t.Fatalf("absurd bulk length: %s", got)
+		t.Fatalf("bulk length over 512 MiB: %s", got)
+	}
+	c.expectClosed()
+}
+
+// TestBadInputProtocolLimitFollowsMaxValue: a MaxValue over 512 MiB raises
+// the protocol limit to it, as raising proto-max-bulk-len does in Redis: a
+// length over MaxValue is then the protocol error.
+func TestBadInputProtocolLimitFollowsMaxValue(t *testing.T) {
+	ts := startServer(t, func(o *Options) { o.MaxValue = ProtoMaxBulkLen + 1<<20; o.MaxInflight = 2 * o.MaxValue })
+	c := ts.dial(t)
+	c.send(fmt.Sprintf("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n", ProtoMaxBulkLen+1<<20+1))
+	if got := c.reply(); got != "-ERR Protocol error: invalid bulk length" {
+		t.Fatalf("bulk length over MaxValue: %s", got)
 	}
 	c.expectClosed()
 }

@@ -54,6 +54,7 @@ func init() {
 		{name: "pttl", arity: 2, first: 1, last: 1, step: 1, run: cmdTTL},
 		{name: "dbsize", arity: 1, run: cmdDBSize},
 		{name: "flushall", arity: -1, write: true, run: cmdFlushAll},
+		{name: "flushdb", arity: -1, write: true, run: cmdFlushAll},
 		{name: "info", arity: -1, run: cmdInfo},
 		{name: "lease.get", arity: -3, first: 1, last: 1, step: 1, run: cmdLeaseGet},
 		{name: "lease.mget", arity: -5, first: 4, last: -1, step: 1, run: cmdLeaseMget},
@@ -337,45 +338,35 @@ func cmdExists(c *conn, args [][]byte) bool {
 
 func cmdExpire(c *conn, args [][]byte) bool {
 	name := strings.ToLower(string(args[0]))
-	n, ok := parseInt(args[2])
-	if !ok {
-		c.w.error(errNotInt)
-		return false
-	}
-	cond := tier.ExpireAlways
+	// As Redis: the options first, then the number.
+	var cond tier.ExpireCond
 	for _, o := range args[3:] {
-		var next tier.ExpireCond
 		switch strings.ToUpper(string(o)) {
 		case "NX":
-			next = tier.ExpireNX
+			cond |= tier.ExpireNX
 		case "XX":
-			next = tier.ExpireXX
+			cond |= tier.ExpireXX
 		case "GT":
-			next = tier.ExpireGT
+			cond |= tier.ExpireGT
 		case "LT":
-			next = tier.ExpireLT
+			cond |= tier.ExpireLT
 		default:
 			c.w.error("ERR Unsupported option " + string(o))
 			return false
 		}
-		switch {
-		case cond == tier.ExpireAlways || cond == next:
-			cond = next
-		case (cond == tier.ExpireGT && next == tier.ExpireLT) || (cond == tier.ExpireLT && next == tier.ExpireGT):
-			c.w.error("ERR GT and LT options at the same time are not compatible")
-			return false
-		case cond == tier.ExpireXX || next == tier.ExpireXX:
-			if cond == tier.ExpireNX || next == tier.ExpireNX {
-				c.w.error("ERR NX and XX, GT or LT options at the same time are not compatible")
-				return false
-			}
-			if cond == tier.ExpireXX {
-				cond = next // XX is implied by GT and LT
-			}
-		default:
-			c.w.error("ERR NX and XX, GT or LT options at the same time are not compatible")
-			return false
-		}
+	}
+	switch {
+	case cond&tier.ExpireNX != 0 && cond != tier.ExpireNX:
+		c.w.error("ERR NX and XX, GT or LT options at the same time are not compatible")
+		return false
+	case cond&tier.ExpireGT != 0 && cond&tier.ExpireLT != 0:
+		c.w.error("ERR GT and LT options at the same time are not compatible")
+		return false
+	}
+	n, ok := parseInt(args[2])
+	if !ok {
+		c.w.error(errNotInt)
+		return false
 	}
 	now := c.nowMs()
 	ms := n
@@ -437,12 +428,13 @@ func cmdDBSize(c *conn, _ [][]byte) bool {
 	return false
 }
 
+// cmdFlushAll is FLUSHALL and FLUSHDB (there is one database) with
+// Redis' arguments: none, ASYNC or SYNC. Both flush at once: the L2 range
+// delete returns without waiting for the space to be reclaimed.
 func cmdFlushAll(c *conn, args [][]byte) bool {
-	for _, a := range args[1:] {
-		if m := strings.ToUpper(string(a)); m != "ASYNC" && m != "SYNC" {
-			c.w.error(errSyntax)
-			return false
-		}
+	if len(args) > 2 || (len(args) == 2 && !strings.EqualFold(string(args[1]), "ASYNC") && !strings.EqualFold(string(args[1]), "SYNC")) {
+		c.w.error(errSyntax)
+		return false
 	}
 	if err := c.s.opts.Cache.FlushAll(); err != nil {
 		c.replyErr(err)

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -181,6 +182,9 @@ assert r.pttl('ex') == 1500
 info = r.info()
 assert 'l1_hits' in info and 'connected_clients' in info, sorted(info)
 assert r.info('tiers')['write_policy'] == 'through'
+# The eviction policy as clients parse it: a Redis-shaped policy name.
+assert r.info('memory')['maxmemory_policy'] == 'allkeys-fifo', r.info('memory')
+assert r.config_get('maxmemory-policy') == {'maxmemory-policy': 'allkeys-fifo'}
 pipe = r.pipeline(transaction=False)
 for i in range(200):
     pipe.set('p%d' % i, struct.pack('<d', i))
@@ -217,6 +221,25 @@ func TestCompatPython(t *testing.T) {
 // reference for replies, and returns a raw connection to it.
 func startRedisServer(t *testing.T, extra ...string) *rawConn {
 	t.Helper()
+	return dialUnix(t, startRedisServerSocket(t, extra...))
+}
+
+// dialUnix returns a raw connection to a Unix socket, closed at the end of
+// the test.
+func dialUnix(t *testing.T, sock string) *rawConn {
+	t.Helper()
+	nc, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
+}
+
+// startRedisServerSocket starts a real redis-server on a Unix socket and
+// returns the socket's path once it accepts connections.
+func startRedisServerSocket(t *testing.T, extra ...string) string {
+	t.Helper()
 	srv := needTool(t, "redis-server")
 	dir, err := os.MkdirTemp("", "tcref")
 	if err != nil {
@@ -227,13 +250,14 @@ func startRedisServer(t *testing.T, extra ...string) *rawConn {
 	args := append([]string{"--port", "0", "--unixsocket", refSock, "--save", "", "--appendonly", "no",
 		"--dir", dir, "--daemonize", "no", "--loglevel", "warning"}, extra...)
 	p := testutil.StartProcess(t, "redis-server", exec.Command(srv, args...))
-	var nc net.Conn
 	p.CheckFor(20*time.Second, func() error {
-		nc, err = net.Dial("unix", refSock)
+		nc, err := net.Dial("unix", refSock)
+		if err == nil {
+			nc.Close()
+		}
 		return err
 	})
-	t.Cleanup(func() { nc.Close() })
-	return &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
+	return refSock
 }
 
 // compareWithRedis sends each command to both servers and reports the
@@ -281,9 +305,17 @@ func TestCompatReferenceRedis(t *testing.T) {
 		{"EXPIRE", "e", "10", "GT", "LT"}, {"EXPIRE", "e", "10", "NX", "LT"}, {"EXPIRE", "e", "10", "BAD"},
 		{"EXPIRE", "e", "x"}, {"EXPIRE", "e"}, {"EXPIRE", "e", "9223372036854775807"}, {"PEXPIRE", "e", "9223372036854775807"},
 		{"EXPIRE", "e", "-9223372036854775808"}, {"PERSIST", "e"}, {"TTL", "e"}, {"EXPIRE", "e", "10", "LT"}, {"TTL", "e"},
+		{"PEXPIRE", "e", "2500"}, {"PERSIST", "e"}, {"EXPIRE", "e", "200", "LT", "XX"}, {"TTL", "e"},
+		{"EXPIRE", "e", "200", "XX", "LT"}, {"EXPIRE", "e", "200", "GT", "XX"}, {"EXPIRE", "e", "100"},
+		{"EXPIRE", "e", "50", "LT", "XX"}, {"TTL", "e"}, {"EXPIRE", "e", "60", "lt", "xx", "LT"}, {"TTL", "e"},
+		{"EXPIRE", "e", "x", "BAD"}, {"EXPIRE", "e", "x", "NX", "XX"}, {"EXPIRE", "e", "x", "GT", "LT"},
+		{"EXPIRE", "e", "10", "GT", "BAD", "LT"}, {"EXPIRE", "zz", "x"}, {"EXPIRE", "zz", "10", "XX"},
 		{"PEXPIRE", "e", "2500"},
 		{"EXPIRE", "e", "0"}, {"EXISTS", "e"}, {"SET", "e", "v"}, {"PEXPIRE", "e", "-1"}, {"GET", "e"},
-		{"FLUSHALL", "BOGUS"},
+		{"FLUSHALL", "BOGUS"}, {"FLUSHALL", "ASYNC", "SYNC"}, {"FLUSHALL", "sync", "x"}, {"FLUSHDB", "BOGUS"},
+		{"FLUSHDB", "ASYNC", "ASYNC"}, {"FLUSHDB", "x", "y", "z"}, {"SET", "f", "v"}, {"FLUSHDB"}, {"GET", "f"},
+		{"SET", "f", "v"}, {"FLUSHDB", "ASYNC"}, {"EXISTS", "f"}, {"SET", "f", "v"}, {"FLUSHDB", "sync"}, {"GET", "f"},
+		{"FLUSHALL", "Async"},
 		{"CLIENT", "GETNAME"}, {"CLIENT", "SETNAME", "a b"}, {"CLIENT", "SETNAME", "n1"}, {"CLIENT", "GETNAME"},
 		{"CLIENT", "SETNAME"}, {"CLIENT", "BOGUS"}, {"CLIENT"},
 		{"AUTH", "x"}, {"AUTH", "default", "x"}, {"AUTH", "someone", "x"}, {"AUTH", "a", "b", "c"},
@@ -309,4 +341,37 @@ func TestCompatReferenceRedisAuth(t *testing.T) {
 		{"HELLO", "2", "AUTH", "default", "wrong"}, {"HELLO", "2", "AUTH", "someone", "pw"}, {"HELLO", "2", "AUTH", "default"},
 		{"GET", "k"}, {"AUTH", "pw"}, {"GET", "k"}, {"AUTH", "default", "pw"}, {"PING"}, {"AUTH", "wrong"}, {"PING"},
 	})
+}
+
+// TestCompatReferenceRedisProtocolLimits sends out-of-range lengths to
+// tiercache and to a real redis-server, each on a connection of its own,
+// and compares the replies and that each server closes the connection:
+// a bulk length over Redis' 512 MiB limit, and a multibulk count Redis
+// rejects, are protocol errors answered at once, not values to wait for.
+func TestCompatReferenceRedisProtocolLimits(t *testing.T) {
+	refSock := startRedisServerSocket(t)
+	ts := startServer(t, nil)
+	for _, in := range []string{
+		"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$2000000000\r\n", // Redis' own test
+		"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$536870913\r\n",  // 512 MiB + 1
+		"*1\r\n$9223372036854775807\r\n",
+		"*3000000000\r\n",
+		"*2147483648\r\n",
+		"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$-10\r\n",
+	} {
+		var got [2]string
+		for i, c := range []*rawConn{dialUnix(t, refSock), ts.dial(t)} {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			_, _ = io.WriteString(c.nc, in)
+			replies, err := c.repliesUntilClosed()
+			got[i] = strings.Join(replies, " ")
+			if err != nil {
+				got[i] += " (not closed)"
+				t.Logf("%q: %v", in, err)
+			}
+		}
+		if got[0] != got[1] {
+			t.Errorf("%q:\n tiercache %s\n redis     %s", in, got[1], got[0])
+		}
+	}
 }

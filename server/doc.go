@@ -9,7 +9,7 @@
 // pipelined commands are written together, when no more input is buffered.
 // The commands are Redis' own (GET, SET with EX/PX/EXAT/PXAT/NX/XX/KEEPTTL/GET,
 // MGET, MSET, DEL, UNLINK, EXISTS, EXPIRE, PEXPIRE, PERSIST, TTL, PTTL, DBSIZE,
-// FLUSHALL, INFO, PING, ECHO, QUIT, HELLO, AUTH, SELECT 0, CLIENT, COMMAND,
+// FLUSHALL, FLUSHDB, INFO, PING, ECHO, QUIT, HELLO, AUTH, SELECT 0, CLIENT, COMMAND,
 // CONFIG GET) with Redis' replies and error wording, plus MODEL.ROLLOUT,
 // MODEL.GET, MODEL.LIST and MODEL.PURGE, and the leases LEASE.GET,
 // LEASE.MGET and LEASE.RELEASE.
@@ -39,8 +39,10 @@
 //
 //   - A bulk string longer than MaxValue is answered "-ERR value too large"
 //     and discarded as it streams in (never buffered); the connection stays
-//     usable. Malformed RESP is answered "-ERR Protocol error: …" and closes
-//     that connection only.
+//     usable. A bulk length over Redis' protocol limit (512 MiB, or MaxValue
+//     if larger) is answered "-ERR Protocol error: invalid bulk length" at
+//     once, as malformed RESP is ("-ERR Protocol error: …"): that closes
+//     the connection, and that connection only.
 //   - Request bytes are read into buffers of their exact size, after being
 //     taken from a server-wide in-flight budget: when many clients send
 //     large values at once, readers wait for budget instead of buffering,

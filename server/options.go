@@ -52,9 +52,10 @@ type Options struct {
 	// so that a daemon that was away answers nothing stale. It must return
 	// at once when the registry is in sync.
 	Sync func(ctx context.Context) error
-	// MaxValue is the largest value accepted (and the largest bulk string
-	// read); a larger one is refused with "-ERR value too large" and
-	// discarded without being buffered, and the connection stays usable.
+	// MaxValue is the largest value accepted; a larger one, up to Redis'
+	// protocol limit (ProtoMaxBulkLen), is refused with "-ERR value too
+	// large" and discarded without being buffered, and the connection
+	// stays usable. A bulk length over both limits is a protocol error.
 	// Default 64 MiB.
 	MaxValue int64
 	// RequirePass, when set, makes every connection AUTH first.

@@ -274,7 +274,7 @@ func TestRedisCommand(t *testing.T) {
 		t.Fatalf("COMMAND lists %d commands, want %d", len(infos), len(commands))
 	}
 	for _, name := range []string{"get", "set", "mget", "mset", "del", "unlink", "exists", "expire", "pexpire", "persist",
-		"ttl", "pttl", "dbsize", "flushall", "info", "ping", "echo", "quit", "hello", "auth", "select", "client", "command",
+		"ttl", "pttl", "dbsize", "flushall", "flushdb", "info", "ping", "echo", "quit", "hello", "auth", "select", "client", "command",
 		"model.rollout", "model.get", "model.list", "model.purge"} {
 		if infos[name] == nil {
 			t.Errorf("COMMAND does not list %s", name)
@@ -321,13 +321,13 @@ func TestRedisConfig(t *testing.T) {
 	}
 	want := map[string]string{
 		"save": "", "appendonly": "no", "databases": "1", "maxclients": "77",
-		"proto-max-bulk-len": strconv.Itoa(5 << 20), "maxmemory": strconv.Itoa(32 << 20), "maxmemory-policy": "allkeys-lru",
+		"proto-max-bulk-len": strconv.Itoa(5 << 20), "maxmemory": strconv.Itoa(32 << 20), "maxmemory-policy": "allkeys-fifo",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("CONFIG GET *: %v, want %v", got, want)
 	}
 	runScript(t, ts.dial(t), []step{
-		{args("CONFIG", "GET", "maxmemory*"), `["maxmemory" "33554432" "maxmemory-policy" "allkeys-lru"]`},
+		{args("CONFIG", "GET", "maxmemory*"), `["maxmemory" "33554432" "maxmemory-policy" "allkeys-fifo"]`},
 		{args("CONFIG", "GET", "save", "appendonly"), `["save" "" "appendonly" "no"]`},
 		{args("config", "get", "nosuch"), "[]"},
 		{args("CONFIG", "SET", "maxmemory", "1"), "-ERR CONFIG SET is not supported: tiercached is configured by its flags"},
@@ -699,6 +699,32 @@ func TestRedisDBSizeFlushAll(t *testing.T) {
 		{args("FLUSHALL", "BOGUS"), "-ERR syntax error"},
 		{args("DBSIZE", "x"), "-ERR wrong number of arguments for 'dbsize' command"},
 	})
+	// FLUSHDB is FLUSHALL: there is one database.
+	for _, mode := range [][]string{nil, {"ASYNC"}, {"SYNC"}, {"async"}} {
+		rdb.Set(ctx, "e", "5", 0)
+		if got, err := rdb.Do(ctx, append([]any{"FLUSHDB"}, toAny(mode)...)...).Text(); err != nil || got != "OK" {
+			t.Fatalf("FLUSHDB %v: %q, %v", mode, got, err)
+		}
+		if n := rdb.Exists(ctx, "e").Val(); n != 0 {
+			t.Fatalf("EXISTS after FLUSHDB %v: %d", mode, n)
+		}
+	}
+	if got := rdb.FlushDBAsync(ctx).Val(); got != "OK" {
+		t.Fatalf("go-redis FlushDBAsync: %q", got)
+	}
+	runScript(t, ts.dial(t), []step{
+		{args("FLUSHDB", "BOGUS"), "-ERR syntax error"},
+		{args("FLUSHDB", "ASYNC", "SYNC"), "-ERR syntax error"},
+		{args("FLUSHALL", "SYNC", "SYNC"), "-ERR syntax error"},
+	})
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 // parseInfo splits INFO text into sections (by their header) of fields.

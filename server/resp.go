@@ -33,6 +33,14 @@ type commandError string
 
 func (e commandError) Error() string { return string(e) }
 
+// ProtoMaxBulkLen is Redis' protocol limit on a bulk string's length
+// (proto-max-bulk-len, 512 MiB): a longer one is a protocol error, answered
+// at once, and the connection is closed. Lengths from MaxValue up to it
+// are read and discarded instead (the connection stays usable). A MaxValue
+// above it raises the limit to MaxValue, as raising proto-max-bulk-len
+// does in Redis.
+const ProtoMaxBulkLen = 512 << 20
+
 // maxInline is the longest inline command (and the longest "*N" or "$N"
 // header line) accepted, as Redis' PROTO_INLINE_MAX_SIZE.
 const maxInline = 64 << 10
@@ -154,7 +162,7 @@ func (r *reader) readCommand() ([][]byte, error) {
 			return nil, protocolError(fmt.Sprintf("expected '$', got '%c'", line[0]))
 		}
 		size, ok := parseHeader(line)
-		if !ok || size < 0 || size > max(r.maxValue, 1<<40) {
+		if !ok || size < 0 || size > max(r.maxValue, ProtoMaxBulkLen) {
 			return nil, errInvalidBulk
 		}
 		if tooBig == nil {

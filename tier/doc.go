@@ -30,6 +30,14 @@
 //     (ModelRange), whatever the number of keys;
 //   - L1 drops stale records lazily, when they are read or evicted.
 //
+// A model's first rollout, to V, from a state without a version (the
+// registry never knew the model, or purged it), is the exception: the
+// {MODEL@V}… records written before it were written for V, so they stay
+// where they are, under the epoch the model had until then
+// (ModelState.Kept), and the rollout's range deletes go around them. The
+// model's {MODEL}… and {MODEL@X}… records from before are dropped as in any
+// rollout. The model's next change drops everything, kept records included.
+//
 // # The model registry
 //
 // Hybrid holds the registry's state and applies changes to it at a

@@ -86,8 +86,8 @@ type pendingOp struct {
 	key    string
 	lkey   []byte
 	rec    Record
-	model  string // set for scoped keys: the op is dropped if the model's
-	epoch  uint64 // epoch moved on before it reached L2
+	sc     Scope  // set for scoped keys: the op is dropped if the record
+	epoch  uint64 // is no longer current when it would reach L2
 	scoped bool
 	queued time.Time // when it was queued (monotonic), for back-pressure
 }
@@ -205,7 +205,7 @@ func (h *Hybrid) lookup(key []byte, st *stripe, promote bool, sc Scope, scoped b
 	seq := st.seq.Load() // before any lookup: see Hybrid.stripes
 
 	if r, err := h.l1.Get(key); err == nil {
-		if !scoped || r.Epoch() == ms.Epoch {
+		if !scoped || ms.current(sc, r.Epoch()) {
 			st.l1Hits.Add(1)
 			return r, nil
 		}
@@ -214,13 +214,13 @@ func (h *Hybrid) lookup(key []byte, st *stripe, promote bool, sc Scope, scoped b
 	st.l1Misses.Add(1)
 
 	if op, ok := h.pendingGet(key); ok {
-		if op.rec == nil || (scoped && op.epoch != ms.Epoch) || op.rec.Expired(h.nowMs()) {
+		if op.rec == nil || (scoped && !ms.current(sc, op.epoch)) || op.rec.Expired(h.nowMs()) {
 			return nil, ErrNotFound
 		}
 		return op.rec, nil
 	}
 
-	r, err := h.l2.Get(l2Key(key, scoped, sc.Model, ms.Epoch))
+	r, err := h.l2.Get(l2Key(key, scoped, sc.Model, ms.epochOf(sc)))
 	if err != nil {
 		st.l2Misses.Add(1)
 		if !errors.Is(err, ErrNotFound) {
@@ -229,7 +229,7 @@ func (h *Hybrid) lookup(key []byte, st *stripe, promote bool, sc Scope, scoped b
 		}
 		return nil, ErrNotFound
 	}
-	if scoped && r.Epoch() != ms.Epoch {
+	if scoped && !ms.current(sc, r.Epoch()) {
 		// Cannot happen (the L2 key holds the epoch) unless L2 is damaged.
 		st.l2Misses.Add(1)
 		return nil, ErrNotFound
@@ -346,7 +346,7 @@ func (h *Hybrid) putLocked(key []byte, r Record, sc Scope, scoped bool, epoch ui
 	if !inL1 {
 		_ = h.l1.Delete(key) // an older copy must not shadow this write
 	}
-	op := &pendingOp{key: string(key), rec: r, model: sc.Model, epoch: epoch, scoped: scoped}
+	op := &pendingOp{key: string(key), rec: r, sc: sc, epoch: epoch, scoped: scoped}
 	switch {
 	case h.opts.WritePolicy == WriteThrough || !inL1:
 		op.lkey = l2Key(key, scoped, sc.Model, epoch)
@@ -371,7 +371,7 @@ func (h *Hybrid) Delete(key []byte) error {
 	}
 	var epoch uint64
 	if scoped {
-		epoch = h.reg.Load().model(sc.Model).Epoch
+		epoch = h.reg.Load().model(sc.Model).epochOf(sc)
 	}
 	st := h.stripe(key)
 	st.mu.Lock()
@@ -386,7 +386,7 @@ func (h *Hybrid) Delete(key []byte) error {
 func (h *Hybrid) deleteLocked(key []byte, sc Scope, scoped bool, epoch uint64) {
 	defer h.stripe(key).seq.Add(1) // once the delete is visible: see Hybrid.stripes
 	_ = h.l1.Delete(key)
-	h.enqueue(&pendingOp{key: string(key), lkey: l2Key(key, scoped, sc.Model, epoch), model: sc.Model, epoch: epoch, scoped: scoped})
+	h.enqueue(&pendingOp{key: string(key), lkey: l2Key(key, scoped, sc.Model, epoch), sc: sc, epoch: epoch, scoped: scoped})
 }
 
 // onEvict is L1's eviction callback: it runs under an L1 lock, so it only
@@ -401,10 +401,10 @@ func (h *Hybrid) onEvict(key string, r Record) {
 	if err != nil {
 		return
 	}
-	if scoped && h.reg.Load().model(sc.Model).Epoch != r.Epoch() {
+	if scoped && !h.reg.Load().model(sc.Model).current(sc, r.Epoch()) {
 		return
 	}
-	h.enqueue(&pendingOp{key: key, lkey: l2Key([]byte(key), scoped, sc.Model, r.Epoch()), rec: r, model: sc.Model, epoch: r.Epoch(), scoped: scoped})
+	h.enqueue(&pendingOp{key: key, lkey: l2Key([]byte(key), scoped, sc.Model, r.Epoch()), rec: r, sc: sc, epoch: r.Epoch(), scoped: scoped})
 	h.demotions.Add(1)
 }
 
@@ -494,7 +494,7 @@ func (h *Hybrid) flush() error {
 		reg, now := h.reg.Load(), h.nowMs()
 		ops := make([]Op, 0, n)
 		for _, op := range batch {
-			if op.scoped && reg.model(op.model).Epoch != op.epoch {
+			if op.scoped && !reg.model(op.sc.Model).current(op.sc, op.epoch) {
 				continue // the model moved on: the entry is stale
 			}
 			if op.rec != nil && op.rec.Expired(now) {
@@ -611,10 +611,10 @@ func (h *Hybrid) writeBackAll() error {
 			return true
 		}
 		sc, scoped, err := ParseScope(key)
-		if err != nil || (scoped && h.reg.Load().model(sc.Model).Epoch != r.Epoch()) {
+		if err != nil || (scoped && !h.reg.Load().model(sc.Model).current(sc, r.Epoch())) {
 			return true
 		}
-		h.enqueue(&pendingOp{key: string(key), lkey: l2Key(key, scoped, sc.Model, r.Epoch()), rec: r, model: sc.Model, epoch: r.Epoch(), scoped: scoped})
+		h.enqueue(&pendingOp{key: string(key), lkey: l2Key(key, scoped, sc.Model, r.Epoch()), rec: r, sc: sc, epoch: r.Epoch(), scoped: scoped})
 		h.demotions.Add(1)
 		h.pend.Lock()
 		full := h.pend.bytes >= h.opts.MaxBatch

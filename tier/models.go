@@ -16,8 +16,38 @@ type ModelState struct {
 	// Version is the model's current version; "" after a purge.
 	Version string `json:"v,omitempty"`
 	// Epoch changes with every version change and purge; records written
-	// under another epoch are stale. Epochs are local to this cache.
+	// under another epoch are stale (but see Kept). Epochs are local to
+	// this cache.
 	Epoch uint64 `json:"e"`
+	// Kept is set by the model's first rollout (from a state without a
+	// version: never known, or purged): the records of {MODEL@Version}…
+	// keys written before it, under KeptEpoch, the epoch the model had
+	// then, were written for this version and stay current. Its
+	// {MODEL@Version}… keys keep being written under KeptEpoch, so each key
+	// has one epoch; its {MODEL}… keys, and every key after its next
+	// change, use Epoch.
+	Kept bool `json:"k,omitempty"`
+	// KeptEpoch is the epoch of the {MODEL@Version}… records when Kept.
+	KeptEpoch uint64 `json:"ke,omitempty"`
+}
+
+// epochOf is the epoch under which records of a key of scope sc (of this
+// model) are current: the one new records of the key are written under.
+func (m ModelState) epochOf(sc Scope) uint64 {
+	if m.Kept && sc.Versioned {
+		return m.KeptEpoch
+	}
+	return m.Epoch
+}
+
+// current reports whether a record of a key of scope sc (of this model)
+// written under epoch may be served: a {MODEL@X}… key with X other than the
+// model's version never is, whatever its epoch.
+func (m ModelState) current(sc Scope, epoch uint64) bool {
+	if sc.Versioned && m.Version != "" && sc.Version != m.Version {
+		return false
+	}
+	return epoch == m.epochOf(sc)
 }
 
 // ModelChange is one change to the model registry.
@@ -70,9 +100,12 @@ func loadRegistry(l2 Disk) (*registry, error) {
 // From the moment ApplyModels returns, and for readers running concurrently
 // from the moment the new state is published, no record of a changed model
 // written under its previous epoch is served, and writes of {MODEL@X} with X
-// other than the new version fail with a StaleError. L2 space is reclaimed
-// with range deletes (no scan); stale L1 records are dropped when read or
-// evicted.
+// other than the new version fail with a StaleError. The one exception is a
+// model's first rollout, from a state without a version (never known, or
+// purged) to V: the {MODEL@V}… records written meanwhile were written for V
+// and stay (ModelState.Kept); its {MODEL}… and {MODEL@X}… records are
+// stale. L2 space is reclaimed with range deletes (no scan); stale L1
+// records are dropped when read or evicted.
 //
 // ApplyModels returns once the new state is persisted (one synced write)
 // and the range deletes are written. The new state is applied in memory
@@ -108,10 +141,27 @@ func (h *Hybrid) ResyncModelsAsync(changes []ModelChange, rev uint64) {
 	_ = h.applyModels(changes, rev, true, true)
 }
 
-// modelDrop is a model's range of L2 entries older than epoch, to delete.
+// modelDrop is a model's range of L2 entries older than epoch, to delete,
+// except, when kept is set, those of {model@version}… keys under
+// keptEpoch (a first rollout: see ModelState.Kept).
 type modelDrop struct {
-	model string
-	epoch uint64
+	model     string
+	epoch     uint64
+	kept      bool
+	keptEpoch uint64
+	version   string
+}
+
+// ranges returns the [start, end) pairs of L2 keys d deletes.
+func (d modelDrop) ranges() [][2][]byte {
+	start, end := ModelRange(d.model, 0, d.epoch)
+	if !d.kept {
+		return [][2][]byte{{start, end}}
+	}
+	// A user key's scope ends at its first '}', so every key of scope
+	// {model@version} starts with exactly these bytes, and only those.
+	keep := ModelKey(d.model, d.keptEpoch, []byte("{"+d.model+"@"+d.version+"}"))
+	return [][2][]byte{{start, keep}, {prefixEnd(keep), end}}
 }
 
 func (h *Hybrid) applyModels(changes []ModelChange, rev uint64, exact, async bool) error {
@@ -148,8 +198,16 @@ func (h *Hybrid) applyModelsLocked(changes []ModelChange, rev uint64, exact, asy
 		if known && cur.Version == c.Version {
 			continue
 		}
-		next.Models[c.Model] = ModelState{Version: c.Version, Epoch: next.NextEpoch}
-		drops = append(drops, modelDrop{c.Model, next.NextEpoch})
+		st := ModelState{Version: c.Version, Epoch: next.NextEpoch}
+		drop := modelDrop{model: c.Model, epoch: next.NextEpoch}
+		if cur.Version == "" && c.Version != "" {
+			// The model's first rollout: what was written for this
+			// version before it stays (see ModelState.Kept).
+			st.Kept, st.KeptEpoch = true, cur.Epoch
+			drop.kept, drop.keptEpoch, drop.version = true, cur.Epoch, c.Version
+		}
+		next.Models[c.Model] = st
+		drops = append(drops, drop)
 		next.NextEpoch++
 	}
 	if len(drops) == 0 && next.Revision == old.Revision {
@@ -179,14 +237,16 @@ func (h *Hybrid) applyModelsLocked(changes []ModelChange, rev uint64, exact, asy
 }
 
 // dropModels range-deletes the L2 entries of each drop's model older than
-// its epoch.
+// its epoch (but those a first rollout keeps).
 func (h *Hybrid) dropModels(drops []modelDrop) error {
 	var errs []error
 	for _, d := range drops {
-		start, end := ModelRange(d.model, 0, d.epoch)
-		if err := h.l2.DropRange(start, end); err != nil {
-			h.opts.OnError("drop model range", err)
-			errs = append(errs, fmt.Errorf("tier: dropping stale entries of %q: %w", d.model, err))
+		for _, r := range d.ranges() {
+			if err := h.l2.DropRange(r[0], r[1]); err != nil {
+				h.opts.OnError("drop model range", err)
+				errs = append(errs, fmt.Errorf("tier: dropping stale entries of %q: %w", d.model, err))
+				break
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -52,7 +52,7 @@ func (h *Hybrid) header(key []byte, expireAt int64) (Header, Scope, bool, error)
 			h.staleWrites.Add(1)
 			return Header{}, sc, false, &StaleError{Model: sc.Model, Current: ms.Version}
 		}
-		hdr.Epoch, hdr.Tag = ms.Epoch, ms.Version
+		hdr.Epoch, hdr.Tag = ms.epochOf(sc), ms.Version
 		if sc.Versioned {
 			hdr.Tag = sc.Version
 		}
@@ -106,19 +106,22 @@ func (h *Hybrid) SetWith(key, value []byte, a SetArgs) (SetResult, error) {
 	return res, nil
 }
 
-// ExpireCond is the condition of Expire, after Redis' EXPIRE options.
+// ExpireCond is the condition of Expire, after Redis' EXPIRE options: a
+// set of flags, each of which must hold.
 type ExpireCond int
 
 const (
 	// ExpireAlways sets the expiry unconditionally.
-	ExpireAlways ExpireCond = iota
+	ExpireAlways ExpireCond = 0
 	// ExpireNX sets it only when the key has none.
-	ExpireNX
+	ExpireNX ExpireCond = 1 << (iota - 1)
 	// ExpireXX sets it only when the key has one.
 	ExpireXX
-	// ExpireGT sets it only when it is later than the current one (none counts as infinite).
+	// ExpireGT sets it only when it is later than the current one (none
+	// counts as infinite, so GT implies XX).
 	ExpireGT
-	// ExpireLT sets it only when it is earlier than the current one (none counts as infinite).
+	// ExpireLT sets it only when it is earlier than the current one (none
+	// counts as infinite).
 	ExpireLT
 )
 
@@ -146,23 +149,12 @@ func (h *Hybrid) Expire(key []byte, expireAt int64, cond ExpireCond) (bool, erro
 		return false, err
 	}
 	cur := old.ExpireAt()
-	switch cond {
-	case ExpireNX:
-		if cur != 0 {
-			return false, nil
-		}
-	case ExpireXX:
-		if cur == 0 {
-			return false, nil
-		}
-	case ExpireGT:
-		if cur == 0 || expireAt <= cur {
-			return false, nil
-		}
-	case ExpireLT:
-		if cur != 0 && expireAt >= cur {
-			return false, nil
-		}
+	switch {
+	case cond&ExpireNX != 0 && cur != 0,
+		cond&ExpireXX != 0 && cur == 0,
+		cond&ExpireGT != 0 && (cur == 0 || expireAt <= cur),
+		cond&ExpireLT != 0 && cur != 0 && expireAt >= cur:
+		return false, nil
 	}
 	if expireAt == 0 && cur == 0 {
 		return false, nil // PERSIST of a key without expiry
@@ -236,7 +228,7 @@ func (h *Hybrid) Remove(key []byte) (bool, error) {
 	}
 	var epoch uint64
 	if scoped {
-		epoch = h.reg.Load().model(sc.Model).Epoch
+		epoch = h.reg.Load().model(sc.Model).epochOf(sc)
 	}
 	st := h.stripe(key)
 	old, err := h.lockedGet(key, st)

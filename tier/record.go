@@ -50,7 +50,7 @@ type Header struct {
 	// ExpireAt is the expiry in Unix milliseconds; 0 means the record never expires.
 	ExpireAt int64
 	// Epoch is the model epoch the record was written under (0 for plain keys
-	// and for models the registry does not know).
+	// and for models the registry never knew).
 	Epoch uint64
 	// Tag is the model version the record was written under ("" for plain keys).
 	Tag string

@@ -35,6 +35,7 @@ type cli struct {
 // environment is bound, all of them, so that every bad one is reported.
 type flagText struct {
 	socket, socketMode, tcp, requirePass, requirePassFile  string
+	protectedMode                                          string
 	dataDir, memMax, diskMax, maxValue, writePolicy, flush string
 	nats, natsListen, natsCreds, natsUser, natsPassword    string
 	natsNKey                                               string
@@ -55,6 +56,7 @@ func newFlagSet(t *flagText, version *bool) *pflag.FlagSet {
 	v(&t.socket, "/tmp/tiercache.sock", "socket", "PATH", "Unix socket the RESP server listens on")
 	v(&t.socketMode, "0660", "socket-mode", "MODE", "file mode of the socket (octal); it never has wider permissions, even briefly")
 	v(&t.tcp, "", "tcp", "ADDR", "optional RESP listener on TCP, e.g. 127.0.0.1:6380 (default off)")
+	v(&t.protectedMode, "yes", "protected-mode", "yes|no", "yes: a --tcp or --nats-listen address that is not loopback, without a password (--requirepass; for NATS --nats-user and --nats-password), is an error; no: start anyway, with a warning")
 	v(&t.requirePass, "", "requirepass", "SECRET", "password every connection must AUTH with, on the socket and TCP (visible in ps: prefer --requirepass-file)")
 	v(&t.requirePassFile, "", "requirepass-file", "FILE", "read the password from FILE (surrounding white space trimmed)")
 	v(&t.dataDir, "./tiercache-data", "data-dir", "DIR", "L2 (Pebble) directory and local state")
@@ -122,6 +124,17 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), environ []
 		return err
 	})
 	o.TCP = t.tcp
+	b.Parse("protected-mode", func(s string) error {
+		switch s {
+		case "yes":
+			o.Unprotected = false
+		case "no":
+			o.Unprotected = true
+		default:
+			return errors.New("want yes or no")
+		}
+		return nil
+	})
 	switch {
 	case b.Given("requirepass") && b.Given("requirepass-file"):
 		b.Fail("requirepass-file", fmt.Errorf("give either it or %s, not both", b.Source("requirepass")))

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -197,6 +198,13 @@ func TestFlagProblems(t *testing.T) {
 		{"password twice", []string{"--requirepass", "a", "--requirepass-file", "/x"}, `--requirepass-file "/x": give either it or --requirepass, not both`},
 		{"nkey missing", []string{"--nats", "nats://a", "--nats-nkey", "/nonexistent/u.nk"}, `--nats-nkey "/nonexistent/u.nk": no such file or directory`},
 		{"nkey and user", []string{"--nats", "nats://a", "--nats-nkey", "/x", "--nats-user", "u"}, `--nats-nkey "/x": give NATS credentials one way: --nats-creds, --nats-nkey or --nats-user`},
+		{"protected mode word", []string{"--protected-mode", "off"}, `--protected-mode "off": want yes or no`},
+		{"protected tcp", []string{"--tcp", "0.0.0.0:6380"}, `--tcp "0.0.0.0:6380": not a loopback address, and no password protects it (protected mode): give --requirepass or --requirepass-file, or --protected-mode no`},
+		{"protected tcp no host", []string{"--tcp", ":6380"}, `--tcp ":6380": not a loopback address`},
+		{"protected tcp v6", []string{"--tcp", "[::]:6380"}, `--tcp "[::]:6380": not a loopback address`},
+		{"protected tcp name", []string{"--tcp", "cache.example:6380"}, `--tcp "cache.example:6380": not a loopback address`},
+		{"protected nats listen", []string{"--nats-listen", "0.0.0.0:4222", "--nats-user", "u"}, `--nats-listen "0.0.0.0:4222": not a loopback address, and no password protects it (protected mode): give --nats-user and --nats-password, or --protected-mode no`},
+		{"protected both", []string{"--tcp", "10.1.2.3:6380", "--nats-listen", ":4222"}, `--tcp "10.1.2.3:6380": not a loopback address, and no password protects it (protected mode): give --requirepass or --requirepass-file, or --protected-mode no; --nats-listen ":4222": not a loopback`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseFlags(tc.args, envOf(nil), nil)
@@ -246,6 +254,31 @@ func TestParseMode(t *testing.T) {
 	}
 }
 
+// TestProtectedMode: what --protected-mode yes (the default) lets start.
+func TestProtectedMode(t *testing.T) {
+	for _, args := range [][]string{
+		{"--tcp", "127.0.0.1:6380"}, {"--tcp", "127.9.9.9:6380"}, {"--tcp", "[::1]:6380"}, {"--tcp", "localhost:6380"},
+		{"--tcp", "0.0.0.0:6380", "--requirepass", "pw"},
+		{"--nats-listen", "127.0.0.1:0"}, {"--nats-listen", "0.0.0.0:4222", "--nats-user", "u", "--nats-password", "p"},
+		{"--nats", "off", "--nats-listen", "0.0.0.0:4222"},            // not listened on
+		{"--nats", "nats://n1:4222", "--nats-listen", "0.0.0.0:4222"}, // likewise
+		{"--tcp", "0.0.0.0:6380", "--nats-listen", "0.0.0.0:4222", "--protected-mode", "no"},
+	} {
+		c, err := parseFlags(args, envOf(nil), nil)
+		if err != nil {
+			t.Errorf("%q: %v", args, err)
+			continue
+		}
+		if want := slices.Contains(args, "no"); c.opts.Unprotected != want {
+			t.Errorf("%q: unprotected %v, want %v", args, c.opts.Unprotected, want)
+		}
+	}
+	c := mustParse(t, nil, map[string]string{"TIERCACHE_PROTECTED_MODE": "no", "TIERCACHE_TCP": ":6380"})
+	if !c.opts.Unprotected {
+		t.Errorf("TIERCACHE_PROTECTED_MODE=no not applied")
+	}
+}
+
 func TestHelpAndVersion(t *testing.T) {
 	c, err := parseFlags([]string{"--help"}, envOf(nil), nil)
 	if !errors.Is(err, pflag.ErrHelp) || !strings.Contains(c.usage, "--mem-max SIZE") || !strings.Contains(c.usage, "TIERCACHE_MEM_MAX") {
@@ -255,7 +288,7 @@ func TestHelpAndVersion(t *testing.T) {
 	for _, f := range []string{"socket", "socket-mode", "tcp", "requirepass", "requirepass-file", "data-dir", "mem-max",
 		"disk-max", "max-value", "write-policy", "flush-interval", "nats", "nats-listen", "nats-creds", "nats-nkey", "nats-user",
 		"nats-password", "nats-tls-ca", "nats-tls-cert", "nats-tls-key", "models-bucket", "node-id", "metrics",
-		"log-level", "log-format", "max-clients", "threads", "version"} {
+		"log-level", "log-format", "max-clients", "threads", "protected-mode", "version"} {
 		if !strings.Contains(c.usage, "--"+f+" ") && !strings.Contains(c.usage, "--"+f+"[") {
 			t.Errorf("usage lacks --%s", f)
 		}

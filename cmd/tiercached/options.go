@@ -40,6 +40,12 @@ type options struct {
 	// RequirePass, when set, makes every connection AUTH first, on the
 	// socket and on TCP (--requirepass or --requirepass-file).
 	RequirePass string
+	// Unprotected is --protected-mode no. Default false (yes): as in
+	// Redis' protected mode, a TCP address that is not loopback without
+	// RequirePass, or an embedded NATS server listening on one without
+	// NATSUser and NATSPassword, is a start-up error (see unprotected);
+	// with Unprotected the daemon starts and logs a warning.
+	Unprotected bool
 
 	// DataDir holds L2 (Pebble) and local state (--data-dir). Default
 	// ./tiercache-data.
@@ -235,6 +241,11 @@ func (o *options) Validate() error {
 		ps.Addf("flush-interval", "must be positive")
 	}
 	o.validateNATS(&ps)
+	if !o.Unprotected {
+		for _, e := range o.unprotected() {
+			ps.Addf(e.flag, "not a loopback address, and no password protects it (protected mode): give %s, or --protected-mode no", e.fix)
+		}
+	}
 	if !bucketName.MatchString(o.ModelsBucket) {
 		ps.Addf("models-bucket", "want letters, digits, '-' and '_' only (a JetStream bucket name)")
 	}
@@ -261,6 +272,32 @@ func (o *options) Validate() error {
 		ps.Addf("shutdown-timeout", "must be positive")
 	}
 	return ps.Err()
+}
+
+// exposure is a listener that accepts connections from other hosts
+// without a password.
+type exposure struct {
+	flag, addr string
+	fix        string // what protects it
+}
+
+// unprotected returns the listeners that would accept connections from
+// other hosts without a password: a --tcp address that is not loopback
+// (config.IsLoopback) without RequirePass, and the embedded NATS server's
+// --nats-listen address likewise without NATSUser and NATSPassword (the
+// credentials it requires; the other NATS options are for a remote
+// server). An address that does not parse is left to Validate's own
+// problem.
+func (o *options) unprotected() []exposure {
+	var out []exposure
+	if o.TCP != "" && config.CheckListenAddr(o.TCP) == nil && !config.IsLoopback(o.TCP) && o.RequirePass == "" {
+		out = append(out, exposure{"tcp", o.TCP, "--requirepass or --requirepass-file"})
+	}
+	if o.NATS == natsEmbedded && config.CheckListenAddr(o.NATSListen) == nil && !config.IsLoopback(o.NATSListen) &&
+		(o.NATSUser == "" || o.NATSPassword == "") {
+		out = append(out, exposure{"nats-listen", o.NATSListen, "--nats-user and --nats-password"})
+	}
+	return out
 }
 
 // validateNATS checks the NATS settings that matter for the mode chosen:

@@ -79,6 +79,12 @@ func TestStartupErrors(t *testing.T) {
 			fmt.Sprintf("--metrics %s: address already in use", busy.Addr())},
 		{"tcp address in use", nil, []string{"--tcp", busy.Addr().String()},
 			fmt.Sprintf("--tcp %s: address already in use", busy.Addr())},
+		// Protected mode: nothing is bound (the check comes first).
+		{"tcp not loopback", nil, []string{"--tcp", "0.0.0.0:0"},
+			`tiercached: --tcp "0.0.0.0:0": not a loopback address, and no password protects it (protected mode): give --requirepass or --requirepass-file, or --protected-mode no`},
+		{"tcp variable not loopback", []string{"TIERCACHE_TCP=:6380"}, nil, `TIERCACHE_TCP ":6380": not a loopback address`},
+		{"nats listen not loopback", nil, []string{"--nats", "embedded", "--nats-listen", "[::]:0", "--nats-user", "u"},
+			`tiercached: --nats-listen "[::]:0": not a loopback address, and no password protects it (protected mode): give --nats-user and --nats-password, or --protected-mode no`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sub := t.TempDir()
@@ -555,4 +561,58 @@ func TestThreads(t *testing.T) {
 			p.stop()
 		})
 	}
+}
+
+// TestProtectedModeOff: with --protected-mode no, a daemon whose --tcp
+// address is not a loopback one starts, serves, and logs a warning naming
+// the flag; with the default (yes) the same flags are a start-up error.
+// The address is a name that is not "localhost" but resolves to loopback
+// addresses only (the host name, on most machines), so that the daemon
+// never listens beyond this host.
+func TestProtectedModeOff(t *testing.T) {
+	t.Parallel()
+	var name string
+	candidates := []string{"ip6-localhost", "ip6-loopback"}
+	if h, err := os.Hostname(); err == nil {
+		candidates = append([]string{h}, candidates...)
+	}
+	for _, c := range candidates {
+		addrs, err := net.LookupHost(c)
+		loopback := err == nil && len(addrs) > 0
+		for _, a := range addrs {
+			ip := net.ParseIP(a)
+			loopback = loopback && ip != nil && ip.IsLoopback()
+		}
+		if loopback {
+			name = c
+			break
+		}
+	}
+	if name == "" {
+		t.Skipf("none of %q resolves to loopback addresses only: not listening beyond this host", candidates)
+	}
+	addr := net.JoinHostPort(name, "0")
+	sub := t.TempDir()
+	code, stdout, stderr := runProc(t, testutil.Env(), append(baseArgs(filepath.Join(sub, "tc.sock"), filepath.Join(sub, "data")), "--tcp", addr)...)
+	oneLine(t, code, stdout, stderr, fmt.Sprintf("--tcp %q: not a loopback address", addr))
+
+	n := startNode(t, nil, "--tcp", addr, "--protected-mode", "no")
+	tcp, _ := n.ready["tcp"].(string)
+	if tcp == "" {
+		t.Fatalf("ready line has no TCP address: %v", n.ready)
+	}
+	mustPing(t, newClient(t, "tcp", tcp, ""))
+	var warned bool
+	for _, l := range n.LogLines() {
+		if l["level"] == "warn" && l["flag"] == "--tcp" && strings.HasPrefix(l["msg"].(string), "protected mode is off: --tcp "+addr) {
+			warned = true
+		}
+	}
+	if start := n.LogLine("starting"); start["protected_mode"] != false {
+		t.Errorf("starting line: protected_mode=%v, want false", start["protected_mode"])
+	}
+	if !warned {
+		t.Errorf("no warning that protected mode is off:\n%s", n.Stderr())
+	}
+	n.stop()
 }

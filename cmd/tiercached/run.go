@@ -516,6 +516,7 @@ func (d *daemon) logConfig() {
 		zap.String("socket", o.Socket),
 		zap.String("socket_mode", fmt.Sprintf("%04o", uint32(o.SocketMode))),
 		zap.String("tcp", tcp),
+		zap.Bool("protected_mode", !o.Unprotected),
 		zap.String("requirepass", set(o.RequirePass)),
 		zap.String("data_dir", o.DataDir),
 		zap.String("mem_max", config.FormatSize(o.MemMax)),
@@ -548,6 +549,12 @@ func (d *daemon) logConfig() {
 		zap.String("threads", d.threads),
 	)
 	d.log.Info("starting", fields...)
+	if o.Unprotected {
+		for _, e := range o.unprotected() {
+			d.log.Warn("protected mode is off: --"+e.flag+" "+e.addr+" accepts connections from other hosts without a password (give "+e.fix+")",
+				zap.String("flag", "--"+e.flag), zap.String("addr", e.addr))
+		}
+	}
 }
 
 // shutdown stops the daemon gracefully: /healthz turns 503, the server

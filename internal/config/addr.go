@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -24,6 +25,23 @@ func CheckListenAddr(addr string) error {
 		return fmt.Errorf("%w: host %q", ErrAddr, host)
 	}
 	return checkPort(port)
+}
+
+// IsLoopback reports whether the listen address addr (host:port) only
+// accepts connections from this host: its host is in 127.0.0.0/8, is ::1,
+// or is "localhost". An empty host and an unspecified address (0.0.0.0,
+// ::) listen on every interface, and any other name may resolve to
+// anything: none of them is loopback.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 func checkPort(port string) error {

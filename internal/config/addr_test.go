@@ -34,6 +34,20 @@ func TestCheckListenAddr(t *testing.T) {
 	}
 }
 
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:6380": true, "127.1.2.3:0": true, "[::1]:4222": true, "localhost:6380": true,
+		"LocalHost:1": true, "[::ffff:127.0.0.1]:1": true,
+		"0.0.0.0:6380": false, ":6380": false, "[::]:6380": false, "10.0.0.1:6380": false,
+		"192.168.1.2:1": false, "example.com:1": false, "localhost.example.com:1": false,
+		"[fe80::1]:1": false, "128.0.0.1:1": false, "127.0.0.1": false, "": false,
+	} {
+		if got := IsLoopback(addr); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
 func TestParseNATSURLs(t *testing.T) {
 	for _, tc := range []struct {
 		in      string

@@ -55,6 +55,12 @@
 //     natstest.Proxy, which is cut while a rollout happens, 2 times
 //     (long: 10); once the daemon reports itself connected again, its very
 //     first answers are at the new version.
+//   - TestDrillFirstRollout: two daemons whose registry does not know
+//     clip cache {clip@v1}, {clip@v2} and {clip} entries; one is stopped
+//     while clip's first rollout, to v1, is made on the other. Both keep
+//     their own {clip@v1} entries (the stopped one once it has replayed
+//     the rollout, before its first answer) and answer nil for the others,
+//     and still do after a restart.
 //   - TestDrillFlood: 5,000 connections at once, then (with them open) 40
 //     clients × 16 MiB values (long: 200 × 64 MiB) streamed by raw RESP
 //     writers at once, while a probe does SET/GET of small keys. The
