@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tiercache/tiercache/internal/testutil"
 )
 
 // TestLeaseStampedeDaemon: against the real daemon, 20 go-redis clients
@@ -50,6 +51,10 @@ func TestLeaseStampedeDaemon(t *testing.T) {
 		t.Fatalf("first answer %v, want a lease", first)
 	}
 	c := n.client(t, "")
+	testutil.WaitFor(t, time.Minute, "19 waiters", func() bool {
+		info, err := c.Info(ctx, "stats").Result()
+		return err == nil && strings.Contains(info, "lease_waiters:19\r\n")
+	})
 	if err := c.Set(ctx, "{clip@v1}a cat", "embedding", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
