@@ -85,9 +85,15 @@ func (s *Store) readRecent(db *pebble.DB, cursor []byte, maxBytes int64, maxReco
 		s.errors.Add(1)
 		return nil, fmt.Errorf("%w: iterate generation %d: %w", ErrStorage, g, err)
 	}
+	// The pointers and records are read in key order, as the index lists
+	// them: through one iterator each, not a Get each (see batchLookupMin).
+	ps := newSeeker(db, []byte{nsPtr}, ptrEnd(nil))
+	ds := newSeeker(db, genPrefix(nsData, g), genEnd(nsData, g))
+	defer ps.close()
+	defer ds.close()
 	now := s.nowMs()
 	var passed int64
-	var pk []byte
+	var pk, dk []byte
 	scanned := 0
 	for valid := it.First(); valid; valid = it.Next() {
 		if scanned == recentScan || (passed > 0 && passed >= maxBytes) {
@@ -97,7 +103,8 @@ func (s *Store) readRecent(db *pebble.DB, cursor []byte, maxBytes int64, maxReco
 		scanned++
 		key := it.Key()[9:]
 		pk = appendPtrKey(pk[:0], key)
-		rec, err := s.recentRecord(db, pk, key, g, now, maxRecord)
+		dk = appendGenKey(dk[:0], nsData, g, key)
+		rec, err := s.recentRecord(ps, ds, pk, dk, g, now, maxRecord)
 		if err != nil {
 			_ = it.Close()
 			return nil, err
@@ -118,37 +125,67 @@ func (s *Store) readRecent(db *pebble.DB, cursor []byte, maxBytes int64, maxReco
 	return genPrefix(nsQueue, older), nil
 }
 
-// recentRecord returns a copy of the record of key (whose pointer key is
-// pk) if its pointer names generation g and it is live, not longer than
-// maxRecord and sound; nil otherwise. Only a failed read (neither absent
-// nor corrupt) is an error.
-func (s *Store) recentRecord(db *pebble.DB, pk, key []byte, g uint64, nowMs int64, maxRecord int) (tier.Record, error) {
-	v, closer, err := db.Get(pk)
+// recentRecord returns a copy of the record whose pointer is under pk and,
+// unless inline, whose record is under dk, if the pointer names generation
+// g and the record is live, not longer than maxRecord and sound; nil
+// otherwise. Only a failed read (neither absent nor corrupt) is an error.
+func (s *Store) recentRecord(ps, ds *seeker, pk, dk []byte, g uint64, nowMs int64, maxRecord int) (tier.Record, error) {
+	v, err := ps.get(pk)
 	if err != nil {
 		return nil, s.recentErr(pk, err)
 	}
 	ptr, err := decodePointer(v)
 	if err != nil || ptr.gen != g || ptr.expired(nowMs) || ptr.size > uint64(max(maxRecord, 0)) {
-		_ = closer.Close()
 		return nil, nil
 	}
-	var rec tier.Record
-	if ptr.inline() {
-		rec = tier.Record(bytes.Clone(v[ptrHdrSize:]))
-		_ = closer.Close()
-	} else {
-		_ = closer.Close()
-		dk := appendGenKey(nil, nsData, g, key)
-		v, err := getCopy(db, dk)
-		if err != nil {
+	rec := tier.Record(v[ptrHdrSize:])
+	if !ptr.inline() {
+		if rec, err = ds.get(dk); err != nil {
 			return nil, s.recentErr(dk, err)
 		}
-		rec = v
 	}
 	if uint64(len(rec)) != ptr.size || rec.Verify() != nil || rec.Expired(nowMs) {
 		return nil, nil
 	}
 	return rec, nil
+}
+
+// seeker reads keys asked for in ascending order through one iterator, and
+// through Get, which tells an absent or corrupt key from a failed read,
+// once the iterator has failed (an iterator stops at its first error).
+type seeker struct {
+	db *pebble.DB
+	it *pebble.Iterator // nil once it failed
+}
+
+func newSeeker(db *pebble.DB, lower, upper []byte) *seeker {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		it = nil
+	}
+	return &seeker{db: db, it: it}
+}
+
+// get returns a copy of the value of k, or pebble.ErrNotFound.
+func (sk *seeker) get(k []byte) ([]byte, error) {
+	if sk.it != nil {
+		if sk.it.SeekPrefixGE(k) && bytes.Equal(sk.it.Key(), k) {
+			if v, err := sk.it.ValueAndErr(); err == nil {
+				return append(make([]byte, 0, len(v)), v...), nil
+			}
+		} else if sk.it.Error() == nil {
+			return nil, pebble.ErrNotFound
+		}
+		_ = sk.it.Close()
+		sk.it = nil
+	}
+	return getCopy(sk.db, k)
+}
+
+func (sk *seeker) close() {
+	if sk.it != nil {
+		_ = sk.it.Close()
+	}
 }
 
 // recentErr is what ReadRecent makes of a failed Get of k: nothing for an
