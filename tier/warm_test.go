@@ -88,7 +88,7 @@ func openWarm(t *testing.T, c warmCfg) (*tier.Hybrid, *memtier.Cache) {
 
 // fillDir writes n values of size bytes under warmKey(0..n-1), in order,
 // through a Hybrid with warm-up off, and closes it.
-func fillDir(t *testing.T, dir string, clock tier.Clock, n, size int, expireAt func(i int) int64) {
+func fillDir(t testing.TB, dir string, clock tier.Clock, n, size int, expireAt func(i int) int64) {
 	t.Helper()
 	if clock == nil {
 		clock = tier.SystemClock{}
@@ -394,5 +394,66 @@ func TestWarmUpClose(t *testing.T) {
 	}
 	if _, err := h.Get([]byte(warmKey(0))); !errors.Is(err, tier.ErrClosed) {
 		t.Errorf("Get after Close: %v", err)
+	}
+}
+
+// BenchmarkWarmUp measures how fast L1 refills after a reopen: by the
+// warm-up alone ("warmup": from NewHybrid to WarmupDone, every entry
+// warmed), and by one client reading every key once with the warm-up off
+// ("promotion": what refilled L1 before). Bytes are the values refilled.
+//
+//	go test ./tier -run '^$' -bench WarmUp -benchtime 5x
+func BenchmarkWarmUp(b *testing.B) {
+	const total = 64 << 20
+	for _, sz := range benchSizes[:2] {
+		n := total / sz.size
+		dir := b.TempDir()
+		fillDir(b, dir, nil, n, sz.size, nil)
+		open := func(b *testing.B, warm int64) *tier.Hybrid {
+			l1, err := memtier.New(memtier.Options{MaxBytes: 4 * total})
+			if err != nil {
+				b.Fatal(err)
+			}
+			l2, err := disktier.Open(warmDiskOpts(dir, tier.SystemClock{}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			h, err := tier.NewHybrid(tier.Options{L1: l1, L2: l2, WarmBytes: warm})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return h
+		}
+		b.Run(sz.name, func(b *testing.B) {
+			b.Run("warmup", func(b *testing.B) {
+				b.SetBytes(int64(n * sz.size))
+				for b.Loop() {
+					h := open(b, 0)
+					for !h.Stats().WarmupDone {
+						time.Sleep(100 * time.Microsecond)
+					}
+					if st := h.Stats(); st.WarmupKeys != uint64(n) {
+						b.Fatalf("warmed %d keys of %d", st.WarmupKeys, n)
+					}
+					b.StopTimer()
+					_ = h.Close()
+					b.StartTimer()
+				}
+			})
+			b.Run("promotion", func(b *testing.B) {
+				b.SetBytes(int64(n * sz.size))
+				for b.Loop() {
+					h := open(b, -1)
+					for i := range n {
+						if _, err := h.Get([]byte(warmKey(i))); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.StopTimer()
+					_ = h.Close()
+					b.StartTimer()
+				}
+			})
+		})
 	}
 }
