@@ -33,13 +33,15 @@ var _ tier.RecentReader = (*Store)(nil)
 // oldest generation is done. fn runs after the store's locks are released
 // and may keep key and r.
 //
-// Entries expired, longer than maxRecord, failing their checksum or
-// unreadable are skipped (a later Get deals with them); so are index
+// Keys for which skip (if not nil) returns true are skipped before their
+// pointer is read: skip runs under the store's read lock and must not call
+// into it. Entries expired, longer than maxRecord, failing their checksum
+// or unreadable are skipped (a later Get deals with them); so are index
 // entries whose pointer names another generation (the key was written
 // again) or none (deleted). It counts no hit nor miss and gives no second
 // chance: it is not a client's read. Generations created after the first
 // call are not visited.
-func (s *Store) ReadRecent(cursor []byte, maxBytes int64, maxRecord int, fn func(key []byte, r tier.Record)) ([]byte, error) {
+func (s *Store) ReadRecent(cursor []byte, maxBytes int64, maxRecord int, skip func(key []byte) bool, fn func(key []byte, r tier.Record)) ([]byte, error) {
 	if s.closed.Load() {
 		return nil, tier.ErrClosed
 	}
@@ -57,7 +59,7 @@ func (s *Store) ReadRecent(cursor []byte, maxBytes int64, maxRecord int, fn func
 		}
 		return nil, ErrUnavailable
 	}
-	next, err := s.readRecent(h.db, cursor, maxBytes, maxRecord, func(key []byte, r tier.Record) {
+	next, err := s.readRecent(h.db, cursor, maxBytes, maxRecord, skip, func(key []byte, r tier.Record) {
 		out = append(out, entry{key, r})
 	})
 	s.dbmu.RUnlock()
@@ -68,7 +70,7 @@ func (s *Store) ReadRecent(cursor []byte, maxBytes int64, maxRecord int, fn func
 }
 
 // readRecent is ReadRecent on db; add receives the copies.
-func (s *Store) readRecent(db *pebble.DB, cursor []byte, maxBytes int64, maxRecord int, add func([]byte, tier.Record)) ([]byte, error) {
+func (s *Store) readRecent(db *pebble.DB, cursor []byte, maxBytes int64, maxRecord int, skip func([]byte) bool, add func([]byte, tier.Record)) ([]byte, error) {
 	if cursor == nil {
 		g, ok, err := lastGenBefore(db, []byte{nsQueue + 1})
 		if !ok {
@@ -102,6 +104,9 @@ func (s *Store) readRecent(db *pebble.DB, cursor []byte, maxBytes int64, maxReco
 		}
 		scanned++
 		key := it.Key()[9:]
+		if skip != nil && skip(key) {
+			continue
+		}
 		pk = appendPtrKey(pk[:0], key)
 		dk = appendGenKey(dk[:0], nsData, g, key)
 		rec, err := s.recentRecord(ps, ds, pk, dk, g, now, maxRecord)

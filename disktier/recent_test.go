@@ -27,7 +27,7 @@ func ptrGen(t *testing.T, s *Store, key []byte) uint64 {
 
 // readAllRecent reads the whole store with ReadRecent, maxBytes at a time,
 // and returns the keys in the order passed with their records.
-func readAllRecent(t *testing.T, s *Store, maxBytes int64, maxRecord int) ([][]byte, map[string]tier.Record) {
+func readAllRecent(t *testing.T, s *Store, maxBytes int64, maxRecord int, skip func([]byte) bool) ([][]byte, map[string]tier.Record) {
 	t.Helper()
 	var order [][]byte
 	recs := map[string]tier.Record{}
@@ -36,7 +36,7 @@ func readAllRecent(t *testing.T, s *Store, maxBytes int64, maxRecord int) ([][]b
 		if calls > 10000 {
 			t.Fatal("ReadRecent does not end")
 		}
-		next, err := s.ReadRecent(cursor, maxBytes, maxRecord, func(k []byte, r tier.Record) {
+		next, err := s.ReadRecent(cursor, maxBytes, maxRecord, skip, func(k []byte, r tier.Record) {
 			if _, dup := recs[string(k)]; dup {
 				t.Errorf("%q passed twice", k)
 			}
@@ -66,7 +66,7 @@ func TestReadRecent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ReadRecent(nil, 1<<20, 1<<30, func([]byte, tier.Record) { t.Error("entry in an empty store") }); err != nil {
+	if _, err := s.ReadRecent(nil, 1<<20, 1<<30, nil, func([]byte, tier.Record) { t.Error("entry in an empty store") }); err != nil {
 		t.Fatalf("ReadRecent of an empty store: %v", err)
 	}
 	const n = 300
@@ -100,7 +100,7 @@ func TestReadRecent(t *testing.T) {
 
 	check := func(when string) {
 		t.Helper()
-		order, recs := readAllRecent(t, s, 64*KiB, 1<<30)
+		order, recs := readAllRecent(t, s, 64*KiB, 1<<30, nil)
 		if len(recs) != len(want) {
 			t.Errorf("%s: %d entries passed, want %d", when, len(recs), len(want))
 		}
@@ -126,8 +126,14 @@ func TestReadRecent(t *testing.T) {
 		t.Errorf("ReadRecent counted lookups: %+v, before %+v", st, before)
 	}
 
+	// skip: the keys it names are not passed.
+	_, recs := readAllRecent(t, s, 1<<20, 1<<30, func(k []byte) bool { return bytes.Equal(k, key(1)) || bytes.Equal(k, key(2)) })
+	if _, ok := recs[string(key(2))]; ok || len(recs) != len(want)-2 {
+		t.Errorf("with 2 keys skipped: %d entries passed (key 2: %v), want %d", len(recs), ok, len(want)-2)
+	}
+
 	// maxRecord: records kept apart are longer than 1 KiB and skipped.
-	_, recs := readAllRecent(t, s, 1<<20, 1024)
+	_, recs = readAllRecent(t, s, 1<<20, 1024, nil)
 	for k, r := range recs {
 		if len(r) > 1024 {
 			t.Errorf("%q: record of %d bytes passed with maxRecord 1024", k, len(r))
@@ -140,7 +146,7 @@ func TestReadRecent(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ReadRecent(nil, 1, 1, func([]byte, tier.Record) {}); !errors.Is(err, tier.ErrClosed) {
+	if _, err := s.ReadRecent(nil, 1, 1, nil, func([]byte, tier.Record) {}); !errors.Is(err, tier.ErrClosed) {
 		t.Errorf("ReadRecent after Close: %v, want tier.ErrClosed", err)
 	}
 	if s, err = Open(opts); err != nil {

@@ -54,7 +54,9 @@ type RecentReader interface {
 	// it, starting at cursor (nil: the most recent), until about maxBytes
 	// of keys and records were passed, and returns the cursor to
 	// continue from: nil once every entry was passed. It skips expired
-	// entries and records longer than maxRecord, and is not a lookup: it
-	// counts no hit nor miss. fn may keep key and r.
-	ReadRecent(cursor []byte, maxBytes int64, maxRecord int, fn func(key []byte, r Record)) (next []byte, err error)
+	// entries, records longer than maxRecord, and, without reading their
+	// record, the keys for which skip (if not nil) returns true. It is
+	// not a lookup: it counts no hit nor miss. skip must be quick and must
+	// not call into the tier; fn may keep key and r.
+	ReadRecent(cursor []byte, maxBytes int64, maxRecord int, skip func(key []byte) bool, fn func(key []byte, r Record)) (next []byte, err error)
 }

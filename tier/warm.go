@@ -2,16 +2,18 @@ package tier
 
 import (
 	"errors"
+	"runtime"
 	"time"
 )
 
 // Pacing of the warm-up (see the package documentation, "Warm-up").
 const (
 	// warmBatch is the most bytes of records one step reads from L2: a
-	// step must be short next to a client's wait, as Close waits for it.
-	warmBatch = 1 << 20
+	// client ready to run waits for at most one step (about 1 ms on the
+	// 2-core test machine, filling fresh memory), and so does Close.
+	warmBatch = 256 << 10
 	// warmMinPause and warmMaxPause bound the pause after a step during
-	// which clients used L2.
+	// which clients queued writes.
 	warmMinPause = 100 * time.Microsecond
 	warmMaxPause = 50 * time.Millisecond
 )
@@ -44,10 +46,15 @@ func (h *Hybrid) warmUp(rr RecentReader, limit int64) {
 //
 // Foreground requests keep priority. The step waits until every write
 // queued before it has left the write queue, so that the L2 read sees
-// them; it reads a bounded batch without any lock of the Hybrid; and when
-// clients looked keys up in L2 or queued writes during the step, it then
-// pauses for as long as the step took: the warm-up takes at most half of
-// the time while clients use the disk, and all of it while they do not.
+// them, and reads a bounded batch without any lock of the Hybrid. When
+// clients queued writes during the step, it then pauses for as long as
+// the step took: write-through writes must reach L2 within FlushInterval,
+// and the flusher shares the disk. When clients only read from L2, it
+// yields the processor, so that the connections ready to run go first,
+// but does not sleep: a client's L2 read while L1 is being warmed is a
+// promotion, the work the warm-up does in bulk, for less (no reply to
+// write, each key read once); sleeping would leave L1 to fill at the
+// clients' pace (see the package documentation for the figures).
 func (h *Hybrid) warmStep(rr RecentReader, cursor []byte, maxBytes int64) ([]byte, bool) {
 	// Taken before the L2 read, as promotion does: see Hybrid.stripes.
 	var seqs [stripeCount]uint64
@@ -64,7 +71,7 @@ func (h *Hybrid) warmStep(rr RecentReader, cursor []byte, maxBytes int64) ([]byt
 		rec  Record
 	}
 	var batch []entry
-	next, err := rr.ReadRecent(cursor, maxBytes, h.l1.MaxRecord(), func(lkey []byte, r Record) {
+	next, err := rr.ReadRecent(cursor, maxBytes, h.l1.MaxRecord(), h.inL1, func(lkey []byte, r Record) {
 		batch = append(batch, entry{lkey, r})
 	})
 	for _, e := range batch {
@@ -76,7 +83,8 @@ func (h *Hybrid) warmStep(rr RecentReader, cursor []byte, maxBytes int64) ([]byt
 		}
 		return nil, false
 	}
-	if h.l2Lookups() != lookups || h.queuedOps() != queued {
+	switch {
+	case h.queuedOps() != queued:
 		pause := time.NewTimer(min(max(time.Since(start), warmMinPause), warmMaxPause))
 		defer pause.Stop()
 		select {
@@ -84,6 +92,8 @@ func (h *Hybrid) warmStep(rr RecentReader, cursor []byte, maxBytes int64) ([]byt
 			return nil, false
 		case <-pause.C:
 		}
+	case h.l2Lookups() != lookups:
+		runtime.Gosched()
 	}
 	return next, true
 }
@@ -91,7 +101,8 @@ func (h *Hybrid) warmStep(rr RecentReader, cursor []byte, maxBytes int64) ([]byt
 // warmEntry copies the L2 entry under lkey, r, to L1, unless r is expired,
 // stale (a model epoch the registry has moved away from, or a version the
 // key's GET would not be served) or too large for L1, the key is in L1
-// already (a client wrote or read it: L1's copy is as new as L2's or newer),
+// already (a client wrote or read it: L1's copy is as new as L2's or newer;
+// a copy of a stale epoch is left to be dropped when read),
 // or a write of the key's stripe happened since seqs was taken, before the
 // L2 read: L2's copy may then be older than the key's value.
 func (h *Hybrid) warmEntry(lkey []byte, r Record, seqs *[stripeCount]uint64) {
@@ -119,13 +130,31 @@ func (h *Hybrid) warmEntry(lkey []byte, r Record, seqs *[stripeCount]uint64) {
 	if st.seq.Load() != seqs[i] {
 		return
 	}
-	if cur, err := h.l1.Get(key); err == nil && (!scoped || cur.Epoch() == ms.Epoch) {
+	if h.l1Contains(key) {
 		return
 	}
 	if h.l1.Set(key, r) == nil {
 		h.warm.bytes.Add(int64(len(key) + len(r)))
 		h.warm.keys.Add(1)
 	}
+}
+
+// inL1 reports whether L1 holds the user key of the L2 key lkey: the
+// warm-up does not read those from L2.
+func (h *Hybrid) inL1(lkey []byte) bool {
+	key, _, _, _, ok := parseL2Key(lkey)
+	return ok && h.l1Contains(key)
+}
+
+// l1Contains reports whether L1 holds key (or may: see memtier's
+// Contains), without counting a lookup or marking the entry read, when L1
+// can tell (memtier.Cache does); else by a Get.
+func (h *Hybrid) l1Contains(key []byte) bool {
+	if c, ok := h.l1.(interface{ Contains([]byte) bool }); ok {
+		return c.Contains(key)
+	}
+	_, err := h.l1.Get(key)
+	return err == nil
 }
 
 // waitQueueDrained waits until every write queued so far has left the

@@ -37,8 +37,8 @@ type warmDisk struct {
 	hook  func(call int)
 }
 
-func (d *warmDisk) ReadRecent(cursor []byte, maxBytes int64, maxRecord int, fn func([]byte, tier.Record)) ([]byte, error) {
-	next, err := d.Store.ReadRecent(cursor, maxBytes, maxRecord, fn)
+func (d *warmDisk) ReadRecent(cursor []byte, maxBytes int64, maxRecord int, skip func([]byte) bool, fn func([]byte, tier.Record)) ([]byte, error) {
+	next, err := d.Store.ReadRecent(cursor, maxBytes, maxRecord, skip, fn)
 	d.hook(int(d.calls.Add(1)))
 	return next, err
 }
