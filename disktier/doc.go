@@ -54,8 +54,11 @@
 // second chance moved forward. It uses no record besides those the store
 // keeps anyway, so it works after a crash as after a clean stop, on
 // directories written before it existed; it counts no lookup and gives no
-// second chance, and each call is bounded (maxBytes, 1024 index entries)
-// and resumes from a cursor, so that no iterator is held between calls.
+// second chance, reads the pointers and records of a generation in key
+// order through one iterator each, does not read the records of keys the
+// caller says it holds, and each call is bounded (maxBytes, 1024 index
+// entries) and resumes from a cursor, so that no iterator is held between
+// calls.
 //
 // DropRange writes one range delete per namespace and live generation and
 // returns; a background count over a snapshot taken just before the delete
