@@ -61,10 +61,9 @@
 // L2 without holding any lock of the Hybrid (the keys L1 already holds are
 // passed over before their record is read), then copies them under each
 // key's stripe lock (no disk I/O under it); a client ready to run waits for
-// one step at most (about 1 ms here). After a step during which clients
-// queued writes, the warm-up pauses as long as the step took (100 µs to
-// 50 ms): write-through writes have FlushInterval to reach L2 and the
-// flusher shares the disk. After a step during which clients read from
+// one step at most. After a step during which clients queued writes, the
+// warm-up pauses as long as the step took (100 µs to 50 ms): write-through
+// writes have FlushInterval to reach L2 and the flusher shares the disk. After a step during which clients read from
 // L2, it yields the processor, so that the connections ready to run go
 // first, but does not sleep: such a read is a promotion, the work the
 // warm-up does for less (no reply to write; every key read once, in

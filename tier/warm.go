@@ -9,8 +9,7 @@ import (
 // Pacing of the warm-up (see the package documentation, "Warm-up").
 const (
 	// warmBatch is the most bytes of records one step reads from L2: a
-	// client ready to run waits for at most one step (about 1 ms on the
-	// 2-core test machine, filling fresh memory), and so does Close.
+	// client ready to run waits for at most one step, and so does Close.
 	warmBatch = 256 << 10
 	// warmMinPause and warmMaxPause bound the pause after a step during
 	// which clients queued writes.
@@ -114,9 +113,8 @@ func (h *Hybrid) warmEntry(lkey []byte, r Record, seqs *[stripeCount]uint64) {
 	if err != nil || isScoped != scoped {
 		return
 	}
-	var ms ModelState
 	if scoped {
-		ms = h.reg.Load().model(sc.Model)
+		ms := h.reg.Load().model(sc.Model)
 		if sc.Model != model || epoch != ms.Epoch || r.Epoch() != ms.Epoch ||
 			(sc.Versioned && ms.Version != "" && sc.Version != ms.Version) {
 			return
