@@ -48,6 +48,18 @@
 // none while it is less than half full (a rewrite costs a read and a synced
 // write, wasted unless the generation is evicted soon).
 //
+// ReadRecent reads the entries back newest generation first (in key order
+// within one), through the q indices, for the Hybrid to warm L1 after a
+// restart: the newest generations hold what was written last and what a
+// second chance moved forward. It uses no record besides those the store
+// keeps anyway, so it works after a crash as after a clean stop, on
+// directories written before it existed; it counts no lookup and gives no
+// second chance, reads the pointers and records of a generation in key
+// order through one iterator each, does not read the records of keys the
+// caller says it holds, and each call is bounded (maxBytes, 1024 index
+// entries) and resumes from a cursor, so that no iterator is held between
+// calls.
+//
 // DropRange writes one range delete per namespace and live generation and
 // returns; a background count over a snapshot taken just before the delete
 // fixes the key and expiring counts, and a background compaction of the dropped spans
@@ -95,4 +107,10 @@
 //     which a cache can afford.
 //   - A write waits at most Options.WriteTimeout for room; a single record or
 //     batch larger than a quarter of the budget is refused (tier.ErrTooLarge).
+//   - Generations order entries by write only, and by read only for hits on
+//     an entry at risk (second chance; none while the directory is less than
+//     half full): ReadRecent ranks an entry read often but written long ago
+//     by its write. Index entries of overwritten or deleted keys stay until
+//     their generation is dropped; ReadRecent reads their pointer to skip
+//     them.
 package disktier

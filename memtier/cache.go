@@ -179,6 +179,30 @@ func (c *Cache) Get(key []byte) (tier.Record, error) {
 	return r, nil
 }
 
+// Contains reports whether a record is stored under key, without reading
+// it, marking it read for eviction or counting a lookup. A record that has
+// expired but was not dropped yet counts. In the rings entries are known by
+// their key's 64-bit hash, so a small key colliding with a stored one
+// counts too (see Caveats): Contains may say yes for a key Get misses, never
+// no for a key it finds.
+func (c *Cache) Contains(key []byte) bool {
+	if c.bc.Load() == nil || len(key) > MaxKeyLen {
+		return false
+	}
+	k := unsafeString(key)
+	if c.large.has(k) {
+		return true
+	}
+	h, sh := c.shard(k)
+	if sh.keys.Load() == 0 {
+		return false
+	}
+	sh.mu.Lock()
+	_, ok := sh.sizes[h]
+	sh.mu.Unlock()
+	return ok
+}
+
 // live reports whether r parses and has not expired. nowMs 0 means "ask the
 // clock if needed": most records are read without a clock call.
 func (c *Cache) live(r tier.Record, nowMs int64) bool {

@@ -590,3 +590,41 @@ func TestMaxBytesRoundedToMiB(t *testing.T) {
 		t.Errorf("Stats().MaxBytes = %d, want %d", got, 8<<20)
 	}
 }
+
+// TestContains: Contains follows Set and Delete in both stores, counts no
+// lookup and does not mark a large entry read (it would outlive a pass of
+// the eviction hand).
+func TestContains(t *testing.T) {
+	c := newCache(t, Options{MaxBytes: 8 << 20})
+	for _, size := range []int{100, 3000} {
+		k := []byte(fmt.Sprintf("key-%d", size))
+		if c.Contains(k) {
+			t.Fatalf("%s: Contains before Set", k)
+		}
+		if err := c.Set(k, record(size, 0, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if !c.Contains(k) {
+			t.Fatalf("%s: not Contains after Set", k)
+		}
+		if e := c.large.mu.m[string(k)]; e != nil && e.ref.Load() {
+			t.Errorf("%s: Contains marked the entry read", k)
+		}
+		if err := c.Delete(k); err != nil {
+			t.Fatal(err)
+		}
+		if c.Contains(k) {
+			t.Fatalf("%s: Contains after Delete", k)
+		}
+	}
+	if s := c.Stats(); s.Hits != 0 || s.Misses != 0 {
+		t.Errorf("Contains counted lookups: %+v", s)
+	}
+	if err := c.Set([]byte("k"), record(100, 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if c.Contains([]byte("k")) {
+		t.Error("Contains after Close")
+	}
+}

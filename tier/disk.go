@@ -45,3 +45,18 @@ type Mem interface {
 	// Close releases the cache. It is idempotent.
 	Close() error
 }
+
+// RecentReader is what Hybrid needs of an L2 to warm L1 after a restart
+// (implemented by disktier.Store); an L2 without it is not warmed from.
+type RecentReader interface {
+	// ReadRecent calls fn with the L2 key and record of live entries,
+	// the most recently written or read first as far as the tier tracks
+	// it, starting at cursor (nil: the most recent), until about maxBytes
+	// of keys and records were passed, and returns the cursor to
+	// continue from: nil once every entry was passed. It skips expired
+	// entries, records longer than maxRecord, and, without reading their
+	// record, the keys for which skip (if not nil) returns true. It is
+	// not a lookup: it counts no hit nor miss. skip must be quick and must
+	// not call into the tier; fn may keep key and r.
+	ReadRecent(cursor []byte, maxBytes int64, maxRecord int, skip func(key []byte) bool, fn func(key []byte, r Record)) (next []byte, err error)
+}

@@ -36,8 +36,11 @@ type Hybrid struct {
 	// over a newer write), and so do read-modify-writes (lockedGet). The
 	// bump must come after the write: a reader loading seq in the middle of
 	// a write could otherwise miss the write and then see seq unchanged.
+	// A demotion bumps it too, once the record is queued: L1 no longer
+	// holds the key, and L2 will have a newer copy than it has now, which
+	// the warm-up, unlike a client's read, does not find in L1 first.
 	seed    maphash.Seed
-	stripes [256]stripe
+	stripes [stripeCount]stripe
 
 	pend struct {
 		sync.Mutex // guards the fields below
@@ -46,9 +49,20 @@ type Hybrid struct {
 		bytes      int64
 		failing    bool // the last L2 write failed
 		space      *sync.Cond
+		// queued and dequeued count the ops ever appended to the queue
+		// and ever taken off its front (committed, shed or dropped by
+		// FlushAll): the warm-up waits for dequeued to reach queued.
+		queued, dequeued uint64
 	}
 
 	flushMu sync.Mutex // serializes flush: the flusher takes batches from the queue's front
+
+	warm struct {
+		done     chan struct{} // closed when warmUp returns (at once without it)
+		finished atomic.Bool   // warmUp returned, or never ran
+		bytes    atomic.Int64  // bytes of keys and records it copied to L1
+		keys     atomic.Uint64 // entries it copied to L1
+	}
 
 	kick      chan struct{}
 	stop      chan struct{}
@@ -65,6 +79,9 @@ type Hybrid struct {
 }
 
 var _ Tier = (*Hybrid)(nil)
+
+// stripeCount is the number of stripes (see Hybrid.stripes).
+const stripeCount = 256
 
 type stripe struct {
 	mu  sync.Mutex
@@ -125,8 +142,15 @@ func NewHybrid(opts Options) (*Hybrid, error) {
 	h.pend.byKey = make(map[string]*pendingOp)
 	h.pend.space = sync.NewCond(&h.pend.Mutex)
 	h.l1.SetOnEvict(h.onEvict)
+	h.warm.done = make(chan struct{})
 	go h.flushLoop()
 	go h.registryLoop()
+	if rr, ok := opts.L2.(RecentReader); ok && opts.WarmBytes > 0 {
+		go h.warmUp(rr, opts.WarmBytes)
+	} else {
+		h.warm.finished.Store(true)
+		close(h.warm.done)
+	}
 	return h, nil
 }
 
@@ -136,7 +160,7 @@ func (h *Hybrid) stripe(key []byte) *stripe {
 
 // stripeIndex is the index of key's stripe in h.stripes.
 func (h *Hybrid) stripeIndex(key []byte) uint64 {
-	return maphash.Bytes(h.seed, key) % uint64(len(h.stripes))
+	return maphash.Bytes(h.seed, key) % stripeCount
 }
 
 // l2Key is the L2 key of key: model-scoped keys live under their model and
@@ -405,6 +429,7 @@ func (h *Hybrid) onEvict(key string, r Record) {
 		return
 	}
 	h.enqueue(&pendingOp{key: key, lkey: l2Key([]byte(key), scoped, sc.Model, r.Epoch()), rec: r, sc: sc, epoch: r.Epoch(), scoped: scoped})
+	h.stripes[maphash.String(h.seed, key)%stripeCount].seq.Add(1) // see Hybrid.stripes
 	h.demotions.Add(1)
 }
 
@@ -421,6 +446,7 @@ func (h *Hybrid) enqueue(op *pendingOp) {
 	h.pend.byKey[op.key] = op
 	h.pend.queue = append(h.pend.queue, op)
 	h.pend.bytes += op.size()
+	h.pend.queued++
 	h.pend.Unlock()
 	select {
 	case h.kick <- struct{}{}:
@@ -534,6 +560,7 @@ func (h *Hybrid) removeFrontLocked(n int) {
 	}
 	clear(h.pend.queue[:n])
 	h.pend.queue = h.pend.queue[n:]
+	h.pend.dequeued += uint64(n)
 	if len(h.pend.queue) == 0 {
 		h.pend.queue = nil
 	}
@@ -579,6 +606,10 @@ func (h *Hybrid) Close() error {
 	h.closeOnce.Do(func() {
 		h.closed.Store(true)
 		close(h.stop)
+		h.pend.Lock()
+		h.pend.space.Broadcast() // wakes the warm-up waiting for the queue
+		h.pend.Unlock()
+		<-h.warm.done
 		<-h.done
 		<-h.regDone
 		h.pend.Lock()

@@ -45,6 +45,29 @@ func ModelRange(model string, fromEpoch, toEpoch uint64) (start, end []byte) {
 	return start, binary.BigEndian.AppendUint64(append([]byte(nil), p...), toEpoch)
 }
 
+// parseL2Key splits an L2 key into its user key and, for a model key, its
+// model and epoch. ok is false for a key no PlainKey or ModelKey returns.
+func parseL2Key(lk []byte) (key []byte, model string, epoch uint64, scoped, ok bool) {
+	if len(lk) == 0 {
+		return nil, "", 0, false, false
+	}
+	switch lk[0] {
+	case lkeyPlain:
+		return lk[1:], "", 0, false, true
+	case lkeyModel:
+		n, w := binary.Uvarint(lk[1:])
+		rest := lk[1:]
+		if w <= 0 || uint64(len(rest)-w) < n+8 {
+			return nil, "", 0, false, false
+		}
+		rest = rest[w:]
+		model = string(rest[:n])
+		epoch = binary.BigEndian.Uint64(rest[n:])
+		return rest[n+8:], model, epoch, true, true
+	}
+	return nil, "", 0, false, false
+}
+
 func modelPrefix(dst []byte, model string) []byte {
 	dst = append(dst, lkeyModel)
 	dst = binary.AppendUvarint(dst, uint64(len(model)))

@@ -71,6 +71,15 @@ type Options struct {
 	// OnError is told about L2 errors the Hybrid absorbed (a failed
 	// write or read); it must not block. Default: ignore.
 	OnError func(op string, err error)
+	// WarmBytes is how much of L1 the warm-up fills after NewHybrid: when
+	// L2 is a RecentReader, a background goroutine copies its most
+	// recently written or read entries up to L1 until L1 holds WarmBytes
+	// (its Stats().Bytes), evicts anything, or every entry was read. It
+	// yields to clients (see the package documentation). Default 3/4 of
+	// L1's MaxBytes: the last quarter is left to what clients write and
+	// read meanwhile, so that warming does not push out what they ask
+	// for. A negative value turns warm-up off.
+	WarmBytes int64
 	// Buffers, if not nil, is the pool records may have been read into
 	// (the L1 given should use it too): a write waiting for L2 takes a
 	// share of its record's buffer until it is committed, so that the
@@ -94,6 +103,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.Clock == nil {
 		o.Clock = SystemClock{}
+	}
+	if o.WarmBytes == 0 && o.L1 != nil {
+		o.WarmBytes = o.L1.Stats().MaxBytes / 4 * 3
 	}
 	if o.OnError == nil {
 		o.OnError = func(string, error) {}

@@ -17,6 +17,9 @@ type HybridStats struct {
 	ModelsKnown      int    // models with a current version
 	RolloutsApplied  uint64 // model changes applied (rollouts and purges)
 	WritePolicy      WritePolicy
+	WarmupDone       bool   // the warm-up of L1 after start has ended (or is off)
+	WarmupBytes      int64  // bytes of keys and records the warm-up copied to L1
+	WarmupKeys       uint64 // entries the warm-up copied to L1
 	L1, L2           Stats
 }
 
@@ -44,6 +47,9 @@ func (h *Hybrid) Stats() HybridStats {
 		ModelsKnown:     known,
 		RolloutsApplied: h.rollouts.Load(),
 		WritePolicy:     h.opts.WritePolicy,
+		WarmupDone:      h.warm.finished.Load(),
+		WarmupBytes:     h.warm.bytes.Load(),
+		WarmupKeys:      h.warm.keys.Load(),
 		L1:              h.l1.Stats(),
 		L2:              h.l2.Stats(),
 	}

@@ -335,7 +335,7 @@ func writeRestart(b *bytes.Buffer, r *Results, hasPlot func(string) bool) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	p("## 4. Restart\n\n")
 	p("Each system caches the same data (%s of %s values), serves uniform random GETs to set its steady (hot) throughput, and is restarted: ", fmtBytes(r.Config.RestartBytes), fmtBytes(int64(r.Config.BudgetValue)))
-	p("tiercached (write-through) with SIGTERM and the same `--data-dir`; Redis after `SAVE`, loading the RDB. ")
+	p("tiercached (write-through) with SIGTERM and the same `--data-dir`, serving from L2 at once while it warms L1 from L2 in the background (its note: how much the warm-up had copied when 90%% was reached); Redis after `SAVE`, loading the RDB. ")
 	p("Times run from the new process' start (fork/exec) to the first GET that hits, and to the first %.0f ms window whose throughput reaches 90%% of the steady figure.\n\n", 1e3*firstWindow(r))
 	if hasPlot("restart.png") {
 		p("![throughput after restart](restart.png)\n\n")

@@ -116,7 +116,23 @@ func (h *runner) restartOne(ctx context.Context, kind string, keys int, value []
 	if !r.Reached90 {
 		r.Note = fmt.Sprintf("did not reach 90%% of %.0f GET/s within %v", r.HotOpsPerSec, h.cfg.RestartTimeout)
 	}
-	h.logf("restart: %s first hit %.3fs, 90%% at %.3fs (hot %.0f GET/s, save %.1fs, stop %.1fs)", kind, r.FirstHitSeconds, r.To90Seconds, r.HotOpsPerSec, r.SaveSeconds, r.StopSeconds)
+	if kind == kindTiercache {
+		// How far the warm-up of L1 from L2 had got by then.
+		if m, err := info(p, "tiers"); err == nil && m["l1_warmup_done"] != "" {
+			r.WarmupBytes, _ = strconv.ParseInt(m["l1_warmup_bytes"], 10, 64)
+			r.WarmupDone = m["l1_warmup_done"] == "1"
+			state := "still running"
+			if r.WarmupDone {
+				state = "done"
+			}
+			note := fmt.Sprintf("L1 warm-up had copied %s (%s)", fmtBytes(r.WarmupBytes), state)
+			if r.Note != "" {
+				note = r.Note + "; " + note
+			}
+			r.Note = note
+		}
+	}
+	h.logf("restart: %s first hit %.3fs, 90%% at %.3fs (hot %.0f GET/s, save %.1fs, stop %.1fs) %s", kind, r.FirstHitSeconds, r.To90Seconds, r.HotOpsPerSec, r.SaveSeconds, r.StopSeconds, r.Note)
 	return r, h.stopProc(p, WorkloadRestart, setting+", after restart", budget)
 }
 

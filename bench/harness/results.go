@@ -172,6 +172,8 @@ type RestartResult struct {
 	Reached90       bool      `json:"reached_90"`
 	Windows         []float64 `json:"windows_ops_per_sec"` // throughput per window after the first hit
 	WindowSeconds   float64   `json:"window_seconds"`
+	WarmupBytes     int64     `json:"l1_warmup_bytes,omitempty"` // tiercached: L1 warm-up progress when 90% was reached
+	WarmupDone      bool      `json:"l1_warmup_done,omitempty"`
 	Note            string    `json:"note,omitempty"`
 }
 

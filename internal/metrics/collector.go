@@ -26,6 +26,9 @@ type Collector struct {
 	rollouts               *prometheus.Desc
 	writePolicy            *prometheus.Desc
 	modelHits, modelMisses *prometheus.Desc
+
+	// The warm-up of L1 after start (tier.HybridStats.Warmup*).
+	warmupDone, warmupBytes, warmupKeys *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -75,6 +78,10 @@ func NewCollector(stats func() tier.HybridStats, models func() tier.ModelStats) 
 		modelsKnown:   d("models_known", "Models with a current version in the registry."),
 		rollouts:      d("rollouts_applied_total", "Model changes (rollouts and purges) applied."),
 		writePolicy:   d("write_policy_info", "The write policy in force; the value is always 1.", "policy"),
+
+		warmupDone:  d("l1_warmup_done", "1 once the warm-up of L1 after start has ended (or when it is off), 0 while it runs."),
+		warmupBytes: d("l1_warmup_bytes_total", "Bytes of keys and values the warm-up after start copied from L2 to L1."),
+		warmupKeys:  d("l1_warmup_keys_total", "Entries the warm-up after start copied from L2 to L1."),
 	}
 }
 
@@ -85,6 +92,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.evictions, c.bytes, c.maxBytes, c.keys, c.corrupt, c.readErrors,
 		c.writeErrs, c.storageErrors, c.pendingBytes, c.dropped, c.staleWrites,
 		c.modelsRev, c.modelsKnown, c.rollouts, c.writePolicy, c.modelHits, c.modelMisses,
+		c.warmupDone, c.warmupBytes, c.warmupKeys,
 	} {
 		ch <- d
 	}
@@ -127,6 +135,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.modelsKnown, float64(s.ModelsKnown))
 	counter(c.rollouts, s.RolloutsApplied)
 	gauge(c.writePolicy, 1, s.WritePolicy.String())
+	warmupDone := 0.0
+	if s.WarmupDone {
+		warmupDone = 1
+	}
+	gauge(c.warmupDone, warmupDone)
+	counter(c.warmupBytes, uint64(s.WarmupBytes))
+	counter(c.warmupKeys, s.WarmupKeys)
 	if c.models != nil {
 		m := c.models()
 		for _, mc := range m.Models {

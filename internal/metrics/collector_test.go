@@ -23,6 +23,7 @@ func sampleStats() tier.HybridStats {
 		WritePolicy: tier.WriteBack,
 		L1:          tier.Stats{Evictions: 11, Bytes: 1000, MaxBytes: 1 << 20, Keys: 3},
 		L2:          tier.Stats{Evictions: 13, Bytes: 5000, MaxBytes: 16 << 20, Keys: 30, Corrupt: 1, Errors: 2},
+		WarmupDone:  true, WarmupBytes: 3 << 20, WarmupKeys: 24,
 	}
 }
 
@@ -55,6 +56,12 @@ tiercache_pending_write_bytes 4096
 # HELP tiercache_write_policy_info The write policy in force; the value is always 1.
 # TYPE tiercache_write_policy_info gauge
 tiercache_write_policy_info{policy="back"} 1
+# HELP tiercache_l1_warmup_done 1 once the warm-up of L1 after start has ended (or when it is off), 0 while it runs.
+# TYPE tiercache_l1_warmup_done gauge
+tiercache_l1_warmup_done 1
+# HELP tiercache_l1_warmup_bytes_total Bytes of keys and values the warm-up after start copied from L2 to L1.
+# TYPE tiercache_l1_warmup_bytes_total counter
+tiercache_l1_warmup_bytes_total 3.145728e+06
 # HELP tiercache_model_misses_total Lookups of a model's keys that found nothing, by model as tiercache_model_hits_total.
 # TYPE tiercache_model_misses_total counter
 tiercache_model_misses_total{model="openai/clip-vit-large-patch14"} 2
@@ -63,13 +70,14 @@ tiercache_model_misses_total{model="{unscoped}"} 1
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
 		"tiercache_tier_hits_total", "tiercache_evictions_total", "tiercache_tier_max_bytes",
-		"tiercache_pending_write_bytes", "tiercache_write_policy_info", "tiercache_model_misses_total"); err != nil {
+		"tiercache_pending_write_bytes", "tiercache_write_policy_info", "tiercache_model_misses_total",
+		"tiercache_l1_warmup_done", "tiercache_l1_warmup_bytes_total"); err != nil {
 		t.Fatal(err)
 	}
-	// 15 metrics, 6 more per tier, 2 per model line (one model, unscoped,
+	// 18 metrics, 6 more per tier, 2 per model line (one model, unscoped,
 	// unregistered).
-	if n := testutil.CollectAndCount(c); n != 15+2*6+2*3 {
-		t.Fatalf("collected %d metrics, want %d", n, 15+2*6+2*3)
+	if n := testutil.CollectAndCount(c); n != 18+2*6+2*3 {
+		t.Fatalf("collected %d metrics, want %d", n, 18+2*6+2*3)
 	}
 }
 
