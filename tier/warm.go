@@ -115,8 +115,7 @@ func (h *Hybrid) warmEntry(lkey []byte, r Record, seqs *[stripeCount]uint64) {
 	}
 	if scoped {
 		ms := h.reg.Load().model(sc.Model)
-		if sc.Model != model || epoch != ms.Epoch || r.Epoch() != ms.Epoch ||
-			(sc.Versioned && ms.Version != "" && sc.Version != ms.Version) {
+		if sc.Model != model || epoch != r.Epoch() || !ms.current(sc, epoch) {
 			return
 		}
 	}
