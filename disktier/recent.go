@@ -50,14 +50,9 @@ func (s *Store) ReadRecent(cursor []byte, maxBytes int64, maxRecord int, skip fu
 		rec tier.Record
 	}
 	var out []entry
-	s.dbmu.RLock()
-	h := s.h
-	if h == nil {
-		s.dbmu.RUnlock()
-		if s.closed.Load() {
-			return nil, tier.ErrClosed
-		}
-		return nil, ErrUnavailable
+	h, err := s.readLocked()
+	if err != nil {
+		return nil, err
 	}
 	next, err := s.readRecent(h.db, cursor, maxBytes, maxRecord, skip, func(key []byte, r tier.Record) {
 		out = append(out, entry{key, r})

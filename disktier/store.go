@@ -340,14 +340,9 @@ func (s *Store) Get(key []byte) (tier.Record, error) {
 	if s.closed.Load() {
 		return nil, tier.ErrClosed
 	}
-	s.dbmu.RLock()
-	h := s.h
-	if h == nil {
-		s.dbmu.RUnlock()
-		if s.closed.Load() {
-			return nil, tier.ErrClosed
-		}
-		return nil, ErrUnavailable
+	h, err := s.readLocked()
+	if err != nil {
+		return nil, err
 	}
 	res := s.lookup(h.db, key)
 	s.dbmu.RUnlock()
@@ -589,6 +584,21 @@ func (s *Store) signalProgress() {
 		close(s.progress.ch)
 		s.progress.ch = nil
 	}
+}
+
+// readLocked returns the instance to read from with dbmu read-locked (the
+// caller unlocks it), or the error a read gets now, with dbmu unlocked.
+func (s *Store) readLocked() (*handle, error) {
+	s.dbmu.RLock()
+	h := s.h
+	if h == nil {
+		s.dbmu.RUnlock()
+		if s.closed.Load() {
+			return nil, tier.ErrClosed
+		}
+		return nil, ErrUnavailable
+	}
+	return h, nil
 }
 
 // writableLocked returns the instance to write to.

@@ -86,13 +86,9 @@ func openWarm(t *testing.T, c warmCfg) (*tier.Hybrid, *memtier.Cache) {
 	return h, l1
 }
 
-// fillDir writes n values of size bytes under warmKey(0..n-1), in order,
-// through a Hybrid with warm-up off, and closes it.
-func fillDir(t testing.TB, dir string, clock tier.Clock, n, size int, expireAt func(i int) int64) {
+// openNoWarm opens the store in dir (16 MiB of L1) with the warm-up off.
+func openNoWarm(t testing.TB, dir string, clock tier.Clock) *tier.Hybrid {
 	t.Helper()
-	if clock == nil {
-		clock = tier.SystemClock{}
-	}
 	l1, err := memtier.New(memtier.Options{MaxBytes: 16 << 20, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
@@ -105,6 +101,17 @@ func fillDir(t testing.TB, dir string, clock tier.Clock, n, size int, expireAt f
 	if err != nil {
 		t.Fatal(err)
 	}
+	return h
+}
+
+// fillDir writes n values of size bytes under warmKey(0..n-1), in order,
+// through a Hybrid with warm-up off, and closes it.
+func fillDir(t testing.TB, dir string, clock tier.Clock, n, size int, expireAt func(i int) int64) {
+	t.Helper()
+	if clock == nil {
+		clock = tier.SystemClock{}
+	}
+	h := openNoWarm(t, dir, clock)
 	for i := range n {
 		var exp int64
 		if expireAt != nil {
@@ -312,18 +319,7 @@ func TestWarmUpSkipsExpiredAndStale(t *testing.T) {
 	}
 	fillDir(t, dir, clock, n, 100, expiry)
 	// Model-scoped entries, versioned and not, of models at v1.
-	l1, err := memtier.New(memtier.Options{MaxBytes: 16 << 20, Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l2, err := disktier.Open(warmDiskOpts(dir, clock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h0, err := tier.NewHybrid(tier.Options{L1: l1, L2: l2, Clock: clock, WarmBytes: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h0 := openNoWarm(t, dir, clock)
 	if err := h0.ApplyModels([]tier.ModelChange{{Model: "m", Version: "v1"}, {Model: "keep", Version: "v1"}}, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -337,6 +333,7 @@ func TestWarmUpSkipsExpiredAndStale(t *testing.T) {
 
 	clock.Advance(1500 * time.Millisecond) // warm:0..9 have expired
 	var h *tier.Hybrid
+	var l1 *memtier.Cache
 	ready := make(chan struct{})
 	h, l1 = openWarm(t, warmCfg{dir: dir, memMax: 16 << 20, clock: clock, hook: func(call int) {
 		if call != 1 {
