@@ -293,20 +293,6 @@ func cmdLeaseRelease(c *conn, args [][]byte) bool {
 	return false
 }
 
-// checkLeaseKey returns the error a write of key would get now (a malformed
-// scope, or -STALE): no lease is granted for a value that could not be
-// stored. Unlike Cache.CheckWrite it does not count a rejected write.
-func (c *conn) checkLeaseKey(key []byte) error {
-	sc, scoped, err := tier.ParseScope(key)
-	if err != nil || !scoped || !sc.Versioned {
-		return err
-	}
-	if v, ok := c.s.opts.Cache.Model(sc.Model); ok && v != sc.Version {
-		return &tier.StaleError{Model: sc.Model, Current: v}
-	}
-	return nil
-}
-
 // leaseResult is one key's answer.
 type leaseResult struct {
 	state int // leaseHit, leaseGranted or leaseMiss
@@ -319,7 +305,7 @@ type leaseResult struct {
 // (an array of pairs).
 func (c *conn) leaseRun(keys [][]byte, ttl, wait time.Duration, multi bool) (quit bool) {
 	for _, k := range keys {
-		if err := c.checkLeaseKey(k); err != nil {
+		if err := c.s.opts.Cache.CheckScope(k); err != nil { // no lease for a value that could not be stored
 			c.replyErr(err)
 			return false
 		}

@@ -216,7 +216,7 @@ func (h *Hybrid) get(key []byte, st *stripe, promote bool) (Record, *modelCounts
 		default:
 			mc = h.modelStats.of(sc.Model)
 		}
-		if sc.Versioned && ms.Version != "" && sc.Version != ms.Version {
+		if ms.otherVersion(sc) {
 			return nil, mc, ErrNotFound
 		}
 	}

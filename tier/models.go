@@ -40,11 +40,18 @@ func (m ModelState) epochOf(sc Scope) uint64 {
 	return m.Epoch
 }
 
+// otherVersion reports whether a key of scope sc names a version of the
+// model other than its current one ({MODEL@X}… while the model is at V):
+// such a key is never served, and writing it is stale.
+func (m ModelState) otherVersion(sc Scope) bool {
+	return sc.Versioned && m.Version != "" && sc.Version != m.Version
+}
+
 // current reports whether a record of a key of scope sc (of this model)
 // written under epoch may be served: a {MODEL@X}… key with X other than the
 // model's version never is, whatever its epoch.
 func (m ModelState) current(sc Scope, epoch uint64) bool {
-	if sc.Versioned && m.Version != "" && sc.Version != m.Version {
+	if m.otherVersion(sc) {
 		return false
 	}
 	return epoch == m.epochOf(sc)

@@ -48,7 +48,7 @@ func (h *Hybrid) header(key []byte, expireAt int64) (Header, Scope, bool, error)
 	hdr := Header{ExpireAt: expireAt}
 	if scoped {
 		ms := h.reg.Load().model(sc.Model)
-		if sc.Versioned && ms.Version != "" && sc.Version != ms.Version {
+		if ms.otherVersion(sc) {
 			h.staleWrites.Add(1)
 			return Header{}, sc, false, &StaleError{Model: sc.Model, Current: ms.Version}
 		}
@@ -248,6 +248,19 @@ func (h *Hybrid) Remove(key []byte) (bool, error) {
 func (h *Hybrid) CheckWrite(key []byte) error {
 	_, _, _, err := h.header(key, 0)
 	return err
+}
+
+// CheckScope is CheckWrite without counting a rejected write: for a
+// command that prepares a write (a lease) rather than making one.
+func (h *Hybrid) CheckScope(key []byte) error {
+	sc, scoped, err := ParseScope(key)
+	if err != nil || !scoped {
+		return err
+	}
+	if ms := h.reg.Load().model(sc.Model); ms.otherVersion(sc) {
+		return &StaleError{Model: sc.Model, Current: ms.Version}
+	}
+	return nil
 }
 
 // lockedGet looks key up for a read-modify-write and returns with st.mu,
