@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/tiercache/tiercache/internal/hugepage"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -171,7 +172,7 @@ func (sk *seeker) get(k []byte) ([]byte, error) {
 	if sk.it != nil {
 		if sk.it.SeekPrefixGE(k) && bytes.Equal(sk.it.Key(), k) {
 			if v, err := sk.it.ValueAndErr(); err == nil {
-				return append(make([]byte, 0, len(v)), v...), nil
+				return hugepage.Clone(v), nil
 			}
 		} else if sk.it.Error() == nil {
 			return nil, pebble.ErrNotFound

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/tiercache/tiercache/internal/hugepage"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -322,10 +323,7 @@ func getCopy(db getter, key []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := bytes.Clone(v)
-	if out == nil {
-		out = []byte{}
-	}
+	out := hugepage.Clone(v)
 	return out, closer.Close()
 }
 
@@ -428,7 +426,7 @@ func (s *Store) lookup(db *pebble.DB, key []byte) lookupResult {
 			// or a crash separated them; either way a miss.
 			return lookupFailure(err, hdr[:])
 		}
-		rec = tier.Record(bytes.Clone(v))
+		rec = tier.Record(hugepage.Clone(v))
 		// DB.Get drops the error of fetching a value kept in a blob file
 		// (it returns Iterator.Value()); the iterator behind the closer
 		// keeps it and Close returns it.

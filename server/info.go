@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tiercache/tiercache/internal/hugepage"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -107,6 +108,9 @@ func (s *Server) info(want map[string]bool) string {
 		"recycled_buffers_max_bytes", s.opts.Cache.Buffers().MaxBytes(),
 		"value_buffers_read", bs.Gets,
 		"value_buffers_reused", bs.Reused,
+		"huge_pages", hugepage.State(),
+		"used_memory_huge_pages", hugePageBytes(want["memory"]),
+		"transparent_hugepage", hugepage.Mode(),
 	)
 	ls := s.leases.stats()
 	section("Stats",
@@ -241,4 +245,28 @@ func residentBytes() int64 {
 		return 0
 	}
 	return res * int64(os.Getpagesize())
+}
+
+// hugePageBytes is the process' memory in transparent huge pages
+// (AnonHugePages of /proc/self/smaps_rollup; 0 where there is none). Only
+// read when the memory section is asked for: the kernel walks the
+// process' page tables to answer.
+func hugePageBytes(read bool) int64 {
+	if !read {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/self/smaps_rollup")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "AnonHugePages:"); ok {
+			var kb int64
+			if _, err := fmt.Sscan(rest, &kb); err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
 }

@@ -41,7 +41,7 @@ type flagText struct {
 	natsNKey                                               string
 	natsTLSCA, natsTLSCert, natsTLSKey, modelsBucket, node string
 	metrics, logLevel, logFormat, maxClients, shutdown     string
-	modelsReplicas, threads                                string
+	modelsReplicas, threads, hugePages                     string
 }
 
 // newFlagSet returns the flag table, with the defaults in t.
@@ -79,6 +79,7 @@ func newFlagSet(t *flagText, version *bool) *pflag.FlagSet {
 	v(&t.node, defaultNodeID(), "node-id", "ID", "this daemon's name in the cluster")
 	v(&t.metrics, "", "metrics", "ADDR", "HTTP listener with /metrics (Prometheus) and /healthz (default off)")
 	v(&t.maxClients, "10000", "max-clients", "N", "most client connections at once; more are refused")
+	v(&t.hugePages, "yes", "huge-pages", "yes|no", "yes: ask the kernel for transparent huge pages behind L1's large records, which makes filling L1 (after a restart, a flush) several times faster where page faults are dear; no: leave pages to the system's setting")
 	v(&t.threads, "auto", "threads", "N", "threads running the daemon's Go code at once (GOMAXPROCS); auto: half the CPUs (its clients run on the same host), at least 2 where there are 2")
 	v(&t.shutdown, "10s", "shutdown-timeout", "DURATION", "how long in-flight commands may run once a shutdown begins")
 	v(&t.logLevel, "info", "log-level", "LEVEL", "debug, info, warn or error")
@@ -130,6 +131,17 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), environ []
 			o.Unprotected = false
 		case "no":
 			o.Unprotected = true
+		default:
+			return errors.New("want yes or no")
+		}
+		return nil
+	})
+	b.Parse("huge-pages", func(s string) error {
+		switch s {
+		case "yes":
+			o.NoHugePages = false
+		case "no":
+			o.NoHugePages = true
 		default:
 			return errors.New("want yes or no")
 		}

@@ -279,6 +279,26 @@ func TestProtectedMode(t *testing.T) {
 	}
 }
 
+// TestHugePagesFlag: --huge-pages yes|no (default yes), from a flag or
+// TIERCACHE_HUGE_PAGES; anything else is an error naming the flag.
+func TestHugePagesFlag(t *testing.T) {
+	for args, want := range map[string]bool{"": false, "--huge-pages=yes": false, "--huge-pages=no": true} {
+		c, err := parseFlags(strings.Fields(args), envOf(nil), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", args, err)
+		}
+		if c.opts.NoHugePages != want {
+			t.Errorf("%q: NoHugePages %v, want %v", args, c.opts.NoHugePages, want)
+		}
+	}
+	if c := mustParse(t, nil, map[string]string{"TIERCACHE_HUGE_PAGES": "no"}); !c.opts.NoHugePages {
+		t.Error("TIERCACHE_HUGE_PAGES=no not applied")
+	}
+	if _, err := parseFlags([]string{"--huge-pages", "maybe"}, envOf(nil), nil); err == nil || !strings.Contains(err.Error(), "--huge-pages") {
+		t.Errorf("--huge-pages maybe: %v", err)
+	}
+}
+
 func TestHelpAndVersion(t *testing.T) {
 	c, err := parseFlags([]string{"--help"}, envOf(nil), nil)
 	if !errors.Is(err, pflag.ErrHelp) || !strings.Contains(c.usage, "--mem-max SIZE") || !strings.Contains(c.usage, "TIERCACHE_MEM_MAX") {

@@ -52,6 +52,11 @@ type options struct {
 	DataDir string
 	// MemMax is L1's capacity in bytes (--mem-max). Default 1 GiB.
 	MemMax int64
+	// NoHugePages is --huge-pages no. Default false (yes): L1's large
+	// records are allocated in memory advised for transparent huge pages
+	// (see package internal/hugepage); with true the kernel's own setting
+	// decides.
+	NoHugePages bool
 	// DiskMax is L2's capacity in bytes (--disk-max). Default 10 GiB.
 	DiskMax int64
 	// MaxValue is the largest value accepted (--max-value). Default 64 MiB;

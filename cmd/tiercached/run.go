@@ -22,6 +22,7 @@ import (
 	"github.com/tiercache/tiercache/disktier"
 	"github.com/tiercache/tiercache/internal/bufpool"
 	"github.com/tiercache/tiercache/internal/config"
+	"github.com/tiercache/tiercache/internal/hugepage"
 	"github.com/tiercache/tiercache/internal/metrics"
 	"github.com/tiercache/tiercache/invalidation"
 	"github.com/tiercache/tiercache/memtier"
@@ -111,6 +112,7 @@ func newDaemon(opts options) (*daemon, error) {
 	}
 
 	d.setThreads()
+	hugepage.SetEnabled(!opts.NoHugePages)
 	if err := d.openCache(); err != nil {
 		return fail(err)
 	}
@@ -520,6 +522,8 @@ func (d *daemon) logConfig() {
 		zap.String("requirepass", set(o.RequirePass)),
 		zap.String("data_dir", o.DataDir),
 		zap.String("mem_max", config.FormatSize(o.MemMax)),
+		zap.String("huge_pages", hugepage.State()),
+		zap.String("transparent_hugepage", hugepage.Mode()),
 		zap.String("disk_max", config.FormatSize(o.DiskMax)),
 		zap.String("max_value", config.FormatSize(o.MaxValue)),
 		zap.String("memory_bound", fmt.Sprintf("%.0fMiB", float64(d.memBound)/(1<<20))),

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/tiercache/tiercache/internal/hugepage"
 )
 
 // Options configure a Pool.
@@ -96,7 +98,7 @@ func endOf(s []byte) uintptr {
 // into it and calls Done when its command ends.
 func (p *Pool) Get(n int) []byte {
 	if p == nil || n <= 0 {
-		return make([]byte, n)
+		return hugepage.Make(n)
 	}
 	p.gets.Add(1)
 	size := sizeClass(n)
@@ -108,7 +110,7 @@ func (p *Pool) Get(n int) []byte {
 	}
 	if b == nil {
 		p.mu.Unlock()
-		b = &buffer{b: make([]byte, size)}
+		b = &buffer{b: hugepage.Make(size)}
 		p.mu.Lock()
 	} else {
 		p.reused.Add(1)
