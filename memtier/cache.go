@@ -203,6 +203,19 @@ func (c *Cache) Contains(key []byte) bool {
 	return ok
 }
 
+// Fits reports whether a Set of key and r now would evict nothing. For a
+// record kept by reference (SmallRecord bytes or more with its key) it is
+// exact at the time of the call, counting r at the cost of a record not
+// built in a pooled buffer (see Accounting); for a small record it reports
+// false once the rings have taken their whole share, after which every
+// small Set may evict (each shard evicts its own oldest entries).
+func (c *Cache) Fits(key []byte, r tier.Record) bool {
+	if len(key)+len(r) >= c.smallRecord {
+		return c.large.cost.Load()+costOf(key, r, 0) <= c.largeLimit()
+	}
+	return c.pushed.Load() < c.smallBytes
+}
+
 // live reports whether r parses and has not expired. nowMs 0 means "ask the
 // clock if needed": most records are read without a clock call.
 func (c *Cache) live(r tier.Record, nowMs int64) bool {

@@ -628,3 +628,44 @@ func TestContains(t *testing.T) {
 		t.Error("Contains after Close")
 	}
 }
+
+// TestFits: a large Set that Fits approved evicts nothing, and the first
+// Set it refused evicts; small records fit until the rings took their share.
+func TestFits(t *testing.T) {
+	c := newCache(t, Options{MaxBytes: 8 << 20})
+	var n int
+	for ; ; n++ {
+		k := []byte(fmt.Sprintf("large-%d", n))
+		r := record(60<<10, 0, 1)
+		fits := c.Fits(k, r)
+		if err := c.Set(k, r); err != nil {
+			t.Fatal(err)
+		}
+		ev := c.Stats().Evictions
+		if fits && ev != 0 {
+			t.Fatalf("Set %d: Fits said yes, yet %d evictions", n, ev)
+		}
+		if !fits {
+			if ev == 0 {
+				t.Fatalf("Set %d: Fits said no, yet nothing was evicted", n)
+			}
+			break
+		}
+	}
+	if used := c.Stats().Bytes; used < 6<<20 {
+		t.Errorf("Fits said no at %d records, %d bytes of 8 MiB", n, used)
+	}
+
+	s := newCache(t, Options{MaxBytes: 8 << 20, SmallBytes: 1 << 20})
+	if !s.Fits([]byte("small"), record(100, 0, 1)) {
+		t.Fatal("a small record does not fit an empty cache")
+	}
+	for i := 0; i < 20000; i++ { // 2.4 MB of small records: past the rings' 1 MiB
+		if err := s.Set([]byte(fmt.Sprintf("small-%d", i)), record(100, 0, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Fits([]byte("small"), record(100, 0, 1)) {
+		t.Error("a small record fits rings that took their whole share")
+	}
+}

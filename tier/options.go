@@ -75,10 +75,9 @@ type Options struct {
 	// L2 is a RecentReader, a background goroutine copies its most
 	// recently written or read entries up to L1 until L1 holds WarmBytes
 	// (its Stats().Bytes), evicts anything, or every entry was read. It
-	// yields to clients (see the package documentation). Default 3/4 of
-	// L1's MaxBytes: the last quarter is left to what clients write and
-	// read meanwhile, so that warming does not push out what they ask
-	// for. A negative value turns warm-up off.
+	// yields to clients (see the package documentation). Default L1's
+	// MaxBytes: the warm-up then stops at L1's first eviction, that is
+	// when L1 is full. A negative value turns warm-up off.
 	WarmBytes int64
 	// Buffers, if not nil, is the pool records may have been read into
 	// (the L1 given should use it too): a write waiting for L2 takes a
@@ -105,7 +104,7 @@ func (o *Options) EnsureDefaults() {
 		o.Clock = SystemClock{}
 	}
 	if o.WarmBytes == 0 && o.L1 != nil {
-		o.WarmBytes = o.L1.Stats().MaxBytes / 4 * 3
+		o.WarmBytes = o.L1.Stats().MaxBytes
 	}
 	if o.OnError == nil {
 		o.OnError = func(string, error) {}

@@ -19,8 +19,9 @@ const (
 
 // warmUp copies L2's most recently written or read entries up to L1, one
 // step of at most warmBatch bytes at a time, until L1 holds limit bytes,
-// L1 evicts anything (it is full: a warmed entry would push out another),
-// every entry was read, or the Hybrid closes. Owned by NewHybrid, stopped by
+// L1 has no room for the next entry or evicts anything (it is full: a
+// warmed entry would push out another), every entry was read, or the
+// Hybrid closes. Owned by NewHybrid, stopped by
 // Close.
 func (h *Hybrid) warmUp(rr RecentReader, limit int64) {
 	defer close(h.warm.done)
@@ -74,7 +75,9 @@ func (h *Hybrid) warmStep(rr RecentReader, cursor []byte, maxBytes int64) ([]byt
 		batch = append(batch, entry{lkey, r})
 	})
 	for _, e := range batch {
-		h.warmEntry(e.lkey, e.rec, &seqs)
+		if !h.warmEntry(e.lkey, e.rec, &seqs) {
+			return nil, false // L1 is full
+		}
 	}
 	if err != nil {
 		if !errors.Is(err, ErrClosed) {
@@ -103,37 +106,50 @@ func (h *Hybrid) warmStep(rr RecentReader, cursor []byte, maxBytes int64) ([]byt
 // already (a client wrote or read it: L1's copy is as new as L2's or newer;
 // a copy of a stale epoch is left to be dropped when read),
 // or a write of the key's stripe happened since seqs was taken, before the
-// L2 read: L2's copy may then be older than the key's value.
-func (h *Hybrid) warmEntry(lkey []byte, r Record, seqs *[stripeCount]uint64) {
+// L2 read: L2's copy may then be older than the key's value. It reports
+// false, copying nothing, when L1 can tell that storing the entry would
+// evict another (see l1Fits): L1 is full and the warm-up is over.
+func (h *Hybrid) warmEntry(lkey []byte, r Record, seqs *[stripeCount]uint64) bool {
 	key, model, epoch, scoped, ok := parseL2Key(lkey)
 	if !ok || len(key)+len(r) > h.l1.MaxRecord() || r.Check() != nil || r.Expired(h.nowMs()) {
-		return
+		return true
 	}
 	sc, isScoped, err := ParseScope(key)
 	if err != nil || isScoped != scoped {
-		return
+		return true
 	}
 	if scoped {
 		ms := h.reg.Load().model(sc.Model)
 		if sc.Model != model || epoch != r.Epoch() || !ms.current(sc, epoch) {
-			return
+			return true
 		}
+	}
+	if !h.l1Fits(key, r) {
+		return false
 	}
 	r.SetFlags(r.Flags() | FlagClean) // L2 has it: evicting it needs no demotion
 	i := h.stripeIndex(key)
 	st := &h.stripes[i]
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.seq.Load() != seqs[i] {
-		return
-	}
-	if h.l1Contains(key) {
-		return
+	if st.seq.Load() != seqs[i] || h.l1Contains(key) {
+		return true
 	}
 	if h.l1.Set(key, r) == nil {
 		h.warm.bytes.Add(int64(len(key) + len(r)))
 		h.warm.keys.Add(1)
 	}
+	return true
+}
+
+// l1Fits reports whether L1 can store key and r without evicting anything,
+// when L1 can tell (memtier.Cache does); else true, and the warm-up stops
+// at L1's first eviction instead.
+func (h *Hybrid) l1Fits(key []byte, r Record) bool {
+	if c, ok := h.l1.(interface{ Fits([]byte, Record) bool }); ok {
+		return c.Fits(key, r)
+	}
+	return true
 }
 
 // inL1 reports whether L1 holds the user key of the L2 key lkey: the

@@ -143,8 +143,8 @@ func inL1(l1 *memtier.Cache, key string) bool {
 }
 
 // TestWarmUpLoadsNewest writes 40 MiB of 64 KiB values over a dozen L2
-// generations, reopens with a 16 MiB L1, and checks that the warm-up loads
-// the entries written last, up to its budget (3/4 of L1 by default) and
+// generations, reopens with a 16 MiB L1 and a budget of 12 MiB, and checks
+// that the warm-up loads the entries written last, up to its budget and
 // not beyond, evicting nothing, and that GETs of them are L1 hits.
 func TestWarmUpLoadsNewest(t *testing.T) {
 	dir := t.TempDir()
@@ -152,9 +152,9 @@ func TestWarmUpLoadsNewest(t *testing.T) {
 	fillDir(t, dir, nil, n, size, nil)
 
 	const memMax = 16 << 20
-	h, l1 := openWarm(t, warmCfg{dir: dir, memMax: memMax})
-	st := waitWarm(t, h)
 	budget := int64(memMax) / 4 * 3
+	h, l1 := openWarm(t, warmCfg{dir: dir, memMax: memMax, warmBytes: budget})
+	st := waitWarm(t, h)
 	t.Logf("warmed %d keys, %d bytes; L1 %d bytes, %d keys", st.WarmupKeys, st.WarmupBytes, st.L1.Bytes, st.L1.Keys)
 	if st.WarmupBytes < budget || st.WarmupBytes > budget+(1<<20)+2*size {
 		t.Errorf("warmed %d bytes, want the budget, %d, plus at most one step", st.WarmupBytes, budget)
@@ -189,9 +189,39 @@ func TestWarmUpLoadsNewest(t *testing.T) {
 	}
 }
 
+// TestWarmUpFillsL1: by default the warm-up fills L1 until the next entry
+// would evict another (memtier.Cache.Fits): L1 then holds about all its
+// large store can (its capacity less each record's allocation overhead),
+// the newest entries, and nothing was evicted or demoted.
+func TestWarmUpFillsL1(t *testing.T) {
+	dir := t.TempDir()
+	const n, size = 640, 64 << 10 // 40 MiB
+	fillDir(t, dir, nil, n, size, nil)
+
+	const memMax = 16 << 20
+	h, l1 := openWarm(t, warmCfg{dir: dir, memMax: memMax})
+	st := waitWarm(t, h)
+	t.Logf("warmed %d keys, %d bytes; L1 %d bytes, %d keys, %d evictions", st.WarmupKeys, st.WarmupBytes, st.L1.Bytes, st.L1.Keys, st.L1.Evictions)
+	if st.L1.Evictions != 0 {
+		t.Errorf("%d L1 evictions; want the warm-up to stop before the first", st.L1.Evictions)
+	}
+	if st.L1.Bytes < memMax*85/100 {
+		t.Errorf("L1 holds %d bytes of %d after the warm-up", st.L1.Bytes, memMax)
+	}
+	if st.Demotions != 0 {
+		t.Errorf("%d demotions of warmed entries", st.Demotions)
+	}
+	for i := n - 100; i < n; i++ {
+		if !inL1(l1, warmKey(i)) {
+			t.Fatalf("%s, among the last written, is not in L1", warmKey(i))
+		}
+	}
+}
+
 // TestWarmUpSmallRecordsStop: records small enough for L1's rings (1/8 of
-// L1) cannot reach the budget; the warm-up stops at L1's first eviction
-// rather than cycle through L2 evicting what it loaded.
+// L1) cannot reach the budget; the warm-up stops once the rings have taken
+// their share (or at their first eviction) rather than cycle through L2
+// evicting what it loaded.
 func TestWarmUpSmallRecordsStop(t *testing.T) {
 	dir := t.TempDir()
 	const n, size = 40000, 200 // 8 MiB
