@@ -126,6 +126,10 @@ func (h *runner) restartOne(ctx context.Context, kind string, keys int, value []
 				state = "done"
 			}
 			note := fmt.Sprintf("L1 warm-up had copied %s (%s)", fmtBytes(r.WarmupBytes), state)
+			if m, err := info(p, "memory"); err == nil {
+				r.HugePageBytes, _ = strconv.ParseInt(m["used_memory_huge_pages"], 10, 64)
+				note += fmt.Sprintf("; %s in huge pages (huge_pages:%s)", fmtBytes(r.HugePageBytes), m["huge_pages"])
+			}
 			if r.Note != "" {
 				note = r.Note + "; " + note
 			}

@@ -174,6 +174,7 @@ type RestartResult struct {
 	WindowSeconds   float64   `json:"window_seconds"`
 	WarmupBytes     int64     `json:"l1_warmup_bytes,omitempty"` // tiercached: L1 warm-up progress when 90% was reached
 	WarmupDone      bool      `json:"l1_warmup_done,omitempty"`
+	HugePageBytes   int64     `json:"huge_page_bytes,omitempty"` // tiercached: memory in transparent huge pages then (INFO used_memory_huge_pages)
 	Note            string    `json:"note,omitempty"`
 }
 
