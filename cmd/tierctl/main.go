@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -379,11 +380,58 @@ func (c *ctl) stats(ctx context.Context) error {
 		m["l2_keys"], human(n("l2_bytes")), human(n("l2_max_bytes")), pct(n("l2_bytes"), n("l2_max_bytes")), m["l2_evictions"])
 	fmt.Fprintf(tw, "all\t%s\t%s\t%s\t\t\t\t\t\t\n", m["keyspace_hits"], m["keyspace_misses"], rate("keyspace_hits", "keyspace_misses"))
 	tw.Flush()
+	if rows := modelRows(m); len(rows) > 0 {
+		fmt.Fprintln(c.out)
+		tw = tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "model\tversion\thits\tmisses\thit rate")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r[0], r[1], r[2], r[3], r[4])
+		}
+		tw.Flush()
+	}
 	fmt.Fprintf(c.out, "\npromotions %s  demotions %s  corrupt %s  L2 errors %s  pending writes %s  stale writes refused %s\n",
 		m["promotions"], m["demotions"], m["l2_corrupt_entries"], m["l2_errors"], human(n("pending_write_bytes")), m["rejected_stale_writes"])
 	fmt.Fprintf(c.out, "NATS connected %s  models %s  registry revision %s  rollouts applied %s\n",
 		m["nats_connected"], m["models_known"], m["models_revision"], m["rollouts_applied"])
 	return nil
+}
+
+// modelRows are the per-model lookup counts of INFO's # Models section
+// (model_NAME:version=V,hits=H,misses=M,hit_ratio=R, then unscoped: and
+// unregistered:), one row each — model, version, hits, misses, hit rate —
+// models by name, then unscoped and unregistered keys.
+func modelRows(m map[string]string) [][5]string {
+	row := func(name, v string) [5]string {
+		f := map[string]string{}
+		for _, kv := range strings.Split(v, ",") {
+			if k, x, ok := strings.Cut(kv, "="); ok {
+				f[k] = x
+			}
+		}
+		if u, err := url.PathUnescape(name); err == nil {
+			name = u
+		}
+		version, _ := url.PathUnescape(f["version"])
+		rate := "-"
+		h, _ := strconv.ParseFloat(f["hits"], 64)
+		if ms, _ := strconv.ParseFloat(f["misses"], 64); h+ms > 0 {
+			rate = fmt.Sprintf("%.1f%%", 100*h/(h+ms))
+		}
+		return [5]string{name, version, f["hits"], f["misses"], rate}
+	}
+	var rows [][5]string
+	for k, v := range m {
+		if name, ok := strings.CutPrefix(k, "model_"); ok && strings.HasPrefix(v, "version=") {
+			rows = append(rows, row(name, v))
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i][0] < rows[j][0] })
+	for _, k := range []string{"unscoped", "unregistered"} {
+		if v, ok := m[k]; ok && strings.HasPrefix(v, "hits=") {
+			rows = append(rows, row("("+k+")", v))
+		}
+	}
+	return rows
 }
 
 func pct(a, b float64) string {

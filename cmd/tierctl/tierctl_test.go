@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -152,6 +153,12 @@ func TestModelsPurgeStats(t *testing.T) {
 	for _, want := range []string{"L1", "L2", "hit rate", "NATS connected 1"} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Fatalf("stats lacks %q: %d\n%s%s", want, code, out, errs)
+		}
+	}
+	// Per model: the registry's models with their version, then plain keys.
+	for _, want := range []string{`(?m)^openai/clip-vit-large-patch14 +r1 +\d+ +\d+ +(-|\d+\.\d%)$`, `(?m)^\(unscoped\) + \d+ +\d+ +(-|\d+\.\d%)$`} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Fatalf("stats lacks a line matching %s:\n%s", want, out)
 		}
 	}
 	if code, _, errs := tierctl(t, "--socket", a.sock, "rollout", "bad{name", "v1"); code != 2 || errs == "" {
