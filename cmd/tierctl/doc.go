@@ -8,7 +8,7 @@
 //	                                     else exit 1 naming those that have not
 //	models                               the registry: MODEL VERSION REVISION
 //	purge MODEL                          delete MODEL from the registry
-//	stats                                the local daemon's tiers and hit rates
+//	stats                                the local daemon's tiers and hit rates, per tier and per model
 //
 // tierctl talks to NATS directly when --nats is given (so a host without a
 // daemon can publish), otherwise to the daemon on --socket, and then to the

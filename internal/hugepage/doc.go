@@ -7,11 +7,12 @@
 // VM tiercache is developed on, touching 1 GiB of fresh memory took 3.5–4.0 s
 // in 4 KiB pages, 2.2–2.7 s in 2 MiB pages when the host had to back them
 // and 0.07–0.08 s when it had them already (memory another process just
-// freed); the restart workload's refill of a 1 GiB L1 (bench: `go run ./bench
-// --workloads restart --restart-bytes 1GiB`) went from 8.2–8.8 s to
-// 3.5–3.9 s to 90% of hot throughput. Go leaves huge pages to the system's
-// setting, which is madvise (no huge pages unless asked) on many
-// distributions.
+// freed). In the restart workload (`go run ./bench --workloads restart
+// --restart-bytes 1GiB`) a refilling 1 GiB L1 was back at 90% of hot
+// throughput after 3.5–3.9 s in huge pages against 8.2–8.8 s in small ones
+// (the README has the 4 GiB figures, with and without the warm-up). Go
+// leaves huge pages to the system's setting, which is madvise (no huge
+// pages unless asked) on many distributions.
 //
 // Make and Clone allocate from the Go heap as make does and, for buffers of
 // at least MinSize, ask the kernel (madvise MADV_HUGEPAGE) to back the 4

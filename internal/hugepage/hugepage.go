@@ -47,8 +47,8 @@ func State() string {
 	return "unavailable"
 }
 
-// AdvisedBytes returns the bytes of heap advised for huge pages so far.
-func AdvisedBytes() int64 { return nAdvised.Load() * chunkSize }
+// advisedBytes returns the bytes of heap advised for huge pages so far.
+func advisedBytes() int64 { return nAdvised.Load() * chunkSize }
 
 // Make returns a zeroed buffer of length and capacity n, as make does,
 // whose memory is advised for huge pages when n is at least MinSize.

@@ -88,7 +88,7 @@ func needTHP(t *testing.T) {
 func TestMakeAdvises(t *testing.T) {
 	needTHP(t)
 	SetEnabled(true)
-	before := AdvisedBytes()
+	before := advisedBytes()
 	var bufs [][]byte
 	for range 8 {
 		b := Make(1 << 20)
@@ -114,8 +114,8 @@ func TestMakeAdvises(t *testing.T) {
 	if m := mappingOf(t, addr(big)); m.anonHuge == 0 {
 		t.Errorf("16 MiB written in an advised mapping, yet no AnonHugePages in %#x-%#x", m.start, m.end)
 	}
-	if AdvisedBytes() <= before {
-		t.Errorf("AdvisedBytes %d, was %d", AdvisedBytes(), before)
+	if advisedBytes() <= before {
+		t.Errorf("advisedBytes %d, was %d", advisedBytes(), before)
 	}
 	if !Enabled() {
 		t.Error("Enabled() false")
@@ -124,9 +124,9 @@ func TestMakeAdvises(t *testing.T) {
 
 func TestSmallAndDisabled(t *testing.T) {
 	defer SetEnabled(true)
-	before := AdvisedBytes()
-	if b := Make(MinSize - 1); len(b) != MinSize-1 || AdvisedBytes() != before {
-		t.Errorf("small buffer: len %d, advised %d → %d", len(b), before, AdvisedBytes())
+	before := advisedBytes()
+	if b := Make(MinSize - 1); len(b) != MinSize-1 || advisedBytes() != before {
+		t.Errorf("small buffer: len %d, advised %d → %d", len(b), before, advisedBytes())
 	}
 	if c := Clone(nil); c == nil || len(c) != 0 {
 		t.Errorf("Clone(nil) = %#v, want an empty non-nil slice", c)
@@ -143,8 +143,8 @@ func TestSmallAndDisabled(t *testing.T) {
 	if string(c) != string(src) {
 		t.Fatal("Clone differs from its source")
 	}
-	if AdvisedBytes() != before {
-		t.Errorf("advice off, yet AdvisedBytes %d → %d", before, AdvisedBytes())
+	if advisedBytes() != before {
+		t.Errorf("advice off, yet advisedBytes %d → %d", before, advisedBytes())
 	}
 	// 64 MiB allocated with advice off: at least one of its 4 MiB chunks
 	// is new to the heap, and its mapping must not be marked.
