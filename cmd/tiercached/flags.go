@@ -88,6 +88,17 @@ func newFlagSet(t *flagText, version *bool) *pflag.FlagSet {
 	return fs
 }
 
+// yesNo parses the value of a yes|no flag.
+func yesNo(s string) (bool, error) {
+	switch s {
+	case "yes":
+		return true, nil
+	case "no":
+		return false, nil
+	}
+	return false, errors.New("want yes or no")
+}
+
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
@@ -126,26 +137,14 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), environ []
 	})
 	o.TCP = t.tcp
 	b.Parse("protected-mode", func(s string) error {
-		switch s {
-		case "yes":
-			o.Unprotected = false
-		case "no":
-			o.Unprotected = true
-		default:
-			return errors.New("want yes or no")
-		}
-		return nil
+		yes, err := yesNo(s)
+		o.Unprotected = !yes
+		return err
 	})
 	b.Parse("huge-pages", func(s string) error {
-		switch s {
-		case "yes":
-			o.NoHugePages = false
-		case "no":
-			o.NoHugePages = true
-		default:
-			return errors.New("want yes or no")
-		}
-		return nil
+		yes, err := yesNo(s)
+		o.NoHugePages = !yes
+		return err
 	})
 	switch {
 	case b.Given("requirepass") && b.Given("requirepass-file"):
