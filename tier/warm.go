@@ -21,8 +21,7 @@ const (
 // step of at most warmBatch bytes at a time, until L1 holds limit bytes,
 // L1 has no room for the next entry or evicts anything (it is full: a
 // warmed entry would push out another), every entry was read, or the
-// Hybrid closes. Owned by NewHybrid, stopped by
-// Close.
+// Hybrid closes. Owned by NewHybrid, stopped by Close.
 func (h *Hybrid) warmUp(rr RecentReader, limit int64) {
 	defer close(h.warm.done)
 	defer h.warm.finished.Store(true)
