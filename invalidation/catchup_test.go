@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tiercache/tiercache/internal/natstest"
@@ -44,11 +45,7 @@ func firstAnswersAt(t testing.TB, d *daemon, prev, cur string) {
 // across a restart after it; when the model had another version first,
 // the replay drops them, as following it live would have.
 func TestFirstRolloutKeepsEntries(t *testing.T) {
-	srv := natstest.RunServer(t, nil)
-	a := newDaemon(t, "a", testOptions(t, srv.ClientURL(), "models"))
-	c := newDaemon(t, "c", testOptions(t, srv.ClientURL(), "models"))
-	a.waitSynced()
-	c.waitSynced()
+	_, a, c := syncedPair(t)
 	models := []string{"live", "replayed", "between"}
 	for _, m := range models {
 		c.mustSet("{"+m+"@v1}k", "kept")
@@ -99,11 +96,7 @@ func TestFirstRolloutKeepsEntries(t *testing.T) {
 // the same data directory: once WaitSynced returns, its first answers are
 // already right.
 func TestCatchUpAfterRestart(t *testing.T) {
-	srv := natstest.RunServer(t, nil)
-	a := newDaemon(t, "a", testOptions(t, srv.ClientURL(), "models"))
-	c := newDaemon(t, "c", testOptions(t, srv.ClientURL(), "models"))
-	a.waitSynced()
-	c.waitSynced()
+	srv, a, c := syncedPair(t)
 	a.rollout("clip", "v1")
 	c.waitModel("clip", "v1")
 	writeUnder(t, "v1", c)
@@ -435,4 +428,16 @@ func TestResync(t *testing.T) {
 		}
 		a.waitModel("my model", "v1")
 	})
+}
+
+// syncedPair starts a NATS server and daemons a and c on it, following the
+// bucket "models", and returns them once both have synced.
+func syncedPair(t *testing.T) (srv *server.Server, a, c *daemon) {
+	t.Helper()
+	srv = natstest.RunServer(t, nil)
+	a = newDaemon(t, "a", testOptions(t, srv.ClientURL(), "models"))
+	c = newDaemon(t, "c", testOptions(t, srv.ClientURL(), "models"))
+	a.waitSynced()
+	c.waitSynced()
+	return srv, a, c
 }
