@@ -25,7 +25,7 @@ const requestTimeout = 10 * time.Second
 type Cluster struct {
 	opts    Options
 	log     *zap.Logger
-	cache   *tier.Hybrid
+	cache   Cache
 	srv     *natsserver.Server // the embedded server, or nil
 	nc      *nats.Conn
 	js      jetstream.JetStream

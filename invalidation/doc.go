@@ -19,8 +19,10 @@
 // publishes through one, and so does tierctl, from hosts without a daemon.
 //
 // The registry's rules and state belong to package tier (tier.ValidateModel,
-// tier.ValidateVersion, tier.Hybrid.ApplyModelsAsync); this package only
-// keeps a cache's registry in step with the bucket. Cluster's Rollout and
+// tier.ValidateVersion, tier.Registry.ApplyModelsAsync); this package only
+// keeps a cache's registry in step with the bucket, through Cache, an
+// interface it owns of the five registry calls it makes (*tier.Hybrid and
+// *tier.Registry are ones). Cluster's Rollout and
 // Purge have the signatures of the server's Models interface, and Status
 // is what the daemon reports in INFO, so the package depends on tier and
 // not on the server. A daemon without NATS starts no Cluster: its registry
@@ -31,7 +33,7 @@
 // URL), creates the bucket if it is missing and runs two goroutines:
 //
 //   - the follower watches the bucket with an ordered consumer and applies
-//     its changes to the cache with tier.Hybrid.ApplyModelsAsync (a put
+//     its changes to the cache with Cache.ApplyModelsAsync (a put
 //     sets the version, a delete or purge marker purges the model), passing
 //     the last entry's revision. The cache serves the new state as soon as
 //     the call returns, without waiting for the disk; in the background it
@@ -104,7 +106,7 @@
 //     key that is not EncodeModel's are logged, counted (Status, INFO
 //     models_invalid_entries) and skipped: the model keeps the version it
 //     had.
-//   - tier.Hybrid's revision only moves forward. After the bucket was
+//   - tier.Registry's revision only moves forward. After the bucket was
 //     deleted and recreated, its revisions restart low: the follower tracks
 //     the bucket's revision itself (Status, INFO models_bucket_revision)
 //     while models_revision keeps the old, higher value until the new bucket

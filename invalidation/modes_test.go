@@ -73,8 +73,9 @@ func TestEmbedded(t *testing.T) {
 	o.EmbeddedListen = "127.0.0.1:" + port
 	o.StoreDir = t.TempDir()
 	o.NodeID = "c"
-	o.Cache = openCache(t, t.TempDir())
-	defer o.Cache.Close()
+	cache := openCache(t, t.TempDir())
+	defer cache.Close()
+	o.Cache = cache
 	if c, err := Start(o); err == nil {
 		c.Close()
 		t.Fatal("second embedded server on a busy port started")

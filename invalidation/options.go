@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tiercache/tiercache/tier"
 	"go.uber.org/zap"
 )
 
@@ -79,7 +78,7 @@ type Options struct {
 	// entry. Default "dev".
 	Version string
 	// Cache is the cache whose model registry follows the bucket. Required.
-	Cache *tier.Hybrid
+	Cache Cache
 	// Logger receives connection changes, applied changes and problems.
 	// Credentials are never logged. Default zap.NewNop().
 	Logger *zap.Logger

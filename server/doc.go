@@ -1,5 +1,5 @@
-// Package server serves a tier.Hybrid over the Redis protocol (RESP2), so
-// that any Redis client can use tiercache unchanged.
+// Package server serves a cache over the Redis protocol (RESP2), so that
+// any Redis client can use tiercache unchanged.
 //
 // # Basics
 //
@@ -27,10 +27,16 @@
 // the end of its WAIT. A lease's expiry is a timer; handing it over gives
 // the first waiter a new token.
 //
-// The model registry belongs to package tier: MODEL.GET and MODEL.LIST read
-// the cache's, names and versions are checked with its rules, and
-// MODEL.ROLLOUT and MODEL.PURGE go through Options.Models, a two-method
-// interface the server owns (tier.LocalRegistry by default). A daemon in a
+// # What it needs of the cache
+//
+// The server owns the interfaces it calls, each small: Options.Cache is a
+// Cache, made of Keyspace (Get, SetWith, Remove, Expire), Scopes (the
+// write checks and MODEL.GET/MODEL.LIST), Reporter (INFO and DBSIZE),
+// FlushAll and bufpool.Holder; *tier.Hybrid is one. The model registry
+// belongs to package tier: MODEL.GET and MODEL.LIST read the cache's,
+// names and versions are checked with its rules, and MODEL.ROLLOUT and
+// MODEL.PURGE go through Options.Models, a two-method interface the server
+// owns (tier.LocalRegistry for a standalone daemon). A daemon in a
 // cluster passes the registry that follows the cluster's, with
 // Options.Sync and Options.Cluster; the server knows nothing of NATS and
 // imports no package of tiercache but tier and internal helpers.
@@ -55,7 +61,7 @@
 //   - Arguments of 16 KiB or more are read with room in front of them, so
 //     that SET and MSET build the stored record around the value in place
 //     (tier.SetArgs.Spare) instead of copying it; L1 then keeps that buffer
-//     as the record. These buffers are recycled (tier.Hybrid.Buffers, see
+//     as the record. These buffers are recycled (Cache.Buffers, see
 //     package bufpool): a connection pins its guard while its commands
 //     run, the writer holds a share of each large value it queues, and a
 //     buffer nothing holds any more takes the next large value, so a

@@ -61,7 +61,7 @@ func startServer(t testing.TB, mod func(*Options)) *testServer {
 		l2.Close()
 		t.Fatal(err)
 	}
-	opts := Options{Cache: h, Clock: clock, Version: "test", NodeID: "node-test"}
+	opts := Options{Cache: h, Models: tier.NewLocalRegistry(h.Registry), Clock: clock, Version: "test", NodeID: "node-test"}
 	if mod != nil {
 		mod(&opts)
 	}

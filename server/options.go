@@ -39,9 +39,9 @@ type ClusterInfo struct {
 // Validate reports every problem at once.
 type Options struct {
 	// Cache is the storage engine. Required.
-	Cache *tier.Hybrid
-	// Models handles MODEL.ROLLOUT and MODEL.PURGE. Default:
-	// tier.NewLocalRegistry(Cache).
+	Cache Cache
+	// Models handles MODEL.ROLLOUT and MODEL.PURGE. Required: for a
+	// standalone cache, tier.NewLocalRegistry(h.Registry).
 	Models Models
 	// Cluster fills INFO's "# Cluster" section. Default: nats_connected:0
 	// and no extra fields.
@@ -105,9 +105,6 @@ func (o Options) InflightBytes() int64 {
 
 // EnsureDefaults fills in the zero fields.
 func (o *Options) EnsureDefaults() {
-	if o.Models == nil && o.Cache != nil {
-		o.Models = tier.NewLocalRegistry(o.Cache)
-	}
 	if o.MaxValue == 0 {
 		o.MaxValue = 64 << 20
 	}
@@ -139,6 +136,9 @@ func (o *Options) Validate() error {
 	var errs []error
 	if o.Cache == nil {
 		errs = append(errs, errors.New("server: Cache is required"))
+	}
+	if o.Models == nil {
+		errs = append(errs, errors.New("server: Models is required"))
 	}
 	if o.MaxValue < 0 {
 		errs = append(errs, fmt.Errorf("server: max value %d is negative", o.MaxValue))

@@ -78,7 +78,7 @@ func benchServer(b testing.TB) *Server {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err := New(Options{Cache: h})
+	s, err := New(Options{Cache: h, Models: tier.NewLocalRegistry(h.Registry)})
 	if err != nil {
 		b.Fatal(err)
 	}

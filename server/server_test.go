@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tiercache/tiercache/tier"
 )
 
 func TestOptionsValidate(t *testing.T) {
@@ -17,13 +19,13 @@ func TestOptionsValidate(t *testing.T) {
 	if err == nil {
 		t.Fatal("New accepted invalid options")
 	}
-	for _, want := range []string{"Cache is required", "max value -1", "max clients -1", "max args -1", "write timeout -1s"} {
+	for _, want := range []string{"Cache is required", "Models is required", "max value -1", "max clients -1", "max args -1", "write timeout -1s"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
 	}
 	ts := startServer(t, nil)
-	_, err = New(Options{Cache: ts.h, MaxValue: 1 << 20, MaxInflight: 1 << 10})
+	_, err = New(Options{Cache: ts.h, Models: tier.NewLocalRegistry(ts.h.Registry), MaxValue: 1 << 20, MaxInflight: 1 << 10})
 	if err == nil || !strings.Contains(err.Error(), "in-flight budget 1024 is below the max value 1048576") {
 		t.Fatalf("MaxInflight below MaxValue: %v", err)
 	}

@@ -45,7 +45,7 @@ func TestInfoWarmup(t *testing.T) {
 
 	h = open(0)
 	defer h.Close()
-	s, err := New(Options{Cache: h})
+	s, err := New(Options{Cache: h, Models: tier.NewLocalRegistry(h.Registry)})
 	if err != nil {
 		t.Fatal(err)
 	}

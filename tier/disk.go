@@ -60,3 +60,18 @@ type RecentReader interface {
 	// not call into the tier; fn may keep key and r.
 	ReadRecent(cursor []byte, maxBytes int64, maxRecord int, skip func(key []byte) bool, fn func(key []byte, r Record)) (next []byte, err error)
 }
+
+// FitChecker is an L1 that can tell whether it would store a record
+// without evicting another (memtier.Cache is one). The warm-up stops at
+// the first entry that does not fit; without it, at L1's first eviction.
+type FitChecker interface {
+	Fits(key []byte, r Record) bool
+}
+
+// ContainsChecker is an L1 that can tell whether it holds a key without
+// counting a lookup or marking the entry read (memtier.Cache is one; it
+// may answer true for a key it no longer holds). Without it, the warm-up
+// asks with Get.
+type ContainsChecker interface {
+	Contains(key []byte) bool
+}

@@ -15,6 +15,26 @@
 // latest FlushInterval after they were acknowledged (write-through), or only
 // on demotion and at Close (write-back).
 //
+// # Rooms
+//
+// Hybrid is the lookup path (lookup.go: L1, the write queue, L2, promotion)
+// and the write path's entry points (write.go) over four parts, each a type
+// of its own that is tested alone or through the conformance suite:
+//
+//   - the write pipeline (pipeline.go): the queue of writes waiting for L2,
+//     looked up by key, its flusher goroutine committing group batches,
+//     back-pressure by bytes and by age, shedding while L2 fails. It is
+//     driven by a small environment of functions (after pebble's
+//     commitPipeline), so its tests run it with no disk at all;
+//   - the model registry (Registry, modelregistry.go): versions and epochs,
+//     the first-rollout rule, persistence in L2's meta records, range drops
+//     and the per-model counts. It needs only a RegistryStore; Hybrid
+//     embeds it, so its methods are Hybrid's;
+//   - the warm-up (warm.go), a goroutine that copies L2's newest entries to
+//     L1 after a start;
+//   - the stripes (stripes.go), which order writes of a key against the
+//     readers that act on what they read, and hold the lookup counters.
+//
 // # Keys, models and versions
 //
 // A key of the form {MODEL}rest or {MODEL@VERSION}rest is model-scoped
@@ -40,7 +60,7 @@
 //
 // # The model registry
 //
-// Hybrid holds the registry's state and applies changes to it at a
+// Registry holds the registry's state and applies changes to it at a
 // revision (ApplyModels; ApplyModelsAsync for a registry kept elsewhere,
 // which a restarted cache replays). Its rules live here only:
 // ValidateModel and ValidateVersion say which names and versions a change

@@ -102,13 +102,13 @@ type ModelStats struct {
 // kept from start (or from a model's first rollout seen by this process)
 // and survive rollouts; a purged model's line goes away, and its counts
 // continue if it comes back.
-func (h *Hybrid) ModelStats() ModelStats {
-	out := ModelStats{Unscoped: h.modelStats.unscoped.load(), Unregistered: h.modelStats.unregistered.load()}
+func (r *Registry) ModelStats() ModelStats {
+	out := ModelStats{Unscoped: r.counts.unscoped.load(), Unregistered: r.counts.unregistered.load()}
 	var counts map[string]*modelCounts
-	if m := h.modelStats.byName.Load(); m != nil {
+	if m := r.counts.byName.Load(); m != nil {
 		counts = *m
 	}
-	for name, st := range h.reg.Load().Models {
+	for name, st := range r.snap.Load().Models {
 		if st.Version == "" {
 			continue
 		}

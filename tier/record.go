@@ -134,6 +134,13 @@ func (h Header) Size(n int) int { return HeaderSize + len(h.Tag) + n }
 // Expired reports whether a record with this header is expired at nowMs.
 func (h Header) Expired(nowMs int64) bool { return h.ExpireAt != 0 && h.ExpireAt <= nowMs }
 
+// Expired reports whether r is expired at nowMs. It must only be called on a
+// record that parsed.
+func (r Record) Expired(nowMs int64) bool {
+	e := r.ExpireAt()
+	return e != 0 && e <= nowMs
+}
+
 // parse checks the structure of r (version and lengths) without the checksum.
 func (r Record) parse() (tagLen int, err error) {
 	if len(r) < HeaderSize {

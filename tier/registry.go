@@ -40,11 +40,12 @@ func ValidateVersion(version string) error {
 // revision. A cache in a cluster follows a registry kept elsewhere instead
 // (package invalidation), which applies changes with ApplyModelsAsync.
 type LocalRegistry struct {
-	h *Hybrid
+	r *Registry
 }
 
-// NewLocalRegistry returns the standalone registry of h.
-func NewLocalRegistry(h *Hybrid) *LocalRegistry { return &LocalRegistry{h: h} }
+// NewLocalRegistry returns the standalone registry that changes r (a
+// Hybrid's is its Registry field).
+func NewLocalRegistry(r *Registry) *LocalRegistry { return &LocalRegistry{r: r} }
 
 // Rollout sets model's version and returns the registry revision of the
 // change, once it is applied and persisted (ApplyModels). Invalid names
@@ -56,7 +57,7 @@ func (r *LocalRegistry) Rollout(_ context.Context, model, version string) (uint6
 	if err := ValidateVersion(version); err != nil {
 		return 0, err
 	}
-	return r.h.applyNextModels(ModelChange{Model: model, Version: version})
+	return r.r.applyNext(ModelChange{Model: model, Version: version})
 }
 
 // Purge forgets model and drops its entries, and returns the registry
@@ -65,5 +66,5 @@ func (r *LocalRegistry) Purge(_ context.Context, model string) (uint64, error) {
 	if err := ValidateModel(model); err != nil {
 		return 0, err
 	}
-	return r.h.applyNextModels(ModelChange{Model: model})
+	return r.r.applyNext(ModelChange{Model: model})
 }

@@ -42,7 +42,7 @@ func TestLocalRegistry(t *testing.T) {
 	dir := t.TempDir()
 	h := openHybrid(t, hcfg{dir: dir})
 	defer h.Close()
-	reg := tier.NewLocalRegistry(h)
+	reg := tier.NewLocalRegistry(h.Registry)
 	ctx := context.Background()
 	rollout := func(model, version string) uint64 {
 		t.Helper()
@@ -104,7 +104,7 @@ func TestLocalRegistry(t *testing.T) {
 	}
 	h = openHybrid(t, hcfg{dir: dir})
 	defer h.Close()
-	reg = tier.NewLocalRegistry(h)
+	reg = tier.NewLocalRegistry(h.Registry)
 	if v, ok := h.Model("clip"); ok {
 		t.Fatalf("Model(clip) = %q after a restart", v)
 	}

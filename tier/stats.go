@@ -25,27 +25,24 @@ type HybridStats struct {
 
 // Stats returns a snapshot of the counters.
 func (h *Hybrid) Stats() HybridStats {
-	h.pend.Lock()
-	pending := h.pend.bytes
-	h.pend.Unlock()
-	reg := h.reg.Load()
-	known := 0
-	for _, m := range reg.Models {
-		if m.Version != "" {
-			known++
-		}
-	}
-	hs := HybridStats{
+	q, reg, c := h.queue.stats(), h.Registry.stats(), h.stripes.counts()
+	return HybridStats{
+		Hits:            c.hits,
+		Misses:          c.misses,
+		L1Hits:          c.l1Hits,
+		L1Misses:        c.l1Misses,
+		L2Hits:          c.l2Hits,
+		L2Misses:        c.l2Misses,
 		Promotions:      h.promotions.Load(),
 		Demotions:       h.demotions.Load(),
 		StaleWrites:     h.staleWrites.Load(),
-		L2ReadErrors:    h.l2ReadErr.Load(),
-		L2WriteErrors:   h.l2WriteErrs.Load(),
-		PendingBytes:    pending,
-		PendingDropped:  h.dropped.Load(),
-		ModelsRevision:  reg.Revision,
-		ModelsKnown:     known,
-		RolloutsApplied: h.rollouts.Load(),
+		L2ReadErrors:    h.l2ReadErrs.Load(),
+		L2WriteErrors:   q.writeErrs,
+		PendingBytes:    q.bytes,
+		PendingDropped:  q.dropped,
+		ModelsRevision:  reg.revision,
+		ModelsKnown:     reg.known,
+		RolloutsApplied: reg.rollouts,
 		WritePolicy:     h.opts.WritePolicy,
 		WarmupDone:      h.warm.finished.Load(),
 		WarmupBytes:     h.warm.bytes.Load(),
@@ -53,14 +50,4 @@ func (h *Hybrid) Stats() HybridStats {
 		L1:              h.l1.Stats(),
 		L2:              h.l2.Stats(),
 	}
-	for i := range h.stripes {
-		st := &h.stripes[i]
-		hs.Hits += st.hits.Load()
-		hs.Misses += st.misses.Load()
-		hs.L1Hits += st.l1Hits.Load()
-		hs.L1Misses += st.l1Misses.Load()
-		hs.L2Hits += st.l2Hits.Load()
-		hs.L2Misses += st.l2Misses.Load()
-	}
-	return hs
 }

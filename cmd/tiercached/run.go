@@ -447,7 +447,7 @@ func (d *daemon) standalone() cluster {
 	d.log.Named("cluster").Info("model registry is local: NATS is off", zap.Uint64("revision", d.cache.ModelsRevision()))
 	extra := [][2]string{{"nats_mode", natsOff}, {"node_id", d.opts.NodeID}}
 	return cluster{
-		models: tier.NewLocalRegistry(d.cache),
+		models: tier.NewLocalRegistry(d.cache.Registry),
 		info:   func() server.ClusterInfo { return server.ClusterInfo{Extra: extra} },
 	}
 }

@@ -362,3 +362,13 @@ func (p *Pool) minPinned() uint64 {
 	p.guards.Unlock()
 	return m
 }
+
+// Holder is a cache that keeps records in the pool's buffers (memtier.Cache
+// keeps its large records there) and so takes part in the protocol above:
+// it Retains a buffer while it stores its record and Releases it when the
+// record is dropped. A cache composed of a Holder must use the Holder's
+// pool for its own shares (tier.Options.Buffers), or a buffer could be
+// reused while one of them still counts on it.
+type Holder interface {
+	Buffers() *Pool
+}

@@ -50,7 +50,7 @@ func TestDrillFloodProfile(t *testing.T) {
 	}
 	defer h.Close()
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(tier.GoMemoryLimit(floodMemMax))) // as the daemon does
-	srv, err := server.New(server.Options{Cache: h, MaxValue: floodMaxValue})
+	srv, err := server.New(server.Options{Cache: h, Models: tier.NewLocalRegistry(h.Registry), MaxValue: floodMaxValue})
 	if err != nil {
 		t.Fatal(err)
 	}

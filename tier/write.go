@@ -1,0 +1,364 @@
+package tier
+
+import (
+	"errors"
+	"fmt"
+)
+
+// SetCond is the condition of a conditional write (SET … NX|XX).
+type SetCond int
+
+const (
+	// Always writes unconditionally.
+	Always SetCond = iota
+	// IfAbsent writes only if the key has no live value (NX).
+	IfAbsent
+	// IfPresent writes only if the key has a live value (XX).
+	IfPresent
+)
+
+// SetArgs are the options of SetWith, after Redis' SET.
+type SetArgs struct {
+	ExpireAt int64   // Unix ms; 0 = no expiry
+	KeepTTL  bool    // keep the current value's expiry (KEEPTTL)
+	Cond     SetCond // NX / XX
+	GetOld   bool    // return the old value (GET)
+
+	// Spare, if not nil, is the buffer the value was read into, with room
+	// in front of it: the value must be its tail (sharing its memory).
+	// When the room holds the record's header (ValueHeadroom is enough for
+	// version tags up to 224 bytes), the record is built in place, saving
+	// a copy of the value, and the cache keeps Spare: the caller must not
+	// use or change it afterwards.
+	Spare []byte
+}
+
+// SetResult is what SetWith did.
+type SetResult struct {
+	Stored bool   // the value was written
+	Old    Record // the previous live record, when SetArgs.GetOld (nil if none)
+}
+
+// Set stores r under key, implementing Tier. The record's expiry is kept;
+// for a model-scoped key its epoch and tag are set from the registry (which
+// may copy the record). See SetValue.
+func (h *Hybrid) Set(key []byte, r Record) error {
+	hdr, err := r.Header()
+	if err != nil {
+		return err
+	}
+	if hdr.Epoch == 0 && hdr.Tag == "" && (hdr.Flags&FlagClean != 0) == (h.opts.WritePolicy == WriteThrough) {
+		if _, scoped, err := ParseScope(key); err != nil {
+			return err
+		} else if !scoped {
+			return h.put(key, r, Scope{}, false, 0)
+		}
+	}
+	return h.SetValue(key, r.Value(), hdr.ExpireAt)
+}
+
+// SetValue stores value under key with expiry expireAt (Unix ms, 0 = none).
+//
+// For a key {MODEL@X}… while the registry has MODEL at another version it
+// stores nothing and returns a *StaleError. Records of model-scoped keys are
+// tagged with the model's current epoch and version.
+//
+// With write-through the write is queued for L2 at once; Set returns when
+// it is in L1 (or, for a record too large for L1, in the queue that reads
+// consult), and waits only when more than MaxPending bytes are queued.
+func (h *Hybrid) SetValue(key, value []byte, expireAt int64) error {
+	return h.setValue(key, value, expireAt, nil)
+}
+
+// setValue is SetValue with SetArgs.Spare.
+func (h *Hybrid) setValue(key, value []byte, expireAt int64, spare []byte) error {
+	if h.closed.Load() {
+		return ErrClosed
+	}
+	hdr, sc, scoped, err := h.header(key, expireAt)
+	if err != nil {
+		return err
+	}
+	return h.put(key, newRecordIn(hdr, spare, value), sc, scoped, hdr.Epoch)
+}
+
+// SetWith is SET with its options: the existence check, the write and the
+// read of the old value are atomic with respect to other writes of the key
+// (see lockedGet).
+func (h *Hybrid) SetWith(key, value []byte, a SetArgs) (SetResult, error) {
+	if h.closed.Load() {
+		return SetResult{}, ErrClosed
+	}
+	if a.Cond == Always && !a.KeepTTL && !a.GetOld {
+		return SetResult{Stored: true}, h.setValue(key, value, a.ExpireAt, a.Spare)
+	}
+	hdr, sc, scoped, err := h.header(key, a.ExpireAt)
+	if err != nil {
+		return SetResult{}, err
+	}
+	st := h.stripes.of(key)
+	old, err := h.lockedGet(key, st)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		st.mu.Unlock()
+		return SetResult{}, err
+	}
+	var res SetResult
+	if a.GetOld {
+		res.Old = old
+	}
+	if (a.Cond == IfAbsent && old != nil) || (a.Cond == IfPresent && old == nil) {
+		st.mu.Unlock()
+		return res, nil
+	}
+	if a.KeepTTL && old != nil {
+		hdr.ExpireAt = old.ExpireAt()
+	}
+	rec := newRecordIn(hdr, a.Spare, value)
+	if err := h.fitsL2(key, rec, sc, scoped, hdr.Epoch); err != nil {
+		st.mu.Unlock()
+		return SetResult{}, err
+	}
+	h.putLocked(key, rec, sc, scoped, hdr.Epoch)
+	st.mu.Unlock()
+	h.queue.waitForSpace()
+	res.Stored = true
+	return res, nil
+}
+
+// header returns the header a new record of key gets, or a *StaleError for a
+// write of a version the registry has moved away from.
+func (h *Hybrid) header(key []byte, expireAt int64) (Header, Scope, bool, error) {
+	sc, scoped, err := ParseScope(key)
+	if err != nil {
+		return Header{}, sc, false, err
+	}
+	hdr := Header{ExpireAt: expireAt}
+	if scoped {
+		ms := h.state(sc.Model)
+		if ms.otherVersion(sc) {
+			h.staleWrites.Add(1)
+			return Header{}, sc, false, &StaleError{Model: sc.Model, Current: ms.Version}
+		}
+		hdr.Epoch, hdr.Tag = ms.epochOf(sc), ms.Version
+		if sc.Versioned {
+			hdr.Tag = sc.Version
+		}
+	}
+	if h.opts.WritePolicy == WriteThrough {
+		hdr.Flags = FlagClean // L2 has it (or will, before L1 could lose it)
+	}
+	return hdr, sc, scoped, nil
+}
+
+func (h *Hybrid) put(key []byte, r Record, sc Scope, scoped bool, epoch uint64) error {
+	if h.closed.Load() {
+		return ErrClosed
+	}
+	if err := h.fitsL2(key, r, sc, scoped, epoch); err != nil {
+		return err
+	}
+	st := h.stripes.of(key)
+	st.mu.Lock()
+	h.putLocked(key, r, sc, scoped, epoch)
+	st.mu.Unlock()
+	h.queue.waitForSpace()
+	return nil
+}
+
+// fitsL2 refuses a key or record L2 could not store: queued, it would fail
+// every batch it is in.
+func (h *Hybrid) fitsL2(key []byte, r Record, sc Scope, scoped bool, epoch uint64) error {
+	maxKey, maxRecord := h.l2.Limits()
+	if n := len(l2Key(key, scoped, sc.Model, epoch)); n > maxKey {
+		return fmt.Errorf("%w: key of %d bytes (at most %d)", ErrTooLarge, len(key), maxKey-(n-len(key)))
+	}
+	if len(r) > maxRecord {
+		return fmt.Errorf("%w: value of %d bytes (the disk tier takes at most %d)", ErrTooLarge, len(r.Value()), maxRecord-(len(r)-len(r.Value())))
+	}
+	return nil
+}
+
+// putLocked stores r in L1 and queues it for L2 as the write policy says.
+// The caller holds key's stripe lock.
+func (h *Hybrid) putLocked(key []byte, r Record, sc Scope, scoped bool, epoch uint64) {
+	defer h.stripes.of(key).seq.Add(1) // once the write is visible: see stripes
+	inL1 := len(key)+len(r) <= h.l1.MaxRecord() && h.l1.Set(key, r) == nil
+	if !inL1 {
+		_ = h.l1.Delete(key) // an older copy must not shadow this write
+	}
+	switch {
+	case h.opts.WritePolicy == WriteThrough || !inL1:
+		h.queue.enqueue(newOp(key, r, sc, scoped, epoch))
+	case r.ExpireAt() != 0:
+		// Write-back: when this record expires in L1, an older copy in L2
+		// must not reappear, so delete it now.
+		h.queue.enqueue(newOp(key, nil, sc, scoped, epoch))
+	}
+}
+
+// Delete removes key from both tiers. Deleting an absent key is not an error.
+func (h *Hybrid) Delete(key []byte) error {
+	if h.closed.Load() {
+		return ErrClosed
+	}
+	sc, scoped, err := ParseScope(key)
+	if err != nil {
+		return err
+	}
+	var epoch uint64
+	if scoped {
+		epoch = h.state(sc.Model).epochOf(sc)
+	}
+	st := h.stripes.of(key)
+	st.mu.Lock()
+	h.deleteLocked(key, sc, scoped, epoch)
+	st.mu.Unlock()
+	h.queue.waitForSpace()
+	return nil
+}
+
+// Remove deletes key and reports whether it had a live value (DEL counts
+// these). The check and the delete are atomic (see lockedGet).
+func (h *Hybrid) Remove(key []byte) (bool, error) {
+	if h.closed.Load() {
+		return false, ErrClosed
+	}
+	sc, scoped, err := ParseScope(key)
+	if err != nil {
+		return false, err
+	}
+	var epoch uint64
+	if scoped {
+		epoch = h.state(sc.Model).epochOf(sc)
+	}
+	st := h.stripes.of(key)
+	old, err := h.lockedGet(key, st)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		st.mu.Unlock()
+		return false, err
+	}
+	h.deleteLocked(key, sc, scoped, epoch)
+	st.mu.Unlock()
+	h.queue.waitForSpace()
+	return old != nil, nil
+}
+
+// deleteLocked removes key from L1 and queues its deletion from L2. The
+// caller holds key's stripe lock.
+func (h *Hybrid) deleteLocked(key []byte, sc Scope, scoped bool, epoch uint64) {
+	defer h.stripes.of(key).seq.Add(1) // once the delete is visible: see stripes
+	_ = h.l1.Delete(key)
+	h.queue.enqueue(newOp(key, nil, sc, scoped, epoch))
+}
+
+// onEvict is L1's eviction callback: it runs under an L1 lock, so it only
+// queues the record for L2 (demotion); the record is not copied, as L1 hands
+// over records that nothing modifies. Records L2 already has (FlagClean),
+// expired records and stale ones are dropped.
+func (h *Hybrid) onEvict(key string, r Record) {
+	if err := r.Check(); err != nil || r.Flags()&FlagClean != 0 || r.Expired(h.nowMs()) {
+		return
+	}
+	kb := []byte(key)
+	sc, scoped, err := ParseScope(kb)
+	if err != nil {
+		return
+	}
+	if scoped && !h.state(sc.Model).current(sc, r.Epoch()) {
+		return
+	}
+	h.queue.enqueue(newOp(kb, r, sc, scoped, r.Epoch()))
+	h.stripes.ofString(key).seq.Add(1) // see stripes
+	h.demotions.Add(1)
+}
+
+// ExpireCond is the condition of Expire, after Redis' EXPIRE options: a
+// set of flags, each of which must hold.
+type ExpireCond int
+
+const (
+	// ExpireAlways sets the expiry unconditionally.
+	ExpireAlways ExpireCond = 0
+	// ExpireNX sets it only when the key has none.
+	ExpireNX ExpireCond = 1 << (iota - 1)
+	// ExpireXX sets it only when the key has one.
+	ExpireXX
+	// ExpireGT sets it only when it is later than the current one (none
+	// counts as infinite, so GT implies XX).
+	ExpireGT
+	// ExpireLT sets it only when it is earlier than the current one (none
+	// counts as infinite).
+	ExpireLT
+)
+
+// Expire sets key's expiry to expireAt (Unix ms; 0 removes it, as PERSIST),
+// if the key exists and cond holds. An expiry in the past deletes the key.
+// It reports whether anything changed.
+func (h *Hybrid) Expire(key []byte, expireAt int64, cond ExpireCond) (bool, error) {
+	if h.closed.Load() {
+		return false, ErrClosed
+	}
+	sc, scoped, err := ParseScope(key)
+	if err != nil {
+		return false, err
+	}
+	st := h.stripes.of(key)
+	old, err := h.lockedGet(key, st)
+	defer func() {
+		st.mu.Unlock()
+		h.queue.waitForSpace()
+	}()
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		return false, err
+	}
+	cur := old.ExpireAt()
+	switch {
+	case cond&ExpireNX != 0 && cur != 0,
+		cond&ExpireXX != 0 && cur == 0,
+		cond&ExpireGT != 0 && (cur == 0 || expireAt <= cur),
+		cond&ExpireLT != 0 && cur != 0 && expireAt >= cur:
+		return false, nil
+	}
+	if expireAt == 0 && cur == 0 {
+		return false, nil // PERSIST of a key without expiry
+	}
+	hdr, err := old.Header()
+	if err != nil {
+		return false, err
+	}
+	if expireAt != 0 && expireAt <= h.nowMs() {
+		h.deleteLocked(key, sc, scoped, hdr.Epoch)
+		return true, nil
+	}
+	hdr.ExpireAt = expireAt
+	hdr.Flags = 0
+	if h.opts.WritePolicy == WriteThrough {
+		hdr.Flags = FlagClean
+	}
+	h.putLocked(key, NewRecord(hdr, old.Value()), sc, scoped, hdr.Epoch)
+	return true, nil
+}
+
+// CheckWrite returns the error a write of key would get now — a malformed
+// scope, or a *StaleError — without writing anything. A stale key counts
+// as a rejected write.
+func (h *Hybrid) CheckWrite(key []byte) error {
+	_, _, _, err := h.header(key, 0)
+	return err
+}
+
+// CheckScope is CheckWrite without counting a rejected write: for a
+// command that prepares a write (a lease) rather than making one.
+func (h *Hybrid) CheckScope(key []byte) error {
+	sc, scoped, err := ParseScope(key)
+	if err != nil || !scoped {
+		return err
+	}
+	if ms := h.state(sc.Model); ms.otherVersion(sc) {
+		return &StaleError{Model: sc.Model, Current: ms.Version}
+	}
+	return nil
+}
