@@ -240,10 +240,7 @@ func checkAlertMetrics(t *testing.T, d *daemon) {
 // prometheus has it): the rules load, and their unit tests in
 // alerts_test.yml pass.
 func TestAlertRules(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool not found (apt-get install prometheus): the alert rules are not checked")
-	}
+	promtool := testutil.NeedTool(t, "promtool", "Debian package prometheus; .ci/run installs it")
 	for _, args := range [][]string{
 		{"check", "rules", "alerts.yml"},
 		{"test", "rules", "alerts_test.yml"},

@@ -18,16 +18,18 @@ import (
 
 // These tests run the real tools users point at a Redis server: redis-cli,
 // redis-benchmark, redis-py, and redis-server itself as the reference for
-// replies. Each skips when its tool is absent; .ci/run installs them.
+// replies. Each skips when its tool is absent, and fails then under CI
+// (testutil.NeedTool); .ci/run installs them.
 
-// needTool returns the path of a program, or skips the test.
+// needTool returns the path of redis-server, or of a program of Debian's
+// redis-tools package (testutil.NeedTool).
 func needTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s not found in PATH (install redis-tools / redis-server; .ci/run does): %v", name, err)
+	pkg := "redis-tools"
+	if name == "redis-server" {
+		pkg = "redis-server"
 	}
-	return p
+	return testutil.NeedTool(t, name, "Debian package "+pkg+"; .ci/run installs it")
 }
 
 // runTool runs a program with a deadline, so that a tool waiting for a
@@ -133,7 +135,8 @@ func TestCompatRedisBenchmark(t *testing.T) {
 }
 
 // pythonWithRedis finds a Python 3 that can import redis (redis-py): the
-// one in PATH, or the system one (python3-redis installs into it).
+// one in PATH, or the system one (python3-redis installs into it). Without
+// one the test skips, or fails under CI (testutil.ToolMissing).
 func pythonWithRedis(t *testing.T) string {
 	t.Helper()
 	var cands []string
@@ -146,7 +149,7 @@ func pythonWithRedis(t *testing.T) string {
 			return p
 		}
 	}
-	t.Skipf("no python3 with the redis package (tried %v; install python3-redis, as .ci/run does)", cands)
+	testutil.ToolMissing(t, "no python3 with the redis package (tried %v; Debian package python3-redis, which .ci/run installs)", cands)
 	return ""
 }
 

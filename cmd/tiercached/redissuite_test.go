@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tiercache/tiercache/internal/testutil"
 )
 
 // Redis' own test suite, run against tiercached's TCP listener: the
@@ -90,20 +92,18 @@ type suiteRun struct {
 }
 
 func TestRedisSuite(t *testing.T) {
-	tclsh, err := exec.LookPath("tclsh")
-	if err != nil {
-		t.Skipf("tclsh not found (Debian package tcl; .ci/run installs it): %v", err)
-	}
+	// Without tclsh or the suite the test skips, and fails under CI.
+	tclsh := testutil.NeedTool(t, "tclsh", "Debian package tcl; .ci/run installs it")
 	suite := os.Getenv("REDIS_SUITE_DIR")
 	if suite == "" {
-		t.Skip("REDIS_SUITE_DIR is not set: .ci/redis-suite DIR puts Redis' test suite in DIR (.ci/run does)")
+		testutil.ToolMissing(t, "REDIS_SUITE_DIR is not set: .ci/redis-suite DIR puts Redis' test suite in DIR (.ci/run does)")
 	}
 	version, err := os.ReadFile(filepath.Join(suite, "src", "version.h"))
 	if err != nil {
-		t.Skipf("REDIS_SUITE_DIR %s holds no Redis test suite: %v", suite, err)
+		testutil.ToolMissing(t, "REDIS_SUITE_DIR %s holds no Redis test suite (.ci/redis-suite DIR puts it there): %v", suite, err)
 	}
 	if !bytes.Contains(version, []byte(`REDIS_VERSION "`+redisSuiteVersion+`"`)) {
-		t.Skipf("REDIS_SUITE_DIR %s is not Redis %s's suite, which %s is for:\n%s", suite, redisSuiteVersion, redisSuiteExpected, version)
+		testutil.ToolMissing(t, "REDIS_SUITE_DIR %s is not Redis %s's suite, which %s is for:\n%s", suite, redisSuiteVersion, redisSuiteExpected, version)
 	}
 
 	work := t.TempDir()

@@ -169,10 +169,7 @@ func TestModelsPurgeStats(t *testing.T) {
 // TestNATSCLI: a plain "nats kv put" from the NATS CLI is a rollout, and
 // "nats kv del" a purge.
 func TestNATSCLI(t *testing.T) {
-	natsBin, err := exec.LookPath("nats")
-	if err != nil {
-		t.Skip("the NATS CLI (nats) is not installed: go install github.com/nats-io/natscli/nats@v0.5.0")
-	}
+	natsBin := testutil.NeedTool(t, "nats", "the NATS CLI: go install github.com/nats-io/natscli/nats@v0.5.0, as .ci/run does")
 	a, b, _, url := cluster(t)
 	ctx := context.Background()
 	if err := b.rdb.Set(ctx, "{clip@v6}p", "v6 output", 0).Err(); err != nil {

@@ -23,6 +23,16 @@
 //
 // In-process NATS servers are package natstest's.
 //
+// # Tools
+//
+// Some tests check tiercache against a tool that .ci/run installs: a real
+// redis-server as the reference for replies, redis-cli, redis-benchmark,
+// redis-py, Redis' own test suite, the NATS CLI, promtool. NeedTool looks
+// a program up and ToolMissing ends a test whose tool is absent: it skips
+// the test, so that go test ./... passes with only Go, except under CI
+// (the environment variable CI=true, UnderCI), where it fails the test
+// naming the tool, so that a CI run cannot pass without those checks.
+//
 // # Caveats
 //
 // The package is imported by tests only. Process.LogLine reads the JSON

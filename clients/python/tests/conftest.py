@@ -1,6 +1,8 @@
 """pytest fixtures: a real tiercached, built once per run from this
-repository (or $TIERCACHED), on a temporary Unix socket."""
+repository (or $TIERCACHED), on a temporary Unix socket; and the
+needs_module marker for tests of an optional module."""
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -11,6 +13,39 @@ import pytest
 import redis
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "needs_module(name, package): the test needs the Python module name, from the Debian "
+        "package package; without it the test skips, or fails under CI=true")
+
+
+def pytest_runtest_setup(item):
+    """A test marked needs_module whose module is missing skips, as Go's
+    testutil.ToolMissing does, but fails under CI (CI=true): .ci/run
+    installs every such module, and a CI run must not pass without the
+    tests that need one."""
+    for mark in item.iter_markers("needs_module"):
+        name, package = mark.args
+        err = _import_error(name)
+        if err is None:
+            continue
+        msg = "%s is not installed (Debian: %s; .ci/run installs it): %s" % (name, package, err)
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg + "\n(CI=true: a tool missing under CI fails the test instead of skipping it)",
+                        pytrace=False)
+        pytest.skip(msg)
+
+
+def _import_error(name):
+    """The ImportError importing module name raises, or None."""
+    try:
+        importlib.import_module(name)
+    except ImportError as e:
+        return e
+    return None
 
 
 @pytest.fixture(scope="session")

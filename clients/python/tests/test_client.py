@@ -17,7 +17,7 @@ try:
 except ImportError:
     torch = None
 
-needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed (Debian: python3-torch)")
+needs_torch = pytest.mark.needs_module("torch", "python3-torch")
 
 SHAPES = [(77, 768), (1, 77, 768), (1, 512, 4096)]
 VECTORS = os.path.join(os.path.dirname(__file__), "..", "..", "testdata", "cache_key_vectors.json")

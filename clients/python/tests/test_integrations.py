@@ -12,7 +12,7 @@ try:
 except ImportError:
     torch = None
 
-needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed (Debian: python3-torch)")
+needs_torch = pytest.mark.needs_module("torch", "python3-torch")
 
 
 class FakePipe:
