@@ -14,6 +14,12 @@
 // MODEL.GET, MODEL.LIST and MODEL.PURGE, and the leases LEASE.GET,
 // LEASE.MGET and LEASE.RELEASE.
 //
+// What the cache refuses is answered from the error's fields, never from
+// its text: a *tier.StaleError is "-STALE MODEL is at V", a
+// *tier.InvalidError (model name, version, key scope) and a
+// *tier.TooLargeError (a key or value longer than the disk tier takes) are
+// "-ERR " and their Message.
+//
 // # Leases
 //
 // A lease (lease.go) lets one client compute a missing key while the

@@ -8,13 +8,13 @@ import (
 
 // ValidateModel reports whether model can be a model of the registry: it
 // lives inside a key's {SCOPE}, so it must be non-empty and contain neither
-// '{' nor '}'. Other names are an error wrapping ErrInvalidModel.
+// '{' nor '}'. Other names are an *InvalidError matching ErrInvalidModel.
 func ValidateModel(model string) error {
 	switch {
 	case model == "":
-		return fmt.Errorf("%w: empty", ErrInvalidModel)
+		return &InvalidError{What: whatModel, Reason: "empty"}
 	case strings.ContainsAny(model, "{}"):
-		return fmt.Errorf("%w %q: it may not contain '{' or '}'", ErrInvalidModel, model)
+		return &InvalidError{What: whatModel, Name: model, Reason: "it may not contain '{' or '}'", quote: true}
 	}
 	return nil
 }
@@ -22,15 +22,15 @@ func ValidateModel(model string) error {
 // ValidateVersion reports whether version can be a model's version: a key
 // names it after the last '@' of its scope, so it must be non-empty, at most
 // MaxTagLen bytes, and contain none of '@', '{', '}'. Other versions are an
-// error wrapping ErrInvalidVersion.
+// *InvalidError matching ErrInvalidVersion.
 func ValidateVersion(version string) error {
 	switch {
 	case version == "":
-		return fmt.Errorf("%w: empty", ErrInvalidVersion)
+		return &InvalidError{What: whatVersion, Reason: "empty"}
 	case len(version) > MaxTagLen:
-		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidVersion, MaxTagLen)
+		return &InvalidError{What: whatVersion, Name: version, Reason: fmt.Sprintf("longer than %d bytes", MaxTagLen)}
 	case strings.ContainsAny(version, "@{}"):
-		return fmt.Errorf("%w %q: it may not contain '@', '{' or '}'", ErrInvalidVersion, version)
+		return &InvalidError{What: whatVersion, Name: version, Reason: "it may not contain '@', '{' or '}'", quote: true}
 	}
 	return nil
 }
