@@ -34,9 +34,10 @@
 // the first waiter a new token.
 //
 // The model registry belongs to package tier: MODEL.GET and MODEL.LIST read
-// the cache's, names and versions are checked with its rules, and
-// MODEL.ROLLOUT and MODEL.PURGE go through Options.Models, a two-method
-// interface the server owns (tier.LocalRegistry by default). A daemon in a
+// the cache's, and MODEL.ROLLOUT and MODEL.PURGE check their arguments with
+// its rules as they parse them (tier.NewRollout, tier.NewPurge), once, and
+// pass the checked change to Options.Models, a two-method interface the
+// server owns (tier.LocalRegistry by default). A daemon in a
 // cluster passes the registry that follows the cluster's, with
 // Options.Sync and Options.Cluster; the server knows nothing of NATS and
 // imports no package of tiercache but tier and internal helpers.

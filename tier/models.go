@@ -57,14 +57,6 @@ func (m ModelState) current(sc Scope, epoch uint64) bool {
 	return epoch == m.epochOf(sc)
 }
 
-// ModelChange is one change to the model registry.
-type ModelChange struct {
-	Model string
-	// Version is the model's new version; "" purges the model (drops all of
-	// its entries and forgets its version).
-	Version string
-}
-
 // registry is an immutable snapshot of the model registry; a new one is
 // published on every change, so the request path reads it without locking.
 type registry struct {
@@ -201,19 +193,19 @@ func (h *Hybrid) applyModelsLocked(changes []ModelChange, rev uint64, exact, asy
 	}
 	var drops []modelDrop
 	for _, c := range changes {
-		cur, known := next.Models[c.Model]
-		if known && cur.Version == c.Version {
+		cur, known := next.Models[c.model]
+		if known && cur.Version == c.version {
 			continue
 		}
-		st := ModelState{Version: c.Version, Epoch: next.NextEpoch}
-		drop := modelDrop{model: c.Model, epoch: next.NextEpoch}
-		if cur.Version == "" && c.Version != "" {
+		st := ModelState{Version: c.version, Epoch: next.NextEpoch}
+		drop := modelDrop{model: c.model, epoch: next.NextEpoch}
+		if cur.Version == "" && c.version != "" {
 			// The model's first rollout: what was written for this
 			// version before it stays (see ModelState.Kept).
 			st.Kept, st.KeptEpoch = true, cur.Epoch
-			drop.kept, drop.keptEpoch, drop.version = true, cur.Epoch, c.Version
+			drop.kept, drop.keptEpoch, drop.version = true, cur.Epoch, c.version
 		}
-		next.Models[c.Model] = st
+		next.Models[c.model] = st
 		drops = append(drops, drop)
 		next.NextEpoch++
 	}
