@@ -172,7 +172,7 @@ func TestCatchUpAfterCut(t *testing.T) {
 	if err := c.c.WaitSynced(ctx); err != nil {
 		t.Fatalf("WaitSynced while cut off: %v", err)
 	}
-	if _, err := c.c.Rollout(context.Background(), "clip", "v9"); !errors.Is(err, ErrUnavailable) {
+	if _, err := c.c.Rollout(context.Background(), mustRollout(t, "clip", "v9")); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Rollout while cut off: %v, want ErrUnavailable", err)
 	}
 
@@ -406,10 +406,15 @@ func TestResync(t *testing.T) {
 		a := newDaemon(t, "a", testOptions(t, srv.ClientURL(), "invalid"))
 		a.waitSynced()
 		a.rollout("clip", "v1")
-		for _, bad := range [][2]string{{"clip", "v@2"}, {"clip", "{x}"}, {"clip", ""}, {"_m.Y2xpcA", "v3"}, {"_m.a", "v3"}} {
+		// Invalid versions, keys that are not EncodeModel's, a key that
+		// encodes a name the registry refuses ("{}"), put and deleted.
+		for _, bad := range [][2]string{{"clip", "v@2"}, {"clip", "{x}"}, {"clip", ""}, {"_m.Y2xpcA", "v3"}, {"_m.a", "v3"}, {"_m.e30", "v3"}} {
 			if _, err := kv.PutString(ctx, bad[0], bad[1]); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if err := kv.Delete(ctx, "_m.e30"); err != nil {
+			t.Fatal(err)
 		}
 		r := a.rollout("other", "v1")
 		if err := a.hasModel("clip", "v1"); err != nil {
@@ -418,8 +423,8 @@ func TestResync(t *testing.T) {
 		if a.c.appliedRev() < r {
 			t.Fatal("not past the invalid entries")
 		}
-		if n := a.c.invalid.Load(); n != 5 {
-			t.Fatalf("%d invalid entries counted, want 5", n)
+		if n := a.c.invalid.Load(); n != 7 {
+			t.Fatalf("%d invalid entries counted, want 7", n)
 		}
 		// An encoded name is a rollout like any other.
 		key, _ := EncodeModel("my model")

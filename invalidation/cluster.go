@@ -387,34 +387,32 @@ func (c *Cluster) waitApplied(ctx context.Context, rev uint64) error {
 	}
 }
 
-// Rollout sets model's version in the registry bucket and returns the
-// revision of the change once this daemon has applied it. Without NATS it
-// changes nothing and returns an error wrapping ErrUnavailable; if the
-// change was committed but not applied here within SyncTimeout, it returns
-// the revision and an error wrapping ErrNotApplied. Other errors are
-// Publisher.Rollout's.
-func (c *Cluster) Rollout(ctx context.Context, model, version string) (uint64, error) {
-	if err := tier.ValidateVersion(version); err != nil {
-		return 0, err
+// Rollout applies ch, a rollout (tier.NewRollout), to the registry bucket
+// and returns the revision of the change once this daemon has applied it.
+// Without NATS it changes nothing and returns an error wrapping
+// ErrUnavailable; if the change was committed but not applied here within
+// SyncTimeout, it returns the revision and an error wrapping ErrNotApplied.
+// Other errors are Publisher.Rollout's. It panics if ch is not a rollout.
+func (c *Cluster) Rollout(ctx context.Context, ch tier.ModelChange) (uint64, error) {
+	if !ch.IsRollout() {
+		panic("invalidation: Cluster.Rollout of " + ch.String() + ", not a rollout")
 	}
-	if err := tier.ValidateModel(model); err != nil {
-		return 0, err
-	}
-	return c.change(ctx, "rollout", model, func(ctx context.Context) (uint64, error) {
-		return c.pub.Rollout(ctx, model, version)
+	return c.change(ctx, "rollout", ch.Model(), func(ctx context.Context) (uint64, error) {
+		return c.pub.Rollout(ctx, ch)
 	})
 }
 
-// Purge deletes model from the registry bucket (as `nats kv del` does) and
-// returns the revision of the delete once this daemon has applied it:
-// every daemon drops the model's entries and forgets its version. Errors
-// are as Rollout's.
-func (c *Cluster) Purge(ctx context.Context, model string) (uint64, error) {
-	if err := tier.ValidateModel(model); err != nil {
-		return 0, err
+// Purge applies ch, a purge (tier.NewPurge), to the registry bucket: it
+// deletes the model (as `nats kv del` does) and returns the revision of the
+// delete once this daemon has applied it; every daemon drops the model's
+// entries and forgets its version. Errors are as Rollout's; it panics if ch
+// is not a purge.
+func (c *Cluster) Purge(ctx context.Context, ch tier.ModelChange) (uint64, error) {
+	if !ch.IsPurge() {
+		panic("invalidation: Cluster.Purge of " + ch.String() + ", not a purge")
 	}
-	return c.change(ctx, "purge", model, func(ctx context.Context) (uint64, error) {
-		return c.pub.Purge(ctx, model)
+	return c.change(ctx, "purge", ch.Model(), func(ctx context.Context) (uint64, error) {
+		return c.pub.Purge(ctx, ch)
 	})
 }
 

@@ -18,15 +18,21 @@
 // Publisher writes such changes and returns their revision: Cluster
 // publishes through one, and so does tierctl, from hosts without a daemon.
 //
-// The registry's rules and state belong to package tier (tier.ValidateModel,
-// tier.ValidateVersion, tier.Registry.ApplyModelsAsync); this package only
-// keeps a cache's registry in step with the bucket, through Cache, an
-// interface it owns of the five registry calls it makes (*tier.Hybrid and
-// *tier.Registry are ones). Cluster's Rollout and
-// Purge have the signatures of the server's Models interface, and Status
-// is what the daemon reports in INFO, so the package depends on tier and
-// not on the server. A daemon without NATS starts no Cluster: its registry
-// is a tier.LocalRegistry.
+// The registry's rules and state belong to package tier: a change is a
+// tier.ModelChange, checked when it is made (tier.NewRollout,
+// tier.NewPurge), and applied with tier.Registry.ApplyModelsAsync; this
+// package only keeps a cache's registry in step with the bucket, through
+// Cache, an interface it owns of the five registry calls it makes
+// (*tier.Hybrid and *tier.Registry are ones). A change
+// is checked once, where it comes in: the bucket is such an edge (any NATS
+// client may write to it), so the follower makes each entry's change from
+// its decoded key and value; Publisher's and Cluster's Rollout and Purge
+// take a change their caller made (the server's command parser, tierctl's
+// arguments) and check nothing again. Cluster's Rollout and Purge have the
+// signatures of the server's Models interface, and Status is what the
+// daemon reports in INFO, so the package depends on tier and not on the
+// server. A daemon without NATS starts no Cluster: its registry is a
+// tier.LocalRegistry.
 //
 // Start connects to NATS (Options.URLs: a URL list, or "embedded" for an
 // in-process nats-server with JetStream that other daemons join by its
@@ -102,10 +108,10 @@
 //     cannot know of rollouts made meanwhile. Stale answers are bounded by
 //     the time it takes to notice the cut (a closed connection at once, a
 //     silent one after two missed pings, 10s) plus SyncTimeout on return.
-//   - Registry entries with an invalid version (tier.ValidateVersion) or a
-//     key that is not EncodeModel's are logged, counted (Status, INFO
-//     models_invalid_entries) and skipped: the model keeps the version it
-//     had.
+//   - Registry entries with an invalid version, or a key that is not
+//     EncodeModel's key of a valid model name, are logged, counted (Status,
+//     INFO models_invalid_entries) and skipped: the model keeps the version
+//     it had.
 //   - tier.Registry's revision only moves forward. After the bucket was
 //     deleted and recreated, its revisions restart low: the follower tracks
 //     the bucket's revision itself (Status, INFO models_bucket_revision)

@@ -17,12 +17,15 @@ var (
 	// wait (Options.SyncTimeout, or the caller's context) ended. The
 	// revision is returned with it: the change will still be applied.
 	ErrNotApplied = errors.New("invalidation: committed but not yet applied here")
-	// ErrInvalidModel is wrapped by errors about a model name that cannot be
-	// used (tier.ValidateModel) or a KV key that does not decode to one. It
-	// is tier.ErrInvalidModel: the rules are the cache's.
+	// ErrInvalidModel is matched by errors about a model name that cannot
+	// be used (EncodeModel, DecodeModel: a *tier.InvalidError) or a KV key
+	// that does not decode to one (DecodeModel). It is
+	// tier.ErrInvalidModel: the rules are the cache's. Rollout and Purge
+	// never return it: their change was checked when it was made.
 	ErrInvalidModel = tier.ErrInvalidModel
-	// ErrInvalidVersion is wrapped by errors about a version that cannot be
-	// used (tier.ValidateVersion). It is tier.ErrInvalidVersion.
+	// ErrInvalidVersion is tier.ErrInvalidVersion, matched by the
+	// *tier.InvalidError of tier.NewRollout for a version that cannot be
+	// used.
 	ErrInvalidVersion = tier.ErrInvalidVersion
 	// ErrClosed is returned by every operation after Close.
 	ErrClosed = errors.New("invalidation: closed")

@@ -283,8 +283,8 @@ type snapshot struct {
 }
 
 type snapEntry struct {
-	rev     uint64
-	version string // "" for a delete or purge marker
+	rev    uint64
+	change tier.ModelChange // a purge for a delete or purge marker
 }
 
 // snapshot reads the last entry of every key of the bucket.
@@ -307,9 +307,8 @@ func (c *Cluster) snapshot(ctx context.Context, kv jetstream.KeyValue) (snapshot
 				return s, nil
 			}
 			s.maxRev = max(s.maxRev, e.Revision())
-			model, version, ok := c.decodeEntry(e)
-			if ok {
-				s.entries[model] = snapEntry{rev: e.Revision(), version: version}
+			if ch, ok := c.decodeEntry(e); ok {
+				s.entries[ch.Model()] = snapEntry{rev: e.Revision(), change: ch}
 			}
 			if e.Delta() == 0 {
 				return s, nil
@@ -338,22 +337,29 @@ func stopWatcher(w jetstream.KeyWatcher) {
 	}
 }
 
-// decodeEntry returns the model and version of a registry entry ("" for a
-// delete or purge). An entry whose key or value is invalid is logged,
-// counted and reported as not ok.
-func (c *Cluster) decodeEntry(e jetstream.KeyValueEntry) (model, version string, ok bool) {
-	model, err := DecodeModel(e.Key())
-	if err == nil && e.Operation() == jetstream.KeyValuePut {
-		version = string(e.Value())
-		err = tier.ValidateVersion(version)
+// decodeEntry returns the change a registry entry makes: a put is a
+// rollout, a delete or purge marker a purge. The bucket is an edge (any
+// NATS client may write to it), so this is where an entry's model name and
+// version are checked, once, as the change is made (tier.NewRollout,
+// tier.NewPurge). An entry whose key or value is invalid is logged, counted
+// and reported as not ok.
+func (c *Cluster) decodeEntry(e jetstream.KeyValueEntry) (tier.ModelChange, bool) {
+	var ch tier.ModelChange
+	model, err := decodeKey(e.Key())
+	if err == nil {
+		if e.Operation() == jetstream.KeyValuePut {
+			ch, err = tier.NewRollout(model, string(e.Value()))
+		} else {
+			ch, err = tier.NewPurge(model)
+		}
 	}
 	if err != nil {
 		c.invalid.Add(1)
 		c.log.Warn("skipping an invalid model registry entry", zap.String("key", e.Key()),
 			zap.Uint64("revision", e.Revision()), zap.Error(err))
-		return "", "", false
+		return tier.ModelChange{}, false
 	}
-	return model, version, true
+	return ch, true
 }
 
 // maxBatch bounds the changes applied at once.
@@ -370,19 +376,19 @@ func (c *Cluster) applyEntries(batch []jetstream.KeyValueEntry, touched map[stri
 			continue // delivered again after a consumer reset
 		}
 		rev = e.Revision()
-		model, version, ok := c.decodeEntry(e)
+		ch, ok := c.decodeEntry(e)
 		if !ok {
 			continue // skipped for good: the revision still moves past it
 		}
-		changes = append(changes, tier.ModelChange{Model: model, Version: version})
+		changes = append(changes, ch)
 		if touched != nil {
-			touched[model] = rev
+			touched[ch.Model()] = rev
 		}
 		if len(batch) <= 16 {
-			if version == "" {
-				c.log.Info("model purged", zap.String("model", model), zap.Uint64("revision", rev))
+			if ch.IsPurge() {
+				c.log.Info("model purged", zap.String("model", ch.Model()), zap.Uint64("revision", rev))
 			} else {
-				c.log.Info("model rollout applied", zap.String("model", model), zap.String("version", version), zap.Uint64("revision", rev))
+				c.log.Info("model rollout applied", zap.String("model", ch.Model()), zap.String("version", ch.Version()), zap.Uint64("revision", rev))
 			}
 		}
 	}
@@ -413,30 +419,33 @@ func compress(changes []tier.ModelChange, current func(model string) (string, bo
 		return changes
 	}
 	type state struct {
-		start, mid, final string
-		changed           bool
-		steps             int       // changes of the version
-		seen              [2]string // the last two versions changed to, other than "", latest first
+		start, final string           // versions: at the start, after the changes so far
+		last         tier.ModelChange // the change to final
+		mid          tier.ModelChange // the last change to a version other than start
+		changed      bool
+		steps        int                 // changes of the version
+		seen         [2]tier.ModelChange // the last two rollouts to distinct versions, latest first
 	}
 	states := map[string]*state{}
 	var order []string
 	for _, ch := range changes {
-		st := states[ch.Model]
+		model, v := ch.Model(), ch.Version()
+		st := states[model]
 		if st == nil {
-			v, _ := current(ch.Model)
-			st = &state{start: v, final: v}
-			states[ch.Model] = st
-			order = append(order, ch.Model)
+			cur, _ := current(model)
+			st = &state{start: cur, final: cur}
+			states[model] = st
+			order = append(order, model)
 		}
-		if ch.Version != st.final {
-			if ch.Version != st.start {
-				st.mid = ch.Version
+		if v != st.final {
+			if v != st.start {
+				st.mid = ch
 			}
-			st.final = ch.Version
+			st.final, st.last = v, ch
 			st.changed = true
 			st.steps++
-			if ch.Version != "" && ch.Version != st.seen[0] {
-				st.seen[0], st.seen[1] = ch.Version, st.seen[0]
+			if ch.IsRollout() && v != st.seen[0].Version() {
+				st.seen[0], st.seen[1] = ch, st.seen[0]
 			}
 		}
 	}
@@ -446,16 +455,16 @@ func compress(changes []tier.ModelChange, current func(model string) (string, bo
 		switch {
 		case !st.changed:
 		case st.start == "" && st.final != "" && st.steps > 1:
-			// seen[0] is final; seen[1], if any, another version.
-			if st.seen[1] != "" {
-				out = append(out, tier.ModelChange{Model: model, Version: st.seen[1]}, tier.ModelChange{Model: model, Version: st.final})
+			// seen[0] is last; seen[1], if any, another version.
+			if st.seen[1].IsRollout() {
+				out = append(out, st.seen[1], st.last)
 			} else {
-				out = append(out, tier.ModelChange{Model: model, Version: st.final}, tier.ModelChange{Model: model}, tier.ModelChange{Model: model, Version: st.final})
+				out = append(out, st.last, st.last.AsPurge(), st.last)
 			}
 		case st.final != st.start:
-			out = append(out, tier.ModelChange{Model: model, Version: st.final})
+			out = append(out, st.last)
 		default:
-			out = append(out, tier.ModelChange{Model: model, Version: st.mid}, tier.ModelChange{Model: model, Version: st.final})
+			out = append(out, st.mid, st.last)
 		}
 	}
 	return out
@@ -498,21 +507,21 @@ func (c *Cluster) resync(s snapshot, applied, first, last uint64) {
 		e := s.entries[model]
 		lv, known := local[model]
 		switch {
-		case e.version == "":
+		case e.change.IsPurge():
 			if known {
-				changes = append(changes, tier.ModelChange{Model: model})
+				changes = append(changes, e.change)
 			}
 		case !known:
-			changes = append(changes, rolloutAfterGap(model, e.version)...)
-		case lv != e.version:
-			changes = append(changes, tier.ModelChange{Model: model, Version: e.version})
+			changes = append(changes, rolloutAfterGap(e.change)...)
+		case lv != e.change.Version():
+			changes = append(changes, e.change)
 		case comparable && e.rev > applied:
-			changes = append(changes, tier.ModelChange{Model: model}, tier.ModelChange{Model: model, Version: e.version})
+			changes = append(changes, e.change.AsPurge(), e.change)
 		}
 	}
 	for _, model := range sortedKeys(local) {
 		if _, ok := s.entries[model]; !ok {
-			changes = append(changes, tier.ModelChange{Model: model})
+			changes = c.appendPurge(changes, model)
 		}
 	}
 	rev := max(s.maxRev, last)
@@ -523,12 +532,25 @@ func (c *Cluster) resync(s snapshot, applied, first, last uint64) {
 }
 
 // rolloutAfterGap is the changes that bring a model the cache has no
-// version for to version when the changes in between are not known: a
-// single first rollout would keep the entries written for version before
-// it (tier.ModelState.Kept), but another version in between would have
-// dropped them, so they are dropped.
-func rolloutAfterGap(model, version string) []tier.ModelChange {
-	return []tier.ModelChange{{Model: model, Version: version}, {Model: model}, {Model: model, Version: version}}
+// version for to the version of ch, a rollout, when the changes in between
+// are not known: a single first rollout would keep the entries written for
+// that version before it (tier.ModelState.Kept), but another version in
+// between would have dropped them, so they are dropped.
+func rolloutAfterGap(ch tier.ModelChange) []tier.ModelChange {
+	return []tier.ModelChange{ch, ch.AsPurge(), ch}
+}
+
+// appendPurge appends to changes the purge of model, a model of the
+// cache's registry that the bucket no longer has. Its name was checked
+// when the cache took it, so NewPurge refuses it only if the cache's
+// persisted registry was damaged; such a model is logged and left alone.
+func (c *Cluster) appendPurge(changes []tier.ModelChange, model string) []tier.ModelChange {
+	ch, err := tier.NewPurge(model)
+	if err != nil {
+		c.log.Warn("cannot purge a model of the local registry", zap.String("model", model), zap.Error(err))
+		return changes
+	}
+	return append(changes, ch)
 }
 
 // verify checks, after a replay caught up, that the cache agrees with the
@@ -550,16 +572,16 @@ func (c *Cluster) verify(s snapshot, touched map[string]uint64) {
 			continue
 		}
 		switch lv := local[model]; {
-		case lv == e.version:
+		case lv == e.change.Version():
 		case lv == "":
-			changes = append(changes, rolloutAfterGap(model, e.version)...)
+			changes = append(changes, rolloutAfterGap(e.change)...)
 		default:
-			changes = append(changes, tier.ModelChange{Model: model, Version: e.version})
+			changes = append(changes, e.change)
 		}
 	}
 	for _, model := range sortedKeys(local) {
 		if _, ok := s.entries[model]; !ok && touched[model] <= s.maxRev {
-			changes = append(changes, tier.ModelChange{Model: model})
+			changes = c.appendPurge(changes, model)
 		}
 	}
 	if len(changes) == 0 {

@@ -117,7 +117,7 @@ func (d *daemon) rollout(model, version string) uint64 {
 	d.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rev, err := d.c.Rollout(ctx, model, version)
+	rev, err := d.c.Rollout(ctx, mustRollout(d.t, model, version))
 	if err != nil {
 		d.t.Fatalf("%s: Rollout(%s, %s): %v", d.name, model, version, err)
 	}
@@ -128,7 +128,7 @@ func (d *daemon) purge(model string) uint64 {
 	d.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rev, err := d.c.Purge(ctx, model)
+	rev, err := d.c.Purge(ctx, mustPurge(d.t, model))
 	if err != nil {
 		d.t.Fatalf("%s: Purge(%s): %v", d.name, model, err)
 	}
@@ -140,10 +140,11 @@ func (d *daemon) purge(model string) uint64 {
 func (d *daemon) rolloutEventually(model, version string) uint64 {
 	d.t.Helper()
 	var rev uint64
+	ch := mustRollout(d.t, model, version)
 	testutil.CheckFor(d.t, 60*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		r, err := d.c.Rollout(ctx, model, version)
+		r, err := d.c.Rollout(ctx, ch)
 		if err != nil {
 			return fmt.Errorf("%s: Rollout(%s, %s): %w", d.name, model, version, err)
 		}
@@ -242,4 +243,24 @@ func writeUnder(t testing.TB, v string, ds ...*daemon) {
 			t.Fatalf("%s: GET {clip}k = %q, %v", d.name, got, err)
 		}
 	}
+}
+
+// mustRollout returns the rollout of model to version.
+func mustRollout(t testing.TB, model, version string) tier.ModelChange {
+	t.Helper()
+	ch, err := tier.NewRollout(model, version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// mustPurge returns the purge of model.
+func mustPurge(t testing.TB, model string) tier.ModelChange {
+	t.Helper()
+	ch, err := tier.NewPurge(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
 }

@@ -23,22 +23,44 @@ const encodedPrefix = "_m."
 // followed by its unpadded URL-safe base64 (RFC 4648 §5): "_m.Y2xpcCB2MQ"
 // for "clip v1".
 //
-// A model name must pass tier.ValidateModel; other names are an error
-// wrapping ErrInvalidModel.
+// EncodeModel takes any string, so it checks that model is a model name
+// (tier.ValidateModel): other names are an error matching ErrInvalidModel.
+// A tier.ModelChange's model was checked when the change was made, and
+// Publisher encodes it without checking it again.
 func EncodeModel(model string) (string, error) {
 	if err := tier.ValidateModel(model); err != nil {
 		return "", err
 	}
+	return modelKey(model), nil
+}
+
+// modelKey is EncodeModel's encoding, for a model name already checked.
+func modelKey(model string) string {
 	if rawKey(model) {
-		return model, nil
+		return model
 	}
-	return encodedPrefix + base64.RawURLEncoding.EncodeToString([]byte(model)), nil
+	return encodedPrefix + base64.RawURLEncoding.EncodeToString([]byte(model))
 }
 
 // DecodeModel returns the model name a registry KV key stands for. It is
 // the inverse of EncodeModel and accepts only the keys EncodeModel returns
-// (one key per model), other keys are an error wrapping ErrInvalidModel.
+// (one key per model), other keys are an error matching ErrInvalidModel.
 func DecodeModel(key string) (string, error) {
+	name, err := decodeKey(key)
+	if err != nil {
+		return "", err
+	}
+	if err := tier.ValidateModel(name); err != nil {
+		return "", fmt.Errorf("key %q: %w", key, err)
+	}
+	return name, nil
+}
+
+// decodeKey is DecodeModel without the check of the name it decodes to:
+// the inverse of modelKey, accepting only the keys modelKey returns. The
+// follower checks the name once, as it makes the change of an entry
+// (tier.NewRollout, tier.NewPurge).
+func decodeKey(key string) (string, error) {
 	if !strings.HasPrefix(key, encodedPrefix) {
 		if !rawKey(key) {
 			return "", fmt.Errorf("%w: key %q is not a model key", ErrInvalidModel, key)
@@ -54,14 +76,11 @@ func DecodeModel(key string) (string, error) {
 		// The decoder skips CR and LF even when strict.
 		return "", fmt.Errorf("%w: key %q: not canonically encoded", ErrInvalidModel, key)
 	}
-	model := string(b)
-	if err := tier.ValidateModel(model); err != nil {
-		return "", fmt.Errorf("key %q: %w", key, err)
+	name := string(b)
+	if rawKey(name) {
+		return "", fmt.Errorf("%w: key %q encodes %q, whose key is the name itself", ErrInvalidModel, key, name)
 	}
-	if rawKey(model) {
-		return "", fmt.Errorf("%w: key %q encodes %q, whose key is the name itself", ErrInvalidModel, key, model)
-	}
-	return model, nil
+	return name, nil
 }
 
 // rawKey reports whether s can be its own KV key: a valid key by nats.go's

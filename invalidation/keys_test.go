@@ -64,6 +64,21 @@ func TestEncodeModel(t *testing.T) {
 			t.Errorf("DecodeModel(%q) = %q, %v; want ErrInvalidModel", bad, m, err)
 		}
 	}
+	// The encoding alone (modelKey, decodeKey) is a different check: it
+	// takes any non-empty name, and leaves the registry's rules to
+	// DecodeModel and to the change an entry makes (tier.NewRollout).
+	for _, name := range []string{"a{b", "}", "{clip}"} {
+		key := modelKey(name)
+		if got, err := decodeKey(key); err != nil || got != name || !validKVKey(key) {
+			t.Errorf("decodeKey(modelKey(%q) = %q) = %q, %v", name, key, got, err)
+		}
+		if m, err := DecodeModel(key); !errors.Is(err, ErrInvalidModel) {
+			t.Errorf("DecodeModel(%q) = %q, %v; want ErrInvalidModel", key, m, err)
+		}
+	}
+	if m, err := decodeKey("_m."); err != nil || m != "" {
+		t.Errorf(`decodeKey("_m.") = %q, %v; want "" (the empty name is the registry's to refuse)`, m, err)
+	}
 }
 
 // FuzzEncodeModel checks that every valid model name has a valid KV key
@@ -180,19 +195,19 @@ func TestCompress(t *testing.T) {
 	}
 	apply := func(reg map[string]state, changes []tier.ModelChange) {
 		for _, ch := range changes {
-			st := reg[ch.Model]
-			if st.version == ch.Version {
+			st := reg[ch.Model()]
+			if st.version == ch.Version() {
 				continue
 			}
 			switch {
-			case st.version == "" && ch.Version != "" && st.alive == "*":
-				st.alive = ch.Version
+			case st.version == "" && ch.Version() != "" && st.alive == "*":
+				st.alive = ch.Version()
 			default:
 				st.alive = "-"
 			}
-			st.version = ch.Version
+			st.version = ch.Version()
 			st.changes++
-			reg[ch.Model] = st
+			reg[ch.Model()] = st
 		}
 	}
 	for range 20000 {
@@ -202,7 +217,12 @@ func TestCompress(t *testing.T) {
 		}
 		var changes []tier.ModelChange
 		for range rng.IntN(8) {
-			changes = append(changes, tier.ModelChange{Model: models[rng.IntN(len(models))], Version: versions[rng.IntN(len(versions))]})
+			model, version := models[rng.IntN(len(models))], versions[rng.IntN(len(versions))]
+			if version == "" {
+				changes = append(changes, mustPurge(t, model))
+			} else {
+				changes = append(changes, mustRollout(t, model, version))
+			}
 		}
 		full, short := maps.Clone(start), maps.Clone(start)
 		apply(full, changes)

@@ -103,7 +103,7 @@ func TestUnreachable(t *testing.T) {
 	if el := time.Since(start); el > 5*time.Second {
 		t.Fatalf("WaitSynced took %v with SyncTimeout 300ms", el)
 	}
-	if _, err := d.c.Rollout(ctx, "clip", "v1"); !errors.Is(err, ErrUnavailable) {
+	if _, err := d.c.Rollout(ctx, mustRollout(t, "clip", "v1")); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Rollout without NATS: %v, want ErrUnavailable", err)
 	}
 	if err := d.hasModel("clip", ""); err != nil {

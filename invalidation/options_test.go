@@ -105,7 +105,7 @@ func TestNoCredentialsInLogs(t *testing.T) {
 	bad.SyncTimeout = 200 * time.Millisecond
 	c := newDaemon(t, "c", bad)
 	c.waitSynced()
-	if _, err := c.c.Rollout(ctx, "clip", "v2"); err == nil || strings.Contains(err.Error(), wrong) {
+	if _, err := c.c.Rollout(ctx, mustRollout(t, "clip", "v2")); err == nil || strings.Contains(err.Error(), wrong) {
 		t.Fatalf("Rollout with a wrong password: %v", err)
 	}
 	testutil.CheckFor(t, 10*time.Second, func() error {

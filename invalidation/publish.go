@@ -27,35 +27,31 @@ type Publisher struct {
 	Perms *PermissionWatch
 }
 
-// Rollout sets model's version in the bucket, as `nats kv put BUCKET MODEL
-// VERSION` does, and returns the registry revision of the change. An
-// invalid model or version is an error wrapping ErrInvalidModel or
-// ErrInvalidVersion (nothing is published); a refusal is an error wrapping
+// Rollout applies ch, a rollout (tier.NewRollout), to the bucket: it sets
+// the model's version, as `nats kv put BUCKET MODEL VERSION` does, and
+// returns the registry revision of the change. ch was checked when it was
+// made; Rollout checks nothing again. A refusal is an error wrapping
 // ErrForbidden; any other failure to publish is an error wrapping
-// ErrUnavailable.
-func (p *Publisher) Rollout(ctx context.Context, model, version string) (uint64, error) {
-	if err := tier.ValidateVersion(version); err != nil {
-		return 0, err
+// ErrUnavailable. It panics if ch is not a rollout.
+func (p *Publisher) Rollout(ctx context.Context, ch tier.ModelChange) (uint64, error) {
+	if !ch.IsRollout() {
+		panic("invalidation: Publisher.Rollout of " + ch.String() + ", not a rollout")
 	}
-	key, err := EncodeModel(model)
-	if err != nil {
-		return 0, err
-	}
-	return p.publish(ctx, "rollout", model, key, func(ctx context.Context, subject string) (*jetstream.PubAck, error) {
-		return p.JS.Publish(ctx, subject, []byte(version))
+	return p.publish(ctx, "rollout", ch.Model(), func(ctx context.Context, subject string) (*jetstream.PubAck, error) {
+		return p.JS.Publish(ctx, subject, []byte(ch.Version()))
 	})
 }
 
-// Purge deletes model from the bucket, as `nats kv del BUCKET MODEL` does
-// (every daemon then drops the model's entries and forgets its version),
-// and returns the registry revision of the delete. Errors are as
-// Rollout's.
-func (p *Publisher) Purge(ctx context.Context, model string) (uint64, error) {
-	key, err := EncodeModel(model)
-	if err != nil {
-		return 0, err
+// Purge applies ch, a purge (tier.NewPurge), to the bucket: it deletes the
+// model, as `nats kv del BUCKET MODEL` does (every daemon then drops the
+// model's entries and forgets its version), and returns the registry
+// revision of the delete. Errors are as Rollout's. It panics if ch is not
+// a purge.
+func (p *Publisher) Purge(ctx context.Context, ch tier.ModelChange) (uint64, error) {
+	if !ch.IsPurge() {
+		panic("invalidation: Publisher.Purge of " + ch.String() + ", not a purge")
 	}
-	return p.publish(ctx, "purge", model, key, func(ctx context.Context, subject string) (*jetstream.PubAck, error) {
+	return p.publish(ctx, "purge", ch.Model(), func(ctx context.Context, subject string) (*jetstream.PubAck, error) {
 		// kv.Delete does not return the revision of its delete marker, so
 		// publish the same marker: the KV-Operation header on the key's
 		// subject.
@@ -67,8 +63,8 @@ func (p *Publisher) Purge(ctx context.Context, model string) (uint64, error) {
 
 // publish sends one change of model (what: "rollout" or "purge") to the
 // subject of its key, watching for a refusal, and returns its revision.
-func (p *Publisher) publish(ctx context.Context, what, model, key string, send func(context.Context, string) (*jetstream.PubAck, error)) (uint64, error) {
-	subject := KVSubject(p.Bucket, key)
+func (p *Publisher) publish(ctx context.Context, what, model string, send func(context.Context, string) (*jetstream.PubAck, error)) (uint64, error) {
+	subject := KVSubject(p.Bucket, modelKey(model))
 	pctx, stop := ctx, context.CancelFunc(func() {})
 	if p.Perms != nil {
 		pctx, stop = p.Perms.Watch(ctx, subject)

@@ -3,11 +3,14 @@ package invalidation
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tiercache/tiercache/internal/natstest"
+	"github.com/tiercache/tiercache/tier"
 )
 
 // TestPublisher publishes to a bucket no daemon follows, as tierctl does
@@ -25,11 +28,11 @@ func TestPublisher(t *testing.T) {
 	}
 	p := &Publisher{JS: js, Bucket: "models"}
 
-	r1, err := p.Rollout(ctx, "openai/clip-vit-large-patch14", "v1")
+	r1, err := p.Rollout(ctx, mustRollout(t, "openai/clip-vit-large-patch14", "v1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := p.Rollout(ctx, "my model", "v2")
+	r2, err := p.Rollout(ctx, mustRollout(t, "my model", "v2"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +45,7 @@ func TestPublisher(t *testing.T) {
 			t.Fatalf("bucket entry %s: %v; want %s at revision %d", want.key, err, want.version, want.rev)
 		}
 	}
-	r3, err := p.Purge(ctx, "my model")
+	r3, err := p.Purge(ctx, mustPurge(t, "my model"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,13 +60,14 @@ func TestPublisher(t *testing.T) {
 		t.Fatalf("history of the purged key: %v, %v; want its delete at revision %d", hist, err, r3)
 	}
 
-	if _, err := p.Rollout(ctx, "clip", "v@1"); !errors.Is(err, ErrInvalidVersion) {
+	// An invalid change cannot be made, so it never reaches a Publisher.
+	if _, err := tier.NewRollout("clip", "v@1"); !errors.Is(err, ErrInvalidVersion) {
 		t.Fatalf("Rollout of v@1: %v, want ErrInvalidVersion", err)
 	}
-	if _, err := p.Purge(ctx, "a{b}"); !errors.Is(err, ErrInvalidModel) {
+	if _, err := tier.NewPurge("a{b}"); !errors.Is(err, ErrInvalidModel) {
 		t.Fatalf("Purge of a{b}: %v, want ErrInvalidModel", err)
 	}
-	if _, err := (&Publisher{JS: js, Bucket: "missing"}).Rollout(ctx, "clip", "v1"); !errors.Is(err, ErrUnavailable) {
+	if _, err := (&Publisher{JS: js, Bucket: "missing"}).Rollout(ctx, mustRollout(t, "clip", "v1")); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Rollout to a missing bucket: %v, want ErrUnavailable", err)
 	}
 
@@ -77,5 +81,28 @@ func TestPublisher(t *testing.T) {
 	}
 	if got := d.cache.ModelsRevision(); got != r3 {
 		t.Fatalf("daemon at revision %d, want %d", got, r3)
+	}
+}
+
+// TestPublisherWrongChange: a Publisher takes a rollout only as a rollout
+// and a purge only as a purge; anything else is a programmer error, which
+// panics before anything is published.
+func TestPublisherWrongChange(t *testing.T) {
+	p := &Publisher{Bucket: "models"} // no connection: nothing may be sent
+	ctx := context.Background()
+	for name, call := range map[string]func(){
+		"Rollout of a purge": func() { _, _ = p.Rollout(ctx, mustPurge(t, "clip")) },
+		"Rollout of nothing": func() { _, _ = p.Rollout(ctx, tier.ModelChange{}) },
+		"Purge of a rollout": func() { _, _ = p.Purge(ctx, mustRollout(t, "clip", "v1")) },
+		"Purge of nothing":   func() { _, _ = p.Purge(ctx, tier.ModelChange{}) },
+	} {
+		func() {
+			defer func() {
+				if r := recover(); r == nil || !strings.HasPrefix(fmt.Sprint(r), "invalidation: Publisher.") {
+					t.Errorf("%s: recovered %v, want a panic", name, r)
+				}
+			}()
+			call()
+		}()
 	}
 }

@@ -111,24 +111,24 @@ const (
 	errWrongArg = "ERR wrong number of arguments for '%s' command"
 )
 
-// replyErr writes the reply for an error from the cache.
+// replyErr writes the reply for an error from the cache. The errors a
+// client can act on carry their fields (tier.StaleError, InvalidError,
+// TooLargeError), and their replies are built from them.
 func (c *conn) replyErr(err error) {
-	var stale *tier.StaleError
+	var (
+		stale    *tier.StaleError
+		invalid  *tier.InvalidError
+		tooLarge *tier.TooLargeError
+	)
 	switch {
 	case errors.As(err, &stale):
 		c.w.error(stale.Error())
-	case errors.Is(err, tier.ErrBadScope), errors.Is(err, tier.ErrInvalidModel), errors.Is(err, tier.ErrInvalidVersion):
-		c.w.error("ERR " + strings.TrimPrefix(err.Error(), "tier: "))
+	case errors.As(err, &invalid):
+		c.w.error("ERR " + invalid.Message())
 	case errors.Is(err, tier.ErrClosed):
 		c.w.error("ERR server is shutting down")
-	case errors.Is(err, tier.ErrTooLarge):
-		// "tier: record too large: key of N bytes (at most M)" → "ERR key too large: …"
-		detail := err.Error()
-		if _, rest, ok := strings.Cut(detail, "too large: "); ok {
-			detail = rest
-		}
-		what, _, _ := strings.Cut(detail, " ")
-		c.w.error("ERR " + what + " too large: " + detail)
+	case errors.As(err, &tooLarge):
+		c.w.error("ERR " + tooLarge.Message())
 	default:
 		c.w.error("ERR " + err.Error())
 	}

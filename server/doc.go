@@ -14,6 +14,12 @@
 // MODEL.GET, MODEL.LIST and MODEL.PURGE, and the leases LEASE.GET,
 // LEASE.MGET and LEASE.RELEASE.
 //
+// What the cache refuses is answered from the error's fields, never from
+// its text: a *tier.StaleError is "-STALE MODEL is at V", a
+// *tier.InvalidError (model name, version, key scope) and a
+// *tier.TooLargeError (a key or value longer than the disk tier takes) are
+// "-ERR " and their Message.
+//
 // # Leases
 //
 // A lease (lease.go) lets one client compute a missing key while the
@@ -33,10 +39,11 @@
 // Cache, made of Keyspace (Get, SetWith, Remove, Expire), Scopes (the
 // write checks and MODEL.GET/MODEL.LIST), Reporter (INFO and DBSIZE),
 // FlushAll and bufpool.Holder; *tier.Hybrid is one. The model registry
-// belongs to package tier: MODEL.GET and MODEL.LIST read the cache's,
-// names and versions are checked with its rules, and MODEL.ROLLOUT and
-// MODEL.PURGE go through Options.Models, a two-method interface the server
-// owns (tier.LocalRegistry for a standalone daemon). A daemon in a
+// belongs to package tier: MODEL.GET and MODEL.LIST read the cache's, and
+// MODEL.ROLLOUT and MODEL.PURGE check their arguments with its rules as
+// they parse them (tier.NewRollout, tier.NewPurge), once, and pass the
+// checked change to Options.Models, a two-method interface the server owns
+// (tier.LocalRegistry for a standalone daemon). A daemon in a
 // cluster passes the registry that follows the cluster's, with
 // Options.Sync and Options.Cluster; the server knows nothing of NATS and
 // imports no package of tiercache but tier and internal helpers.

@@ -33,6 +33,7 @@ type testServer struct {
 	s     *Server
 	h     *tier.Hybrid
 	l1    *memtier.Cache // the Hybrid's L1, for tests that empty it
+	l2    *disktier.Store
 	sock  string
 	clock *tier.ManualClock
 	opts  Options // as given to New (before defaults)
@@ -42,6 +43,12 @@ type testServer struct {
 // are set already). Everything is shut down and checked in t.Cleanup.
 func startServer(t testing.TB, mod func(*Options)) *testServer {
 	t.Helper()
+	return startServerDisk(t, 256<<20, mod)
+}
+
+// startServerDisk is startServer with an L2 of diskMax bytes.
+func startServerDisk(t testing.TB, diskMax int64, mod func(*Options)) *testServer {
+	t.Helper()
 	clock := tier.NewManualClock(time.Now())
 	// Values are read into recycled buffers, as in the daemon; poisoned
 	// when freed, so that a reply built from a buffer reused under it shows.
@@ -50,7 +57,7 @@ func startServer(t testing.TB, mod func(*Options)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l2, err := disktier.Open(disktier.Options{Dir: t.TempDir(), MaxBytes: 256 << 20, Clock: clock})
+	l2, err := disktier.Open(disktier.Options{Dir: t.TempDir(), MaxBytes: diskMax, Clock: clock})
 	if err != nil {
 		l1.Close()
 		t.Fatal(err)
@@ -97,7 +104,7 @@ func startServer(t testing.TB, mod func(*Options)) *testServer {
 		}
 		os.RemoveAll(dir)
 	})
-	return &testServer{s: s, h: h, l1: l1, sock: sock, clock: clock, opts: opts}
+	return &testServer{s: s, h: h, l1: l1, l2: l2, sock: sock, clock: clock, opts: opts}
 }
 
 // client returns a go-redis client of the server, closed at the end of the

@@ -2,17 +2,16 @@ package server
 
 import "github.com/tiercache/tiercache/tier"
 
+// cmdModelRollout is MODEL.ROLLOUT MODEL VERSION. The name and the version
+// are checked here, once (tier.NewRollout): Options.Models receives a
+// checked change.
 func cmdModelRollout(c *conn, args [][]byte) bool {
-	model, version := string(args[1]), string(args[2])
-	if err := tier.ValidateModel(model); err != nil {
+	ch, err := tier.NewRollout(string(args[1]), string(args[2]))
+	if err != nil {
 		c.replyErr(err)
 		return false
 	}
-	if err := tier.ValidateVersion(version); err != nil {
-		c.replyErr(err)
-		return false
-	}
-	rev, err := c.s.opts.Models.Rollout(c.s.ctx, model, version)
+	rev, err := c.s.opts.Models.Rollout(c.s.ctx, ch)
 	if err != nil {
 		c.replyErr(err)
 		return false
@@ -21,13 +20,14 @@ func cmdModelRollout(c *conn, args [][]byte) bool {
 	return false
 }
 
+// cmdModelPurge is MODEL.PURGE MODEL, the name checked as MODEL.ROLLOUT's.
 func cmdModelPurge(c *conn, args [][]byte) bool {
-	model := string(args[1])
-	if err := tier.ValidateModel(model); err != nil {
+	ch, err := tier.NewPurge(string(args[1]))
+	if err != nil {
 		c.replyErr(err)
 		return false
 	}
-	rev, err := c.s.opts.Models.Purge(c.s.ctx, model)
+	rev, err := c.s.opts.Models.Purge(c.s.ctx, ch)
 	if err != nil {
 		c.replyErr(err)
 		return false

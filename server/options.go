@@ -14,15 +14,17 @@ import (
 // Models is the model registry as the MODEL.* commands see it: what
 // decides a change and its revision. tier.LocalRegistry is the one of a
 // standalone daemon; a daemon in a cluster wires in the one that follows
-// the cluster's registry. Names and versions are checked with
-// tier.ValidateModel and tier.ValidateVersion before they are passed on.
+// the cluster's registry. The commands check names and versions as they
+// parse them (tier.NewRollout, tier.NewPurge) and pass on the checked
+// change, which a Models does not check again.
 type Models interface {
-	// Rollout sets MODEL's version and returns the registry revision once
-	// this daemon has applied it.
-	Rollout(ctx context.Context, model, version string) (uint64, error)
-	// Purge deletes MODEL from the registry and returns the revision once
-	// this daemon has applied it.
-	Purge(ctx context.Context, model string) (uint64, error)
+	// Rollout applies ch, a rollout (tier.NewRollout), and returns the
+	// registry revision once this daemon has applied it.
+	Rollout(ctx context.Context, ch tier.ModelChange) (uint64, error)
+	// Purge applies ch, a purge (tier.NewPurge): it deletes the model from
+	// the registry, and returns the revision once this daemon has applied
+	// it.
+	Purge(ctx context.Context, ch tier.ModelChange) (uint64, error)
 }
 
 // ClusterInfo is what the daemon's cluster reports in INFO's "# Cluster"

@@ -64,7 +64,12 @@
 // revision (ApplyModels; ApplyModelsAsync for a registry kept elsewhere,
 // which a restarted cache replays). Its rules live here only:
 // ValidateModel and ValidateVersion say which names and versions a change
-// may carry, with errors wrapping ErrInvalidModel and ErrInvalidVersion.
+// may carry, refusing the others with an *InvalidError (matching
+// ErrInvalidModel or ErrInvalidVersion). A change is a ModelChange, which
+// only NewRollout and NewPurge make, after those checks: they run once,
+// where a change comes in (a RESP command, tierctl's arguments, a registry
+// bucket entry), and what takes a ModelChange (ApplyModels, LocalRegistry,
+// package invalidation) does not check it again.
 // What decides the changes is outside the cache: LocalRegistry, for a
 // standalone cache, makes each rollout or purge the next revision; package
 // invalidation follows a registry shared by a cluster through NATS and

@@ -197,19 +197,19 @@ func (r *Registry) applyLocked(changes []ModelChange, rev uint64, exact, async b
 	}
 	var drops []modelDrop
 	for _, c := range changes {
-		cur, known := next.Models[c.Model]
-		if known && cur.Version == c.Version {
+		cur, known := next.Models[c.model]
+		if known && cur.Version == c.version {
 			continue
 		}
-		st := ModelState{Version: c.Version, Epoch: next.NextEpoch}
-		drop := modelDrop{model: c.Model, epoch: next.NextEpoch}
-		if cur.Version == "" && c.Version != "" {
+		st := ModelState{Version: c.version, Epoch: next.NextEpoch}
+		drop := modelDrop{model: c.model, epoch: next.NextEpoch}
+		if cur.Version == "" && c.version != "" {
 			// The model's first rollout: what was written for this
 			// version before it stays (see ModelState.Kept).
 			st.Kept, st.KeptEpoch = true, cur.Epoch
-			drop.kept, drop.keptEpoch, drop.version = true, cur.Epoch, c.Version
+			drop.kept, drop.keptEpoch, drop.version = true, cur.Epoch, c.version
 		}
-		next.Models[c.Model] = st
+		next.Models[c.model] = st
 		drops = append(drops, drop)
 		next.NextEpoch++
 	}

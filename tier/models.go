@@ -45,11 +45,3 @@ func (m ModelState) current(sc Scope, epoch uint64) bool {
 	}
 	return epoch == m.epochOf(sc)
 }
-
-// ModelChange is one change to the model registry.
-type ModelChange struct {
-	Model string
-	// Version is the model's new version; "" purges the model (drops all of
-	// its entries and forgets its version).
-	Version string
-}

@@ -13,7 +13,7 @@ import (
 func TestModelStats(t *testing.T) {
 	h := openHybrid(t, hcfg{dir: t.TempDir(), memMax: 16 << 20})
 	defer h.Close()
-	if err := h.ApplyModels([]tier.ModelChange{{Model: "clip", Version: "v1"}, {Model: "t5", Version: "a"}}, 1); err != nil {
+	if err := h.ApplyModels([]tier.ModelChange{mustRollout(t, "clip", "v1"), mustRollout(t, "t5", "a")}, 1); err != nil {
 		t.Fatal(err)
 	}
 	mustSetValue(t, h, "{clip}p1", []byte("x"))
@@ -35,7 +35,7 @@ func TestModelStats(t *testing.T) {
 	}
 
 	// A rollout keeps the counts; a purge removes the line.
-	if err := h.ApplyModels([]tier.ModelChange{{Model: "clip", Version: "v2"}, {Model: "t5"}}, 2); err != nil {
+	if err := h.ApplyModels([]tier.ModelChange{mustRollout(t, "clip", "v2"), mustPurge(t, "t5")}, 2); err != nil {
 		t.Fatal(err)
 	}
 	get("{clip}p1", "{t5}nope") // clip's entries are gone: a miss; t5 is unregistered now

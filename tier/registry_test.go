@@ -46,7 +46,7 @@ func TestLocalRegistry(t *testing.T) {
 	ctx := context.Background()
 	rollout := func(model, version string) uint64 {
 		t.Helper()
-		rev, err := reg.Rollout(ctx, model, version)
+		rev, err := reg.Rollout(ctx, mustRollout(t, model, version))
 		if err != nil {
 			t.Fatalf("Rollout(%s, %s): %v", model, version, err)
 		}
@@ -74,7 +74,7 @@ func TestLocalRegistry(t *testing.T) {
 	if v, ok := h.Model("clip"); !ok || v != "v2" {
 		t.Fatalf("Model(clip) = %q, %v; want v2", v, ok)
 	}
-	r3, err := reg.Purge(ctx, "clip")
+	r3, err := reg.Purge(ctx, mustPurge(t, "clip"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,13 +88,14 @@ func TestLocalRegistry(t *testing.T) {
 	if st.ModelsRevision != 3 || st.ModelsKnown != 0 || st.RolloutsApplied != 3 {
 		t.Fatalf("stats: revision %d, known %d, applied %d; want 3, 0, 3", st.ModelsRevision, st.ModelsKnown, st.RolloutsApplied)
 	}
-	if _, err := reg.Rollout(ctx, "clip", "v@1"); !errors.Is(err, tier.ErrInvalidVersion) {
+	// Invalid changes cannot be made, so they never reach the registry.
+	if _, err := tier.NewRollout("clip", "v@1"); !errors.Is(err, tier.ErrInvalidVersion) {
 		t.Fatalf("Rollout of v@1: %v, want ErrInvalidVersion", err)
 	}
-	if _, err := reg.Rollout(ctx, "a{b}", "v1"); !errors.Is(err, tier.ErrInvalidModel) {
+	if _, err := tier.NewRollout("a{b}", "v1"); !errors.Is(err, tier.ErrInvalidModel) {
 		t.Fatalf("Rollout of a{b}: %v, want ErrInvalidModel", err)
 	}
-	if _, err := reg.Purge(ctx, ""); !errors.Is(err, tier.ErrInvalidModel) {
+	if _, err := tier.NewPurge(""); !errors.Is(err, tier.ErrInvalidModel) {
 		t.Fatalf("Purge of an empty name: %v, want ErrInvalidModel", err)
 	}
 
@@ -111,13 +112,108 @@ func TestLocalRegistry(t *testing.T) {
 	if r := rollout("clip", "v3"); r != 4 {
 		t.Fatalf("revision after restart %d, want 4", r)
 	}
-	if _, err := reg.Rollout(ctx, "clip", "v4"); err != nil {
+	if _, err := reg.Rollout(ctx, mustRollout(t, "clip", "v4")); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.Rollout(ctx, "clip", "v5"); !errors.Is(err, tier.ErrClosed) {
+	if _, err := reg.Rollout(ctx, mustRollout(t, "clip", "v5")); !errors.Is(err, tier.ErrClosed) {
 		t.Fatalf("Rollout after Close: %v, want ErrClosed", err)
+	}
+}
+
+// mustRollout returns the rollout of model to version.
+func mustRollout(t testing.TB, model, version string) tier.ModelChange {
+	t.Helper()
+	ch, err := tier.NewRollout(model, version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// mustPurge returns the purge of model.
+func mustPurge(t testing.TB, model string) tier.ModelChange {
+	t.Helper()
+	ch, err := tier.NewPurge(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// TestModelChange: a change is made only from a valid name and version,
+// and a refused one is refused with ValidateModel's or ValidateVersion's
+// own error (the model checked first), the text every edge reports.
+func TestModelChange(t *testing.T) {
+	long := strings.Repeat("v", tier.MaxTagLen+1)
+	for _, tc := range []struct {
+		model, version string
+		err            error // ValidateModel's or ValidateVersion's; nil for a valid rollout
+	}{
+		{"openai/clip-vit-large-patch14", "2024-06", nil},
+		{"a@b", "v1", nil},
+		{"", "v1", tier.ValidateModel("")},
+		{"a{b", "v@1", tier.ValidateModel("a{b")},
+		{"}", "", tier.ValidateModel("}")},
+		{"clip", "", tier.ValidateVersion("")},
+		{"clip", "v@1", tier.ValidateVersion("v@1")},
+		{"clip", "{v}", tier.ValidateVersion("{v}")},
+		{"clip", long, tier.ValidateVersion(long)},
+	} {
+		ch, err := tier.NewRollout(tc.model, tc.version)
+		if tc.err == nil {
+			if err != nil || ch.Model() != tc.model || ch.Version() != tc.version || !ch.IsRollout() || ch.IsPurge() {
+				t.Errorf("NewRollout(%q, %q) = %v, %v", tc.model, tc.version, ch, err)
+			}
+			if p := ch.AsPurge(); p.Model() != tc.model || p.Version() != "" || !p.IsPurge() || p.IsRollout() {
+				t.Errorf("%v.AsPurge() = %v", ch, p)
+			}
+			continue
+		}
+		if err == nil || err.Error() != tc.err.Error() || ch != (tier.ModelChange{}) {
+			t.Errorf("NewRollout(%q, %.20q) = %v, %v; want the error %v", tc.model, tc.version, ch, err, tc.err)
+		}
+	}
+	if ch, err := tier.NewPurge("openai/clip-vit-large-patch14"); err != nil || ch.Model() != "openai/clip-vit-large-patch14" || ch.Version() != "" || !ch.IsPurge() || ch.IsRollout() {
+		t.Errorf("NewPurge = %v, %v", ch, err)
+	}
+	for _, bad := range []string{"", "a{b", "{clip}"} {
+		if ch, err := tier.NewPurge(bad); err == nil || err.Error() != tier.ValidateModel(bad).Error() || ch != (tier.ModelChange{}) {
+			t.Errorf("NewPurge(%q) = %v, %v; want the error %v", bad, ch, err, tier.ValidateModel(bad))
+		}
+	}
+	var zero tier.ModelChange
+	if zero.IsRollout() || zero.IsPurge() || zero.String() != "no change" {
+		t.Errorf("the zero ModelChange is a rollout (%v) or a purge (%v): %v", zero.IsRollout(), zero.IsPurge(), zero)
+	}
+}
+
+// TestLocalRegistryWrongChange: a LocalRegistry takes a rollout only as a
+// rollout and a purge only as a purge; anything else is a programmer
+// error, which panics before the registry changes.
+func TestLocalRegistryWrongChange(t *testing.T) {
+	h := openHybrid(t, hcfg{})
+	defer h.Close()
+	reg := tier.NewLocalRegistry(h.Registry)
+	ctx := context.Background()
+	for name, call := range map[string]func(){
+		"Rollout of a purge": func() { _, _ = reg.Rollout(ctx, mustPurge(t, "clip")) },
+		"Rollout of nothing": func() { _, _ = reg.Rollout(ctx, tier.ModelChange{}) },
+		"Purge of a rollout": func() { _, _ = reg.Purge(ctx, mustRollout(t, "clip", "v1")) },
+		"Purge of nothing":   func() { _, _ = reg.Purge(ctx, tier.ModelChange{}) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s did not panic", name)
+				}
+			}()
+			call()
+		}()
+	}
+	if rev := h.ModelsRevision(); rev != 0 {
+		t.Errorf("registry at revision %d after refused changes, want 0", rev)
 	}
 }

@@ -23,7 +23,7 @@ func TestRolloutManyEntries(t *testing.T) {
 	dir := t.TempDir()
 	h := openHybrid(t, hcfg{dir: dir, memMax: 64 << 20})
 	defer h.Close()
-	if err := h.ApplyModels([]tier.ModelChange{{Model: "clip", Version: "v1"}}, 1); err != nil {
+	if err := h.ApplyModels([]tier.ModelChange{mustRollout(t, "clip", "v1")}, 1); err != nil {
 		t.Fatal(err)
 	}
 	value := tiertest.Value(nil, 200, 1) // incompressible, like embeddings
@@ -44,7 +44,7 @@ func TestRolloutManyEntries(t *testing.T) {
 	t.Logf("wrote %d entries in %v; L2 %d keys, %d MiB on disk", n, time.Since(start), h.Stats().L2.Keys, before>>20)
 
 	start = time.Now()
-	if err := h.ApplyModels([]tier.ModelChange{{Model: "clip", Version: "v2"}}, 2); err != nil {
+	if err := h.ApplyModels([]tier.ModelChange{mustRollout(t, "clip", "v2")}, 2); err != nil {
 		t.Fatal(err)
 	}
 	took := time.Since(start)
@@ -93,9 +93,12 @@ func TestFirstRolloutKeepsItsVersion(t *testing.T) {
 			dir := t.TempDir()
 			cfg := hcfg{dir: dir, policy: tc.policy, memMax: 8 << 20}
 			h := openHybrid(t, cfg)
-			apply := func(model, version string, rev uint64) {
+			apply := func(model, version string, rev uint64) { // version "": a purge
 				t.Helper()
-				ch := []tier.ModelChange{{Model: model, Version: version}}
+				ch := []tier.ModelChange{mustPurge(t, model)}
+				if version != "" {
+					ch[0] = mustRollout(t, model, version)
+				}
 				if tc.async {
 					h.ApplyModelsAsync(ch, rev)
 					return

@@ -21,7 +21,7 @@ type Scope struct {
 // ends at the first '}'; VERSION is what follows the last '@' inside it.
 //
 // A key whose scope names an empty model ("{@v1}x") or an empty version
-// ("{clip@}x") is an error wrapping ErrBadScope: it is almost certainly a
+// ("{clip@}x") is an *InvalidError matching ErrBadScope: it is almost certainly a
 // pipeline bug, and caching it as a plain key would bypass version fencing.
 func ParseScope(key []byte) (s Scope, ok bool, err error) {
 	if len(key) < 2 || key[0] != '{' {
@@ -39,11 +39,11 @@ func ParseScope(key []byte) (s Scope, ok bool, err error) {
 	model, version := inner[:at], inner[at+1:]
 	switch {
 	case len(model) == 0:
-		return Scope{}, false, fmt.Errorf("%w: empty model name in %q", ErrBadScope, inner)
+		return Scope{}, false, &InvalidError{What: whatScope, Name: string(inner), Reason: fmt.Sprintf("empty model name in %q", inner)}
 	case len(version) == 0:
-		return Scope{}, false, fmt.Errorf("%w: empty version in %q", ErrBadScope, inner)
+		return Scope{}, false, &InvalidError{What: whatScope, Name: string(inner), Reason: fmt.Sprintf("empty version in %q", inner)}
 	case len(version) > MaxTagLen:
-		return Scope{}, false, fmt.Errorf("%w: version longer than %d bytes", ErrBadScope, MaxTagLen)
+		return Scope{}, false, &InvalidError{What: whatScope, Name: string(inner), Reason: fmt.Sprintf("version longer than %d bytes", MaxTagLen)}
 	}
 	return Scope{Model: string(model), Version: string(version), Versioned: true}, true, nil
 }

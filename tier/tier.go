@@ -1,46 +1,9 @@
 package tier
 
 import (
-	"errors"
-	"fmt"
 	"sync/atomic"
 	"time"
 )
-
-// Errors returned by tiers. Each is checked with errors.Is; most are wrapped
-// with detail.
-var (
-	// ErrNotFound is returned by Get for a key that is absent, expired or
-	// invalidated.
-	ErrNotFound = errors.New("tier: not found")
-	// ErrCorrupt is wrapped by errors about a record that failed to decode or
-	// whose checksum does not match.
-	ErrCorrupt = errors.New("tier: corrupt record")
-	// ErrBadScope is wrapped by errors about a malformed {MODEL@VERSION} scope.
-	ErrBadScope = errors.New("tier: invalid key scope")
-	// ErrTooLarge is returned for a record that a tier cannot hold.
-	ErrTooLarge = errors.New("tier: record too large")
-	// ErrClosed is returned by every operation after Close.
-	ErrClosed = errors.New("tier: closed")
-	// ErrInvalidModel is wrapped by errors about a model name that cannot be
-	// used in the registry (ValidateModel).
-	ErrInvalidModel = errors.New("tier: invalid model name")
-	// ErrInvalidVersion is wrapped by errors about a version that cannot be
-	// used in the registry (ValidateVersion).
-	ErrInvalidVersion = errors.New("tier: invalid version")
-)
-
-// StaleError is returned by a write of {MODEL@X}… while MODEL is at another
-// version. Its message is the one the RESP server sends after "-".
-type StaleError struct {
-	Model   string // the model named in the key
-	Current string // the version the registry has for it
-}
-
-// Error returns "STALE MODEL is at VERSION".
-func (e *StaleError) Error() string {
-	return fmt.Sprintf("STALE %s is at %s", e.Model, e.Current)
-}
 
 // Tier is one level of the cache: a map from keys to records. L1 (memtier),
 // L2 (disktier) and their composition (Hybrid) implement it, and the same

@@ -2,7 +2,6 @@ package tier
 
 import (
 	"errors"
-	"fmt"
 )
 
 // SetCond is the condition of a conditional write (SET … NX|XX).
@@ -170,10 +169,10 @@ func (h *Hybrid) put(key []byte, r Record, sc Scope, scoped bool, epoch uint64) 
 func (h *Hybrid) fitsL2(key []byte, r Record, sc Scope, scoped bool, epoch uint64) error {
 	maxKey, maxRecord := h.l2.Limits()
 	if n := len(l2Key(key, scoped, sc.Model, epoch)); n > maxKey {
-		return fmt.Errorf("%w: key of %d bytes (at most %d)", ErrTooLarge, len(key), maxKey-(n-len(key)))
+		return &TooLargeError{What: "key", Size: len(key), Max: maxKey - (n - len(key))}
 	}
 	if len(r) > maxRecord {
-		return fmt.Errorf("%w: value of %d bytes (the disk tier takes at most %d)", ErrTooLarge, len(r.Value()), maxRecord-(len(r)-len(r.Value())))
+		return &TooLargeError{What: "value", Size: len(r.Value()), Max: maxRecord - (len(r) - len(r.Value()))}
 	}
 	return nil
 }

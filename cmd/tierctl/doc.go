@@ -16,6 +16,10 @@
 // cluster (the --wait barrier, revisions). With a standalone daemon
 // (--nats off) rollouts and purges apply to that daemon only.
 //
+// MODEL and VERSION are checked with the registry's rules (tier.NewRollout,
+// tier.NewPurge) before anything is contacted: an invalid one exits 2 with
+// the rule it breaks, and what is published is the checked change.
+//
 // NATS authentication: --nats-creds FILE, --nats-nkey FILE (an NKey user
 // seed), --nats-user/--nats-password, and --nats-tls-ca/-cert/-key (or
 // the TIERCACHE_NATS_* variables). A rollout or purge the NATS account may

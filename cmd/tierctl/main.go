@@ -233,11 +233,11 @@ func (c *ctl) publisher() *invalidation.Publisher {
 	return &invalidation.Publisher{JS: c.js, Bucket: c.o.bucket, Perms: &c.perms}
 }
 
+// rollout is "rollout MODEL VERSION": the arguments are checked here, as
+// they are parsed (tier.NewRollout), and the checked change is published.
 func (c *ctl) rollout(ctx context.Context, model, version string) error {
-	if err := tier.ValidateModel(model); err != nil {
-		return &exitError{2, err.Error()}
-	}
-	if err := tier.ValidateVersion(version); err != nil {
+	ch, err := tier.NewRollout(model, version)
+	if err != nil {
 		return &exitError{2, err.Error()}
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.o.timeout)
@@ -254,7 +254,7 @@ func (c *ctl) rollout(ctx context.Context, model, version string) error {
 		fmt.Fprintf(c.out, "%s %s %d\n", model, version, n)
 		return nil
 	}
-	rev, err := c.publisher().Rollout(cctx, model, version)
+	rev, err := c.publisher().Rollout(cctx, ch)
 	if err != nil {
 		return err
 	}
@@ -262,8 +262,10 @@ func (c *ctl) rollout(ctx context.Context, model, version string) error {
 	return c.waitApplied(ctx, rev)
 }
 
+// purge is "purge MODEL", MODEL checked as rollout's.
 func (c *ctl) purge(ctx context.Context, model string) error {
-	if err := tier.ValidateModel(model); err != nil {
+	ch, err := tier.NewPurge(model)
+	if err != nil {
 		return &exitError{2, err.Error()}
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.o.timeout)
@@ -280,7 +282,7 @@ func (c *ctl) purge(ctx context.Context, model string) error {
 		fmt.Fprintf(c.out, "%s purged %d\n", model, n)
 		return nil
 	}
-	rev, err := c.publisher().Purge(cctx, model)
+	rev, err := c.publisher().Purge(cctx, ch)
 	if err != nil {
 		return err
 	}

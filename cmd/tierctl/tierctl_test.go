@@ -195,3 +195,26 @@ func TestNATSCLI(t *testing.T) {
 		return err == redis.Nil
 	})
 }
+
+// TestArgumentErrors: an invalid model name or version is refused before
+// anything is contacted (no daemon, no NATS), with exit code 2 and the
+// registry's own wording.
+func TestArgumentErrors(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"rollout", "bad{name", "v1"}, `tierctl: tier: invalid model name "bad{name": it may not contain '{' or '}'`},
+		{[]string{"rollout", "bad{name", "v@1"}, `tierctl: tier: invalid model name "bad{name": it may not contain '{' or '}'`},
+		{[]string{"rollout", "", "v1"}, "tierctl: tier: invalid model name: empty"},
+		{[]string{"rollout", "clip", "v@1"}, `tierctl: tier: invalid version "v@1": it may not contain '@', '{' or '}'`},
+		{[]string{"rollout", "clip", ""}, "tierctl: tier: invalid version: empty"},
+		{[]string{"purge", "a}b"}, `tierctl: tier: invalid model name "a}b": it may not contain '{' or '}'`},
+	} {
+		code, out, errs := tierctl(t, append([]string{"--socket", sock, "--nats", "nats://127.0.0.1:1"}, tc.args...)...)
+		if code != 2 || out != "" || errs != tc.want+"\n" {
+			t.Errorf("tierctl %q: exit %d, stdout %q, stderr %q; want exit 2, stderr %q", tc.args, code, out, errs, tc.want)
+		}
+	}
+}
