@@ -489,10 +489,7 @@ func (c *Cluster) resync(s snapshot, applied, first, last uint64) {
 	// After the bucket was recreated its revisions are not comparable with
 	// the applied one.
 	comparable := applied <= last
-	local := map[string]string{}
-	for _, m := range c.cache.Models() {
-		local[m[0]] = m[1]
-	}
+	local := c.localVersions()
 	var changes []tier.ModelChange
 	for _, model := range sortedKeys(s.entries) {
 		e := s.entries[model]
@@ -522,6 +519,16 @@ func (c *Cluster) resync(s snapshot, applied, first, last uint64) {
 		zap.Int("changes", len(changes)), zap.Uint64("revision", rev))
 }
 
+// localVersions returns the version the cache has of each model it has
+// one of, by model.
+func (c *Cluster) localVersions() map[string]string {
+	local := map[string]string{}
+	for _, m := range c.cache.Models() {
+		local[m[0]] = m[1]
+	}
+	return local
+}
+
 // rolloutAfterGap is the changes that bring a model the cache has no
 // version for to version when the changes in between are not known: a
 // single first rollout would keep the entries written for version before
@@ -539,10 +546,7 @@ func rolloutAfterGap(model, version string) []tier.ModelChange {
 // are left to the replay.
 func (c *Cluster) verify(s snapshot, touched map[string]uint64) {
 	applied := c.appliedRev()
-	local := map[string]string{}
-	for _, m := range c.cache.Models() {
-		local[m[0]] = m[1]
-	}
+	local := c.localVersions()
 	var changes []tier.ModelChange
 	for _, model := range sortedKeys(s.entries) {
 		e := s.entries[model]
