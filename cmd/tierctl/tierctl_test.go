@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tiercache/tiercache/internal/race"
 	"github.com/tiercache/tiercache/internal/testutil"
 )
 
@@ -20,8 +21,8 @@ var bins map[string]string
 
 func TestMain(m *testing.M) {
 	os.Exit(testutil.Main(m, &bins,
-		testutil.Command{Name: "tiercached", Pkg: "github.com/tiercache/tiercache/cmd/tiercached", Race: raceEnabled},
-		testutil.Command{Name: "tierctl", Pkg: "github.com/tiercache/tiercache/cmd/tierctl", Race: raceEnabled}))
+		testutil.Command{Name: "tiercached", Pkg: "github.com/tiercache/tiercache/cmd/tiercached", Race: race.Enabled},
+		testutil.Command{Name: "tierctl", Pkg: "github.com/tiercache/tiercache/cmd/tierctl", Race: race.Enabled}))
 }
 
 var waitFor = testutil.WaitFor
