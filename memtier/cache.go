@@ -434,10 +434,12 @@ func (c *Cache) SetOnEvict(fn func(key string, r tier.Record)) {
 	c.onEvict.Store(&fn)
 }
 
-// Range calls fn with every live record until fn returns false; fn may
-// keep the records but must not modify them. It takes no lock while fn
-// runs, so fn may use c; entries set or deleted during Range may or may
-// not be seen.
+// Range calls fn with every live record until fn returns false. fn may
+// keep key, its own copy, and modify it; it may keep the records but must
+// not modify them: as with Get, a large record is the stored record itself
+// (handed by reference, and shared with every reader), a small one a copy.
+// Range takes no lock while fn runs, so fn may use c; entries set or
+// deleted during Range may or may not be seen.
 func (c *Cache) Range(fn func(key []byte, r tier.Record) bool) {
 	bc := c.bc.Load()
 	if bc == nil {
