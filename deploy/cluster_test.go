@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"github.com/tiercache/tiercache/internal/natstest"
+	"github.com/tiercache/tiercache/internal/race"
 	"github.com/tiercache/tiercache/internal/testutil"
 	"github.com/tiercache/tiercache/invalidation"
 )
@@ -37,9 +38,9 @@ func TestMain(m *testing.M) {
 	// testutil.Main also checks that the in-process NATS cluster and every
 	// client were shut down (goleak).
 	os.Exit(testutil.Main(m, &bins,
-		testutil.Command{Name: "tiercached", Pkg: "github.com/tiercache/tiercache/cmd/tiercached", Race: raceEnabled},
-		testutil.Command{Name: "tierctl", Pkg: "github.com/tiercache/tiercache/cmd/tierctl", Race: raceEnabled},
-		testutil.Command{Name: "healthcheck", Pkg: "github.com/tiercache/tiercache/deploy/healthcheck", Race: raceEnabled}))
+		testutil.Command{Name: "tiercached", Pkg: "github.com/tiercache/tiercache/cmd/tiercached", Race: race.Enabled},
+		testutil.Command{Name: "tierctl", Pkg: "github.com/tiercache/tiercache/cmd/tierctl", Race: race.Enabled},
+		testutil.Command{Name: "healthcheck", Pkg: "github.com/tiercache/tiercache/deploy/healthcheck", Race: race.Enabled}))
 }
 
 // daemon is a tiercached process.

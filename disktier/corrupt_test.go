@@ -36,26 +36,8 @@ func TestCorruptRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	flipLast := func(k []byte) {
-		v, err := getCopy(db, k)
-		if err != nil {
-			t.Fatalf("raw get %q: %v", k, err)
-		}
-		v[len(v)-1] ^= 0x55
-		if err := db.Set(k, v, pebble.Sync); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ptr, err := getCopy(db, appendPtrKey(nil, apart))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := decodePointer(ptr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	flipLast(appendGenKey(nil, nsData, p.gen, apart))
-	flipLast(appendPtrKey(nil, inline))
+	flipLast(t, db, apartKey(t, db, apart))
+	flipLast(t, db, appendPtrKey(nil, inline))
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -498,26 +498,8 @@ func TestExpiringCorrupt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	flipLast := func(k []byte) {
-		v, err := getCopy(db, k)
-		if err != nil {
-			t.Fatalf("raw get %q: %v", k, err)
-		}
-		v[len(v)-1] ^= 0x55
-		if err := db.Set(k, v, pebble.Sync); err != nil {
-			t.Fatal(err)
-		}
-	}
-	flipLast(appendPtrKey(nil, inline))
-	ptr, err := getCopy(db, appendPtrKey(nil, apart))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := decodePointer(ptr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	flipLast(appendGenKey(nil, nsData, p.gen, apart))
+	flipLast(t, db, appendPtrKey(nil, inline))
+	flipLast(t, db, apartKey(t, db, apart))
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}

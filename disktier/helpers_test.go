@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/tiercache/tiercache/internal/testutil"
 	"github.com/tiercache/tiercache/tier"
 	"go.uber.org/goleak"
@@ -115,3 +116,34 @@ func mustSet(t testing.TB, s *Store, key []byte, r tier.Record) {
 func key(i int) []byte { return []byte(fmt.Sprintf("\x00key-%08d", i)) }
 
 var waitFor = testutil.WaitFor
+
+// flipLast flips bits of the last byte of the value stored under k, through
+// db, a raw Pebble handle on a closed store's directory, so that the record
+// there fails its checksum.
+func flipLast(t testing.TB, db *pebble.DB, k []byte) {
+	t.Helper()
+	v, err := getCopy(db, k)
+	if err != nil {
+		t.Fatalf("raw get %q: %v", k, err)
+	}
+	v[len(v)-1] ^= 0x55
+	if err := db.Set(k, v, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// apartKey returns the d key holding the record of key, which must be
+// stored apart from its pointer (not inline), looked up through db, a raw
+// Pebble handle as flipLast's.
+func apartKey(t testing.TB, db *pebble.DB, key []byte) []byte {
+	t.Helper()
+	ptr, err := getCopy(db, appendPtrKey(nil, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := decodePointer(ptr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return appendGenKey(nil, nsData, p.gen, key)
+}

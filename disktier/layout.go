@@ -100,19 +100,6 @@ func metaUserKey(name string) []byte {
 	return append(append([]byte(nil), metaUser...), name...)
 }
 
-// prefixEnd returns the smallest key greater than every key starting with p
-// (p is never all 0xff here: it starts with a namespace byte).
-func prefixEnd(p []byte) []byte {
-	end := append([]byte(nil), p...)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
-}
-
 // keyBuf is a pooled scratch buffer for building Pebble keys on the read
 // path: Pebble does not retain the key it is given, so a hit costs no
 // allocation besides the copy of the record.

@@ -231,7 +231,7 @@ func (s *Store) loadStateLocked(h *handle) error {
 
 	var gens []genInfo
 	var markers [][]byte
-	it, err := h.db.NewIter(&pebble.IterOptions{LowerBound: metaGen, UpperBound: prefixEnd(metaRecount)})
+	it, err := h.db.NewIter(&pebble.IterOptions{LowerBound: metaGen, UpperBound: tier.PrefixEnd(metaRecount)})
 	if err != nil {
 		return fmt.Errorf("%w: read generations: %w", ErrStorage, err)
 	}

@@ -498,10 +498,7 @@ func (c *Cluster) resync(s snapshot, applied, first, last uint64) {
 	// After the bucket was recreated its revisions are not comparable with
 	// the applied one.
 	comparable := applied <= last
-	local := map[string]string{}
-	for _, m := range c.cache.Models() {
-		local[m[0]] = m[1]
-	}
+	local := c.localVersions()
 	var changes []tier.ModelChange
 	for _, model := range sortedKeys(s.entries) {
 		e := s.entries[model]
@@ -529,6 +526,16 @@ func (c *Cluster) resync(s snapshot, applied, first, last uint64) {
 	c.log.Info("model registry resynchronised from the bucket's current values (its history from the applied revision is gone)",
 		zap.Uint64("applied", applied), zap.Uint64("bucket_first", first), zap.Uint64("bucket_last", last),
 		zap.Int("changes", len(changes)), zap.Uint64("revision", rev))
+}
+
+// localVersions returns the version the cache has of each model it has
+// one of, by model.
+func (c *Cluster) localVersions() map[string]string {
+	local := map[string]string{}
+	for _, m := range c.cache.Models() {
+		local[m[0]] = m[1]
+	}
+	return local
 }
 
 // rolloutAfterGap is the changes that bring a model the cache has no
@@ -561,10 +568,7 @@ func (c *Cluster) appendPurge(changes []tier.ModelChange, model string) []tier.M
 // are left to the replay.
 func (c *Cluster) verify(s snapshot, touched map[string]uint64) {
 	applied := c.appliedRev()
-	local := map[string]string{}
-	for _, m := range c.cache.Models() {
-		local[m[0]] = m[1]
-	}
+	local := c.localVersions()
 	var changes []tier.ModelChange
 	for _, model := range sortedKeys(s.entries) {
 		e := s.entries[model]

@@ -235,11 +235,8 @@ func (c *Cache) live(r tier.Record, nowMs int64) bool {
 // dropStale deletes key if its record is still expired or malformed. Get
 // saw it so without the shard lock, and a Set may have replaced it since.
 func (c *Cache) dropStale(key []byte) {
-	k := unsafeString(key)
-	h, sh := c.shard(k)
-	sh.mu.Lock()
+	k, h, sh, bc := c.lockKey(key)
 	defer sh.mu.Unlock()
-	bc := c.bc.Load()
 	if bc == nil {
 		return
 	}
@@ -293,11 +290,8 @@ func (c *Cache) Set(key []byte, r tier.Record) error {
 // it against every other write of the key, whichever store each goes to,
 // so a key is in at most one of them.
 func (c *Cache) set(key []byte, r []byte) error {
-	k := unsafeString(key)
-	h, sh := c.shard(k)
-	sh.mu.Lock()
+	k, h, sh, bc := c.lockKey(key)
 	defer sh.mu.Unlock()
-	bc := c.bc.Load()
 	if bc == nil {
 		return tier.ErrClosed
 	}
@@ -372,11 +366,8 @@ func (c *Cache) Delete(key []byte) error {
 	if len(key) > MaxKeyLen {
 		return nil // never stored
 	}
-	k := unsafeString(key)
-	h, sh := c.shard(k)
-	sh.mu.Lock()
+	k, h, sh, bc := c.lockKey(key)
 	defer sh.mu.Unlock()
-	bc := c.bc.Load()
 	if bc == nil {
 		return tier.ErrClosed
 	}
@@ -443,10 +434,12 @@ func (c *Cache) SetOnEvict(fn func(key string, r tier.Record)) {
 	c.onEvict.Store(&fn)
 }
 
-// Range calls fn with every live record until fn returns false; fn may
-// keep the records but must not modify them. It takes no lock while fn
-// runs, so fn may use c; entries set or deleted during Range may or may
-// not be seen.
+// Range calls fn with every live record until fn returns false. fn may
+// keep key, its own copy, and modify it; it may keep the records but must
+// not modify them: as with Get, a large record is the stored record itself
+// (handed by reference, and shared with every reader), a small one a copy.
+// Range takes no lock while fn runs, so fn may use c; entries set or
+// deleted during Range may or may not be seen.
 func (c *Cache) Range(fn func(key []byte, r tier.Record) bool) {
 	bc := c.bc.Load()
 	if bc == nil {
@@ -542,6 +535,18 @@ func (c *Cache) Close() error {
 func (c *Cache) shard(k string) (uint64, *shard) {
 	h := c.hash.Sum64(k)
 	return h, &c.shards[h&c.mask]
+}
+
+// lockKey locks the shard of key, which orders a write of key against every
+// other write of it and against Close, and returns key as a string (see
+// unsafeString), its hash, its shard and the rings: nil once the cache is
+// closed, which the caller checks under the lock. The caller unlocks sh.mu
+// either way.
+func (c *Cache) lockKey(key []byte) (k string, h uint64, sh *shard, bc *bigcache.BigCache) {
+	k = unsafeString(key)
+	h, sh = c.shard(k)
+	sh.mu.Lock()
+	return k, h, sh, c.bc.Load()
 }
 
 // unsafeString returns b as a string without copying it. bigcache only

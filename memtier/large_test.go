@@ -44,6 +44,44 @@ func TestLargeByReference(t *testing.T) {
 	}
 }
 
+// TestRangeLargeByReference checks why Range forbids fn to modify the
+// records it is handed: a large record is handed by reference, the stored
+// record itself, so a write by fn would change what every later Get
+// returns; a small one is a copy. The records are compared with ones built
+// afresh, which no write through the cache can reach.
+func TestRangeLargeByReference(t *testing.T) {
+	c := newCache(t, Options{MaxBytes: 64 << 20})
+	sizes := map[string]int{"big": 118 << 10, "small": 200}
+	stored := map[string]tier.Record{}
+	for k, size := range sizes {
+		stored[k] = record(size, 0, uint64(size))
+		if err := c.Set([]byte(k), stored[k]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	c.Range(func(key []byte, r tier.Record) bool {
+		k := string(key)
+		seen[k] = true
+		if !bytes.Equal(r, record(sizes[k], 0, uint64(sizes[k]))) {
+			t.Errorf("Range handed %q a record that differs from the one set", key)
+		}
+		switch byRef := &r[0] == &stored[k][0]; {
+		case k == "big" && !byRef:
+			t.Error("Range handed a copy of a large record: it is handed by reference, which is why fn must not modify it")
+		case k == "small" && byRef:
+			t.Error("Range handed a small record by reference")
+		}
+		return true
+	})
+	for k, size := range sizes {
+		if !seen[k] {
+			t.Errorf("Range did not hand %q", k)
+		}
+		checkGet(t, c, []byte(k), record(size, 0, uint64(size)))
+	}
+}
+
 // TestKeyMovesBetweenStores writes one key with records on both sides of
 // SmallRecord: it is always in one store only, with the last record.
 func TestKeyMovesBetweenStores(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tiercache/tiercache/disktier"
 	"github.com/tiercache/tiercache/internal/bufpool"
+	"github.com/tiercache/tiercache/internal/race"
 	"github.com/tiercache/tiercache/memtier"
 	"github.com/tiercache/tiercache/tier"
 	"github.com/tiercache/tiercache/tier/tiertest"
@@ -127,7 +128,7 @@ func TestL1BoundedUnderLoad(t *testing.T) {
 	}
 	const memMax = 32 << 20
 	total, size := int64(256<<20), 118<<10
-	if testing.Short() || raceEnabled {
+	if testing.Short() || race.Enabled {
 		total = 96 << 20 // CI runs the full size once more without -race
 	}
 	n := int(total / int64(size))
@@ -179,7 +180,7 @@ func TestL1BoundedUnderLoad(t *testing.T) {
 			if peakL1 > memMax {
 				t.Errorf("L1 bytes peaked at %d > mem-max %d", peakL1, memMax)
 			}
-			if peakRSS > rssBound && !raceEnabled {
+			if peakRSS > rssBound && !race.Enabled {
 				t.Errorf("RSS peaked at %d MiB > %d MiB", peakRSS>>20, rssBound>>20)
 			}
 			if st.Promotions == 0 || st.L2Hits == 0 {

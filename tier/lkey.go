@@ -40,7 +40,7 @@ func ModelRange(model string, fromEpoch, toEpoch uint64) (start, end []byte) {
 	p := modelPrefix(nil, model)
 	start = binary.BigEndian.AppendUint64(append([]byte(nil), p...), fromEpoch)
 	if toEpoch == 0 {
-		return start, prefixEnd(p)
+		return start, PrefixEnd(p)
 	}
 	return start, binary.BigEndian.AppendUint64(append([]byte(nil), p...), toEpoch)
 }
@@ -74,9 +74,13 @@ func modelPrefix(dst []byte, model string) []byte {
 	return append(dst, model...)
 }
 
-// prefixEnd returns the smallest key greater than every key starting with p.
-// p always starts with lkeyModel, so it never consists of 0xff bytes only.
-func prefixEnd(p []byte) []byte {
+// PrefixEnd returns the smallest key greater than every key starting with
+// p: the exclusive upper bound of p's span, as a range delete or an
+// iterator's UpperBound takes it. The result is a new slice. p must hold a
+// byte below 0xff, which every L2 key does (it starts with a namespace
+// byte); a prefix of 0xff bytes only, or an empty one, has no such bound
+// and PrefixEnd panics.
+func PrefixEnd(p []byte) []byte {
 	end := append([]byte(nil), p...)
 	for i := len(end) - 1; i >= 0; i-- {
 		if end[i] < 0xff {
@@ -84,5 +88,5 @@ func prefixEnd(p []byte) []byte {
 			return end[:i+1]
 		}
 	}
-	panic("tier: prefixEnd of an all-0xff prefix")
+	panic("tier: PrefixEnd of an empty or all-0xff prefix")
 }

@@ -252,7 +252,7 @@ func (d modelDrop) ranges() [][2][]byte {
 	// A user key's scope ends at its first '}', so every key of scope
 	// {model@version} starts with exactly these bytes, and only those.
 	keep := ModelKey(d.model, d.keptEpoch, []byte("{"+d.model+"@"+d.version+"}"))
-	return [][2][]byte{{start, keep}, {prefixEnd(keep), end}}
+	return [][2][]byte{{start, keep}, {PrefixEnd(keep), end}}
 }
 
 // drop range-deletes the L2 entries of each drop's model older than its

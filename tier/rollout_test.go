@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache/disktier"
+	"github.com/tiercache/tiercache/internal/race"
 	"github.com/tiercache/tiercache/tier"
 	"github.com/tiercache/tiercache/tier/tiertest"
 )
@@ -17,7 +18,7 @@ import (
 // it, other keys are, and L2 gets the space back after compaction.
 func TestRolloutManyEntries(t *testing.T) {
 	n := 1_000_000
-	if raceEnabled || testing.Short() {
+	if race.Enabled || testing.Short() {
 		n = 200_000 // the same code path; CI also runs the full size without -race
 	}
 	dir := t.TempDir()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tiercache/tiercache/internal/race"
 	"github.com/tiercache/tiercache/internal/testutil"
 )
 
@@ -18,7 +19,7 @@ var bins map[string]string
 var waitFor = testutil.WaitFor
 
 func TestMain(m *testing.M) {
-	os.Exit(testutil.Main(m, &bins, testutil.Command{Name: "tiercached", Pkg: "github.com/tiercache/tiercache/cmd/tiercached", Race: raceEnabled}))
+	os.Exit(testutil.Main(m, &bins, testutil.Command{Name: "tiercached", Pkg: "github.com/tiercache/tiercache/cmd/tiercached", Race: race.Enabled}))
 }
 
 // readyTimeout bounds a daemon's start: generous, for -race builds on

@@ -240,25 +240,13 @@ func (c *ctl) rollout(ctx context.Context, model, version string) error {
 	if err != nil {
 		return &exitError{2, err.Error()}
 	}
-	cctx, cancel := context.WithTimeout(ctx, c.o.timeout)
-	defer cancel()
-	kv, err := c.kv(cctx)
-	if err != nil {
+	rev, published, err := c.change(ctx, model+" "+version, []any{"MODEL.ROLLOUT", model, version},
+		func(ctx context.Context, p *invalidation.Publisher) (uint64, error) {
+			return p.Rollout(ctx, ch)
+		})
+	if err != nil || !published {
 		return err
 	}
-	if kv == nil { // standalone daemon: it is the whole cluster
-		n, err := c.daemon().Do(cctx, "MODEL.ROLLOUT", model, version).Int64()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(c.out, "%s %s %d\n", model, version, n)
-		return nil
-	}
-	rev, err := c.publisher().Rollout(cctx, ch)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.out, "%s %s %d\n", model, version, rev)
 	return c.waitApplied(ctx, rev)
 }
 
@@ -268,26 +256,40 @@ func (c *ctl) purge(ctx context.Context, model string) error {
 	if err != nil {
 		return &exitError{2, err.Error()}
 	}
-	cctx, cancel := context.WithTimeout(ctx, c.o.timeout)
+	_, _, err = c.change(ctx, model+" purged", []any{"MODEL.PURGE", model},
+		func(ctx context.Context, p *invalidation.Publisher) (uint64, error) {
+			return p.Purge(ctx, ch)
+		})
+	return err
+}
+
+// change makes one change to the model registry within --timeout: through
+// the registry bucket (publish) when there is one, else by sending cmd to
+// the daemon, as a standalone daemon is the whole cluster. It prints what
+// and the registry revision of the change, and reports whether it was
+// published: only then is there a cluster to wait for.
+func (c *ctl) change(ctx context.Context, what string, cmd []any,
+	publish func(context.Context, *invalidation.Publisher) (uint64, error)) (rev uint64, published bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, c.o.timeout)
 	defer cancel()
-	kv, err := c.kv(cctx)
+	kv, err := c.kv(ctx)
 	if err != nil {
-		return err
+		return 0, false, err
 	}
 	if kv == nil {
-		n, err := c.daemon().Do(cctx, "MODEL.PURGE", model).Int64()
+		n, err := c.daemon().Do(ctx, cmd...).Int64()
 		if err != nil {
-			return err
+			return 0, false, err
 		}
-		fmt.Fprintf(c.out, "%s purged %d\n", model, n)
-		return nil
+		fmt.Fprintf(c.out, "%s %d\n", what, n)
+		return 0, false, nil
 	}
-	rev, err := c.publisher().Purge(cctx, ch)
+	rev, err = publish(ctx, c.publisher())
 	if err != nil {
-		return err
+		return 0, false, err
 	}
-	fmt.Fprintf(c.out, "%s purged %d\n", model, rev)
-	return nil
+	fmt.Fprintf(c.out, "%s %d\n", what, rev)
+	return rev, true, nil
 }
 
 // waitApplied implements --wait: every live daemon must apply rev in time.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tiercache/tiercache/internal/race"
 	"github.com/tiercache/tiercache/internal/testutil"
 )
 
@@ -20,8 +21,8 @@ var bins map[string]string
 
 func TestMain(m *testing.M) {
 	os.Exit(testutil.Main(m, &bins,
-		testutil.Command{Name: "tiercached", Pkg: "github.com/tiercache/tiercache/cmd/tiercached", Race: raceEnabled},
-		testutil.Command{Name: "tierctl", Pkg: "github.com/tiercache/tiercache/cmd/tierctl", Race: raceEnabled}))
+		testutil.Command{Name: "tiercached", Pkg: "github.com/tiercache/tiercache/cmd/tiercached", Race: race.Enabled},
+		testutil.Command{Name: "tierctl", Pkg: "github.com/tiercache/tiercache/cmd/tierctl", Race: race.Enabled}))
 }
 
 var waitFor = testutil.WaitFor
@@ -97,6 +98,9 @@ func TestRolloutWait(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("rollout --wait with every daemon live: exit %d\n%s%s", code, out, errs)
 	}
+	if !regexp.MustCompile(`^clip v2 [1-9]\d*\napplied by every live daemon\n$`).MatchString(out) {
+		t.Errorf("rollout --wait printed %q, want \"clip v2 REV\" then \"applied by every live daemon\"", out)
+	}
 	for _, d := range []*daemon{a, b, c} {
 		if v, err := d.rdb.Get(ctx, "{clip}p").Result(); err != redis.Nil {
 			t.Errorf("%s serves %q, %v after the barrier", d.node, v, err)
@@ -142,8 +146,12 @@ func TestModelsPurgeStats(t *testing.T) {
 	if code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "openai/clip-vit-large-patch14 r1 ") || !strings.HasPrefix(lines[1], "t5 x ") {
 		t.Fatalf("models: %d %q %s", code, out, errs)
 	}
-	if code, out, errs := tierctl(t, "--nats", url, "purge", "t5"); code != 0 {
+	code, out, errs = tierctl(t, "--nats", url, "purge", "t5")
+	if code != 0 {
 		t.Fatalf("purge: %d %s %s", code, out, errs)
+	}
+	if !regexp.MustCompile(`^t5 purged [1-9]\d*\n$`).MatchString(out) {
+		t.Errorf("purge printed %q, want \"t5 purged REV\"", out)
 	}
 	waitFor(t, 10*time.Second, "the purge on node-b", func() bool {
 		_, err := b.rdb.Do(ctx, "MODEL.GET", "t5").Text()
@@ -216,5 +224,27 @@ func TestArgumentErrors(t *testing.T) {
 		if code != 2 || out != "" || errs != tc.want+"\n" {
 			t.Errorf("tierctl %q: exit %d, stdout %q, stderr %q; want exit 2, stderr %q", tc.args, code, out, errs, tc.want)
 		}
+	}
+}
+
+// TestStandalone: with a daemon that has no NATS, rollout and purge go to
+// the daemon itself, each printing the revision it replies, and --wait has
+// nothing to wait for.
+func TestStandalone(t *testing.T) {
+	d := startDaemon(t, "solo", "off")
+	ctx := context.Background()
+	code, out, errs := tierctl(t, "--socket", d.sock, "rollout", "clip", "v1", "--wait", "10s")
+	if code != 0 || !regexp.MustCompile(`^clip v1 [1-9]\d*\n$`).MatchString(out) {
+		t.Fatalf("rollout: exit %d, stdout %q, stderr %q; want 0 and \"clip v1 REV\"", code, out, errs)
+	}
+	if v, err := d.rdb.Do(ctx, "MODEL.GET", "clip").Text(); v != "v1" {
+		t.Fatalf("MODEL.GET clip after the rollout = %q, %v; want v1", v, err)
+	}
+	code, out, errs = tierctl(t, "--socket", d.sock, "purge", "clip")
+	if code != 0 || !regexp.MustCompile(`^clip purged [1-9]\d*\n$`).MatchString(out) {
+		t.Fatalf("purge: exit %d, stdout %q, stderr %q; want 0 and \"clip purged REV\"", code, out, errs)
+	}
+	if v, err := d.rdb.Do(ctx, "MODEL.GET", "clip").Text(); err != redis.Nil {
+		t.Fatalf("MODEL.GET clip after the purge = %q, %v; want nil", v, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tiercache/tiercache/internal/race"
 	"github.com/tiercache/tiercache/internal/testutil"
 )
 
@@ -31,8 +32,8 @@ func (quiet) Printf(context.Context, string, ...any) {}
 func TestMain(m *testing.M) {
 	redis.SetLogger(quiet{})
 	os.Exit(testutil.Main(m, &bins,
-		testutil.Command{Name: "tiercached", Pkg: "github.com/tiercache/tiercache/cmd/tiercached", Race: raceEnabled},
-		testutil.Command{Name: "tierctl", Pkg: "github.com/tiercache/tiercache/cmd/tierctl", Race: raceEnabled},
+		testutil.Command{Name: "tiercached", Pkg: "github.com/tiercache/tiercache/cmd/tiercached", Race: race.Enabled},
+		testutil.Command{Name: "tierctl", Pkg: "github.com/tiercache/tiercache/cmd/tierctl", Race: race.Enabled},
 		testutil.Command{Name: "tiercached-norace", Pkg: "github.com/tiercache/tiercache/cmd/tiercached"}))
 }
 
