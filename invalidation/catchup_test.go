@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tiercache/tiercache/internal/natstest"
 	"github.com/tiercache/tiercache/internal/testutil"
+	"github.com/tiercache/tiercache/tier/tiertest"
 )
 
 // connect returns a JetStream context on url for a test to act as an
@@ -172,7 +173,7 @@ func TestCatchUpAfterCut(t *testing.T) {
 	if err := c.c.WaitSynced(ctx); err != nil {
 		t.Fatalf("WaitSynced while cut off: %v", err)
 	}
-	if _, err := c.c.Rollout(context.Background(), mustRollout(t, "clip", "v9")); !errors.Is(err, ErrUnavailable) {
+	if _, err := c.c.Rollout(context.Background(), tiertest.Rollout(t, "clip", "v9")); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Rollout while cut off: %v, want ErrUnavailable", err)
 	}
 

@@ -11,6 +11,7 @@ import (
 	"github.com/tiercache/tiercache/internal/testutil"
 	"github.com/tiercache/tiercache/memtier"
 	"github.com/tiercache/tiercache/tier"
+	"github.com/tiercache/tiercache/tier/tiertest"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -117,7 +118,7 @@ func (d *daemon) rollout(model, version string) uint64 {
 	d.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rev, err := d.c.Rollout(ctx, mustRollout(d.t, model, version))
+	rev, err := d.c.Rollout(ctx, tiertest.Rollout(d.t, model, version))
 	if err != nil {
 		d.t.Fatalf("%s: Rollout(%s, %s): %v", d.name, model, version, err)
 	}
@@ -128,7 +129,7 @@ func (d *daemon) purge(model string) uint64 {
 	d.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rev, err := d.c.Purge(ctx, mustPurge(d.t, model))
+	rev, err := d.c.Purge(ctx, tiertest.Purge(d.t, model))
 	if err != nil {
 		d.t.Fatalf("%s: Purge(%s): %v", d.name, model, err)
 	}
@@ -140,7 +141,7 @@ func (d *daemon) purge(model string) uint64 {
 func (d *daemon) rolloutEventually(model, version string) uint64 {
 	d.t.Helper()
 	var rev uint64
-	ch := mustRollout(d.t, model, version)
+	ch := tiertest.Rollout(d.t, model, version)
 	testutil.CheckFor(d.t, 60*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -243,24 +244,4 @@ func writeUnder(t testing.TB, v string, ds ...*daemon) {
 			t.Fatalf("%s: GET {clip}k = %q, %v", d.name, got, err)
 		}
 	}
-}
-
-// mustRollout returns the rollout of model to version.
-func mustRollout(t testing.TB, model, version string) tier.ModelChange {
-	t.Helper()
-	ch, err := tier.NewRollout(model, version)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
-}
-
-// mustPurge returns the purge of model.
-func mustPurge(t testing.TB, model string) tier.ModelChange {
-	t.Helper()
-	ch, err := tier.NewPurge(model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
 }

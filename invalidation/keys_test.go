@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tiercache/tiercache/internal/natstest"
 	"github.com/tiercache/tiercache/tier"
+	"github.com/tiercache/tiercache/tier/tiertest"
 )
 
 // kvKeyRe is nats.go's rule for KV keys (jetstream/kv.go, validKeyRe), with
@@ -219,9 +220,9 @@ func TestCompress(t *testing.T) {
 		for range rng.IntN(8) {
 			model, version := models[rng.IntN(len(models))], versions[rng.IntN(len(versions))]
 			if version == "" {
-				changes = append(changes, mustPurge(t, model))
+				changes = append(changes, tiertest.Purge(t, model))
 			} else {
-				changes = append(changes, mustRollout(t, model, version))
+				changes = append(changes, tiertest.Rollout(t, model, version))
 			}
 		}
 		full, short := maps.Clone(start), maps.Clone(start)

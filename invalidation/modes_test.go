@@ -10,6 +10,7 @@ import (
 
 	"github.com/tiercache/tiercache/internal/natstest"
 	"github.com/tiercache/tiercache/internal/testutil"
+	"github.com/tiercache/tiercache/tier/tiertest"
 )
 
 // TestEmbedded runs the embedded server on a free port, joins a second
@@ -103,7 +104,7 @@ func TestUnreachable(t *testing.T) {
 	if el := time.Since(start); el > 5*time.Second {
 		t.Fatalf("WaitSynced took %v with SyncTimeout 300ms", el)
 	}
-	if _, err := d.c.Rollout(ctx, mustRollout(t, "clip", "v1")); !errors.Is(err, ErrUnavailable) {
+	if _, err := d.c.Rollout(ctx, tiertest.Rollout(t, "clip", "v1")); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Rollout without NATS: %v, want ErrUnavailable", err)
 	}
 	if err := d.hasModel("clip", ""); err != nil {

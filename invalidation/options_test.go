@@ -10,6 +10,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/tiercache/tiercache/internal/natstest"
 	"github.com/tiercache/tiercache/internal/testutil"
+	"github.com/tiercache/tiercache/tier/tiertest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 )
@@ -105,7 +106,7 @@ func TestNoCredentialsInLogs(t *testing.T) {
 	bad.SyncTimeout = 200 * time.Millisecond
 	c := newDaemon(t, "c", bad)
 	c.waitSynced()
-	if _, err := c.c.Rollout(ctx, mustRollout(t, "clip", "v2")); err == nil || strings.Contains(err.Error(), wrong) {
+	if _, err := c.c.Rollout(ctx, tiertest.Rollout(t, "clip", "v2")); err == nil || strings.Contains(err.Error(), wrong) {
 		t.Fatalf("Rollout with a wrong password: %v", err)
 	}
 	testutil.CheckFor(t, 10*time.Second, func() error {

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tiercache/tiercache/internal/natstest"
 	"github.com/tiercache/tiercache/tier"
+	"github.com/tiercache/tiercache/tier/tiertest"
 )
 
 // TestPublisher publishes to a bucket no daemon follows, as tierctl does
@@ -28,11 +29,11 @@ func TestPublisher(t *testing.T) {
 	}
 	p := &Publisher{JS: js, Bucket: "models"}
 
-	r1, err := p.Rollout(ctx, mustRollout(t, "openai/clip-vit-large-patch14", "v1"))
+	r1, err := p.Rollout(ctx, tiertest.Rollout(t, "openai/clip-vit-large-patch14", "v1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := p.Rollout(ctx, mustRollout(t, "my model", "v2"))
+	r2, err := p.Rollout(ctx, tiertest.Rollout(t, "my model", "v2"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +46,7 @@ func TestPublisher(t *testing.T) {
 			t.Fatalf("bucket entry %s: %v; want %s at revision %d", want.key, err, want.version, want.rev)
 		}
 	}
-	r3, err := p.Purge(ctx, mustPurge(t, "my model"))
+	r3, err := p.Purge(ctx, tiertest.Purge(t, "my model"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestPublisher(t *testing.T) {
 	if _, err := tier.NewPurge("a{b}"); !errors.Is(err, ErrInvalidModel) {
 		t.Fatalf("Purge of a{b}: %v, want ErrInvalidModel", err)
 	}
-	if _, err := (&Publisher{JS: js, Bucket: "missing"}).Rollout(ctx, mustRollout(t, "clip", "v1")); !errors.Is(err, ErrUnavailable) {
+	if _, err := (&Publisher{JS: js, Bucket: "missing"}).Rollout(ctx, tiertest.Rollout(t, "clip", "v1")); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Rollout to a missing bucket: %v, want ErrUnavailable", err)
 	}
 
@@ -91,9 +92,9 @@ func TestPublisherWrongChange(t *testing.T) {
 	p := &Publisher{Bucket: "models"} // no connection: nothing may be sent
 	ctx := context.Background()
 	for name, call := range map[string]func(){
-		"Rollout of a purge": func() { _, _ = p.Rollout(ctx, mustPurge(t, "clip")) },
+		"Rollout of a purge": func() { _, _ = p.Rollout(ctx, tiertest.Purge(t, "clip")) },
 		"Rollout of nothing": func() { _, _ = p.Rollout(ctx, tier.ModelChange{}) },
-		"Purge of a rollout": func() { _, _ = p.Purge(ctx, mustRollout(t, "clip", "v1")) },
+		"Purge of a rollout": func() { _, _ = p.Purge(ctx, tiertest.Rollout(t, "clip", "v1")) },
 		"Purge of nothing":   func() { _, _ = p.Purge(ctx, tier.ModelChange{}) },
 	} {
 		func() {

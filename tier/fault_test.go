@@ -12,6 +12,7 @@ import (
 	"github.com/tiercache/tiercache/disktier"
 	"github.com/tiercache/tiercache/internal/testutil"
 	"github.com/tiercache/tiercache/tier"
+	"github.com/tiercache/tiercache/tier/tiertest"
 )
 
 var errInjected = errors.New("injected: no space left on device")
@@ -98,7 +99,7 @@ func TestApplyModelsAsyncDoesNotWaitForDisk(t *testing.T) {
 	}))
 	dir := t.TempDir()
 	h := openHybridWith(t, dir, fs, nil)
-	if err := h.ApplyModels([]tier.ModelChange{mustRollout(t, "clip", "v1")}, 1); err != nil {
+	if err := h.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "clip", "v1")}, 1); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 100 {
@@ -113,7 +114,7 @@ func TestApplyModelsAsyncDoesNotWaitForDisk(t *testing.T) {
 	hang.Store(true)
 	mustSetValue(t, h, "during", []byte("d")) // the flusher's write hangs
 	waitFor(t, 10*time.Second, "a disk write to hang", func() bool { return hung.Load() > 0 })
-	h.ApplyModelsAsync([]tier.ModelChange{mustRollout(t, "clip", "v2")}, 2)
+	h.ApplyModelsAsync([]tier.ModelChange{tiertest.Rollout(t, "clip", "v2")}, 2)
 	if v, _ := h.Model("clip"); v != "v2" || h.ModelsRevision() != 2 {
 		t.Fatalf("after ApplyModelsAsync: clip=%q revision=%d", v, h.ModelsRevision())
 	}

@@ -236,7 +236,7 @@ func TestModelFencing(t *testing.T) {
 	mustSetValue(t, h, "other", []byte("o"))
 	mustSetValue(t, h, "{t5}x", []byte("t5"))
 
-	if err := h.ApplyModels([]tier.ModelChange{mustRollout(t, "clip", "v2")}, 1); err != nil {
+	if err := h.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "clip", "v2")}, 1); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"{clip@v1}a", "{clip}b"} {
@@ -261,7 +261,7 @@ func TestModelFencing(t *testing.T) {
 		t.Errorf("{clip}b tagged %q, want v2", hdr.Tag)
 	}
 	// Rolling back to v1 does not resurrect what v1 wrote before.
-	if err := h.ApplyModels([]tier.ModelChange{mustRollout(t, "clip", "v1")}, 2); err != nil {
+	if err := h.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "clip", "v1")}, 2); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := getValue(h, "{clip@v1}a"); !errors.Is(err, tier.ErrNotFound) {
@@ -269,7 +269,7 @@ func TestModelFencing(t *testing.T) {
 	}
 	// A purge drops everything and forgets the version.
 	mustSetValue(t, h, "{clip@v1}c", []byte("c"))
-	if err := h.ApplyModels([]tier.ModelChange{mustPurge(t, "clip")}, 3); err != nil {
+	if err := h.ApplyModels([]tier.ModelChange{tiertest.Purge(t, "clip")}, 3); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := getValue(h, "{clip@v1}c"); !errors.Is(err, tier.ErrNotFound) {
@@ -283,11 +283,11 @@ func TestModelFencing(t *testing.T) {
 		t.Errorf("revision %d, stale writes %d", h.ModelsRevision(), h.Stats().StaleWrites)
 	}
 	// Replays are no-ops.
-	if err := h.ApplyModels([]tier.ModelChange{mustRollout(t, "t5", "a")}, 4); err != nil {
+	if err := h.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "t5", "a")}, 4); err != nil {
 		t.Fatal(err)
 	}
 	mustSetValue(t, h, "{t5}y", []byte("y"))
-	if err := h.ApplyModels([]tier.ModelChange{mustRollout(t, "t5", "a")}, 4); err != nil {
+	if err := h.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "t5", "a")}, 4); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := getValue(h, "{t5}y"); err != nil || string(got) != "y" {
@@ -302,7 +302,7 @@ func TestModelRegistrySurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	h := openHybrid(t, hcfg{dir: dir})
 	mustSetValue(t, h, "{clip@v1}a", []byte("a"))
-	if err := h.ApplyModels([]tier.ModelChange{mustRollout(t, "clip", "v2"), mustRollout(t, "openai/clip-vit-large-patch14", "r1")}, 42); err != nil {
+	if err := h.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "clip", "v2"), tiertest.Rollout(t, "openai/clip-vit-large-patch14", "r1")}, 42); err != nil {
 		t.Fatal(err)
 	}
 	mustSetValue(t, h, "{clip}b", []byte("b"))

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tiercache/tiercache/disktier"
 	"github.com/tiercache/tiercache/tier"
+	"github.com/tiercache/tiercache/tier/tiertest"
 )
 
 // openRegistry opens a Registry alone on a real disk tier in dir.
@@ -61,7 +62,7 @@ func TestRegistryAlone(t *testing.T) {
 		return err == nil
 	}
 
-	if err := reg.ApplyModels([]tier.ModelChange{mustRollout(t, "clip", "v1")}, 3); err != nil {
+	if err := reg.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "clip", "v1")}, 3); err != nil {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]bool{"kept": true, "unversioned": false, "other": false, "prefix": false, "plain": true} {
@@ -75,7 +76,7 @@ func TestRegistryAlone(t *testing.T) {
 
 	// A replay changes nothing; an older revision does not move it back.
 	before := reg.ModelStats()
-	if err := reg.ApplyModels([]tier.ModelChange{mustRollout(t, "clip", "v1")}, 2); err != nil {
+	if err := reg.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "clip", "v1")}, 2); err != nil {
 		t.Fatal(err)
 	}
 	if reg.ModelsRevision() != 3 || !present("kept") {
@@ -87,7 +88,7 @@ func TestRegistryAlone(t *testing.T) {
 
 	// The next change drops everything older, the kept entry too; async
 	// changes are visible at once and reach the disk in the background.
-	reg.ApplyModelsAsync([]tier.ModelChange{mustRollout(t, "clip", "v2"), mustRollout(t, "t5", "a")}, 4)
+	reg.ApplyModelsAsync([]tier.ModelChange{tiertest.Rollout(t, "clip", "v2"), tiertest.Rollout(t, "t5", "a")}, 4)
 	if v, _ := reg.Model("clip"); v != "v2" || reg.ModelsRevision() != 4 {
 		t.Fatalf("after ApplyModelsAsync: clip=%q revision %d", v, reg.ModelsRevision())
 	}
@@ -97,7 +98,7 @@ func TestRegistryAlone(t *testing.T) {
 	}
 
 	// A resync may move the revision back; a purge forgets the model.
-	if err := reg.ResyncModels([]tier.ModelChange{mustPurge(t, "t5")}, 1); err != nil {
+	if err := reg.ResyncModels([]tier.ModelChange{tiertest.Purge(t, "t5")}, 1); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := reg.Model("t5"); ok || reg.ModelsRevision() != 1 {
@@ -108,7 +109,7 @@ func TestRegistryAlone(t *testing.T) {
 	if err := reg.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := reg.ApplyModels([]tier.ModelChange{mustRollout(t, "clip", "v3")}, 9); !errors.Is(err, tier.ErrClosed) {
+	if err := reg.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "clip", "v3")}, 9); !errors.Is(err, tier.ErrClosed) {
 		t.Fatalf("ApplyModels after Close: %v, want ErrClosed", err)
 	}
 	again, err := tier.OpenRegistry(st, nil)

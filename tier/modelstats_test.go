@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/tiercache/tiercache/tier"
+	"github.com/tiercache/tiercache/tier/tiertest"
 )
 
 // TestModelStats counts Gets by model: registered models on lines of their
@@ -13,7 +14,7 @@ import (
 func TestModelStats(t *testing.T) {
 	h := openHybrid(t, hcfg{dir: t.TempDir(), memMax: 16 << 20})
 	defer h.Close()
-	if err := h.ApplyModels([]tier.ModelChange{mustRollout(t, "clip", "v1"), mustRollout(t, "t5", "a")}, 1); err != nil {
+	if err := h.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "clip", "v1"), tiertest.Rollout(t, "t5", "a")}, 1); err != nil {
 		t.Fatal(err)
 	}
 	mustSetValue(t, h, "{clip}p1", []byte("x"))
@@ -35,7 +36,7 @@ func TestModelStats(t *testing.T) {
 	}
 
 	// A rollout keeps the counts; a purge removes the line.
-	if err := h.ApplyModels([]tier.ModelChange{mustRollout(t, "clip", "v2"), mustPurge(t, "t5")}, 2); err != nil {
+	if err := h.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "clip", "v2"), tiertest.Purge(t, "t5")}, 2); err != nil {
 		t.Fatal(err)
 	}
 	get("{clip}p1", "{t5}nope") // clip's entries are gone: a miss; t5 is unregistered now

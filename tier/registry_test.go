@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tiercache/tiercache/tier"
+	"github.com/tiercache/tiercache/tier/tiertest"
 )
 
 func TestValidateModel(t *testing.T) {
@@ -46,7 +47,7 @@ func TestLocalRegistry(t *testing.T) {
 	ctx := context.Background()
 	rollout := func(model, version string) uint64 {
 		t.Helper()
-		rev, err := reg.Rollout(ctx, mustRollout(t, model, version))
+		rev, err := reg.Rollout(ctx, tiertest.Rollout(t, model, version))
 		if err != nil {
 			t.Fatalf("Rollout(%s, %s): %v", model, version, err)
 		}
@@ -74,7 +75,7 @@ func TestLocalRegistry(t *testing.T) {
 	if v, ok := h.Model("clip"); !ok || v != "v2" {
 		t.Fatalf("Model(clip) = %q, %v; want v2", v, ok)
 	}
-	r3, err := reg.Purge(ctx, mustPurge(t, "clip"))
+	r3, err := reg.Purge(ctx, tiertest.Purge(t, "clip"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,35 +113,15 @@ func TestLocalRegistry(t *testing.T) {
 	if r := rollout("clip", "v3"); r != 4 {
 		t.Fatalf("revision after restart %d, want 4", r)
 	}
-	if _, err := reg.Rollout(ctx, mustRollout(t, "clip", "v4")); err != nil {
+	if _, err := reg.Rollout(ctx, tiertest.Rollout(t, "clip", "v4")); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.Rollout(ctx, mustRollout(t, "clip", "v5")); !errors.Is(err, tier.ErrClosed) {
+	if _, err := reg.Rollout(ctx, tiertest.Rollout(t, "clip", "v5")); !errors.Is(err, tier.ErrClosed) {
 		t.Fatalf("Rollout after Close: %v, want ErrClosed", err)
 	}
-}
-
-// mustRollout returns the rollout of model to version.
-func mustRollout(t testing.TB, model, version string) tier.ModelChange {
-	t.Helper()
-	ch, err := tier.NewRollout(model, version)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
-}
-
-// mustPurge returns the purge of model.
-func mustPurge(t testing.TB, model string) tier.ModelChange {
-	t.Helper()
-	ch, err := tier.NewPurge(model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
 }
 
 // TestModelChange: a change is made only from a valid name and version,
@@ -199,9 +180,9 @@ func TestLocalRegistryWrongChange(t *testing.T) {
 	reg := tier.NewLocalRegistry(h.Registry)
 	ctx := context.Background()
 	for name, call := range map[string]func(){
-		"Rollout of a purge": func() { _, _ = reg.Rollout(ctx, mustPurge(t, "clip")) },
+		"Rollout of a purge": func() { _, _ = reg.Rollout(ctx, tiertest.Purge(t, "clip")) },
 		"Rollout of nothing": func() { _, _ = reg.Rollout(ctx, tier.ModelChange{}) },
-		"Purge of a rollout": func() { _, _ = reg.Purge(ctx, mustRollout(t, "clip", "v1")) },
+		"Purge of a rollout": func() { _, _ = reg.Purge(ctx, tiertest.Rollout(t, "clip", "v1")) },
 		"Purge of nothing":   func() { _, _ = reg.Purge(ctx, tier.ModelChange{}) },
 	} {
 		func() {

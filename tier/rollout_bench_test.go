@@ -25,7 +25,7 @@ func BenchmarkRolloutServing(b *testing.B) {
 	for range b.N {
 		b.StopTimer()
 		h := openHybrid(b, hcfg{memMax: 64 << 20})
-		if err := h.ApplyModels([]tier.ModelChange{mustRollout(b, "clip", "v1")}, 1); err != nil {
+		if err := h.ApplyModels([]tier.ModelChange{tiertest.Rollout(b, "clip", "v1")}, 1); err != nil {
 			b.Fatal(err)
 		}
 		v := tiertest.Value(nil, 1000, 1)
@@ -76,7 +76,7 @@ func BenchmarkRolloutServing(b *testing.B) {
 		before := window()
 		b.StartTimer()
 		start := time.Now()
-		if err := h.ApplyModels([]tier.ModelChange{mustRollout(b, "clip", "v2")}, 2); err != nil {
+		if err := h.ApplyModels([]tier.ModelChange{tiertest.Rollout(b, "clip", "v2")}, 2); err != nil {
 			b.Fatal(err)
 		}
 		took := time.Since(start)

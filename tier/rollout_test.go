@@ -24,7 +24,7 @@ func TestRolloutManyEntries(t *testing.T) {
 	dir := t.TempDir()
 	h := openHybrid(t, hcfg{dir: dir, memMax: 64 << 20})
 	defer h.Close()
-	if err := h.ApplyModels([]tier.ModelChange{mustRollout(t, "clip", "v1")}, 1); err != nil {
+	if err := h.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "clip", "v1")}, 1); err != nil {
 		t.Fatal(err)
 	}
 	value := tiertest.Value(nil, 200, 1) // incompressible, like embeddings
@@ -45,7 +45,7 @@ func TestRolloutManyEntries(t *testing.T) {
 	t.Logf("wrote %d entries in %v; L2 %d keys, %d MiB on disk", n, time.Since(start), h.Stats().L2.Keys, before>>20)
 
 	start = time.Now()
-	if err := h.ApplyModels([]tier.ModelChange{mustRollout(t, "clip", "v2")}, 2); err != nil {
+	if err := h.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "clip", "v2")}, 2); err != nil {
 		t.Fatal(err)
 	}
 	took := time.Since(start)
@@ -96,9 +96,9 @@ func TestFirstRolloutKeepsItsVersion(t *testing.T) {
 			h := openHybrid(t, cfg)
 			apply := func(model, version string, rev uint64) { // version "": a purge
 				t.Helper()
-				ch := []tier.ModelChange{mustPurge(t, model)}
+				ch := []tier.ModelChange{tiertest.Purge(t, model)}
 				if version != "" {
-					ch[0] = mustRollout(t, model, version)
+					ch[0] = tiertest.Rollout(t, model, version)
 				}
 				if tc.async {
 					h.ApplyModelsAsync(ch, rev)

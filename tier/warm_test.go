@@ -350,7 +350,7 @@ func TestWarmUpSkipsExpiredAndStale(t *testing.T) {
 	fillDir(t, dir, clock, n, 100, expiry)
 	// Model-scoped entries, versioned and not, of models at v1.
 	h0 := openNoWarm(t, dir, clock)
-	if err := h0.ApplyModels([]tier.ModelChange{mustRollout(t, "m", "v1"), mustRollout(t, "keep", "v1")}, 1); err != nil {
+	if err := h0.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "m", "v1"), tiertest.Rollout(t, "keep", "v1")}, 1); err != nil {
 		t.Fatal(err)
 	}
 	scoped := []string{"{m@v1}a", "{m}b", "{keep@v1}c", "{keep}d"}
@@ -365,7 +365,7 @@ func TestWarmUpSkipsExpiredAndStale(t *testing.T) {
 	var h *tier.Hybrid
 	var l1 *memtier.Cache
 	ready := make(chan struct{})
-	v2 := mustRollout(t, "m", "v2") // made here: the hook runs on the warm-up's goroutine
+	v2 := tiertest.Rollout(t, "m", "v2") // made here: the hook runs on the warm-up's goroutine
 	h, l1 = openWarm(t, warmCfg{dir: dir, memMax: 16 << 20, clock: clock, hook: func(call int) {
 		if call != 1 {
 			return

@@ -308,3 +308,25 @@ func testConcurrent(t *testing.T, tr tier.Tier, _ *tier.ManualClock) {
 		t.Fatal(err)
 	}
 }
+
+// Rollout returns the registry change that rolls model out to version,
+// failing the test if they are invalid.
+func Rollout(t testing.TB, model, version string) tier.ModelChange {
+	t.Helper()
+	ch, err := tier.NewRollout(model, version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// Purge returns the registry change that purges model, failing the test if
+// the name is invalid.
+func Purge(t testing.TB, model string) tier.ModelChange {
+	t.Helper()
+	ch, err := tier.NewPurge(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
