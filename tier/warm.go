@@ -170,7 +170,7 @@ func (w *warmer) entry(lkey []byte, r Record, seqs *[stripeCount]uint64) bool {
 	st := &w.stripes.s[i]
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.seq.Load() != seqs[i] || w.l1Contains(key) {
+	if st.seq.Load() != seqs[i] || memContains(w.l1, key) {
 		return true
 	}
 	if w.l1.Set(key, r) == nil {
@@ -194,16 +194,16 @@ func (w *warmer) l1Fits(key []byte, r Record) bool {
 // warm-up does not read those from L2.
 func (w *warmer) inL1(lkey []byte) bool {
 	key, _, _, _, ok := parseL2Key(lkey)
-	return ok && w.l1Contains(key)
+	return ok && memContains(w.l1, key)
 }
 
-// l1Contains reports whether L1 holds key (or may), without counting a
-// lookup or marking the entry read, when L1 can tell (ContainsChecker);
+// memContains reports whether l1 holds key (or may), without counting a
+// lookup or marking the entry read, when it can tell (ContainsChecker);
 // else by a Get.
-func (w *warmer) l1Contains(key []byte) bool {
-	if c, ok := w.l1.(ContainsChecker); ok {
+func memContains(l1 Mem, key []byte) bool {
+	if c, ok := l1.(ContainsChecker); ok {
 		return c.Contains(key)
 	}
-	_, err := w.l1.Get(key)
+	_, err := l1.Get(key)
 	return err == nil
 }

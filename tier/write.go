@@ -36,6 +36,10 @@ type SetArgs struct {
 type SetResult struct {
 	Stored bool   // the value was written
 	Old    Record // the previous live record, when SetArgs.GetOld (nil if none)
+	// Tag is the version tag the value was stored under (Header.Tag: the
+	// model's version, or the one the key names; "" for a plain key), for
+	// a member of a fleet that forwards the write (SetTagged).
+	Tag string
 }
 
 // Set stores r under key, implementing Tier. The record's expiry is kept;
@@ -66,19 +70,20 @@ func (h *Hybrid) Set(key []byte, r Record) error {
 // it is in L1 (or, for a record too large for L1, in the queue that reads
 // consult), and waits only when more than MaxPending bytes are queued.
 func (h *Hybrid) SetValue(key, value []byte, expireAt int64) error {
-	return h.setValue(key, value, expireAt, nil)
+	_, err := h.setValue(key, value, expireAt, nil)
+	return err
 }
 
-// setValue is SetValue with SetArgs.Spare.
-func (h *Hybrid) setValue(key, value []byte, expireAt int64, spare []byte) error {
+// setValue is SetValue with SetArgs.Spare; it returns the record's tag.
+func (h *Hybrid) setValue(key, value []byte, expireAt int64, spare []byte) (string, error) {
 	if h.closed.Load() {
-		return ErrClosed
+		return "", ErrClosed
 	}
 	hdr, sc, scoped, err := h.header(key, expireAt)
 	if err != nil {
-		return err
+		return "", err
 	}
-	return h.put(key, newRecordIn(hdr, spare, value), sc, scoped, hdr.Epoch)
+	return hdr.Tag, h.put(key, newRecordIn(hdr, spare, value), sc, scoped, hdr.Epoch)
 }
 
 // SetWith is SET with its options: the existence check, the write and the
@@ -89,7 +94,11 @@ func (h *Hybrid) SetWith(key, value []byte, a SetArgs) (SetResult, error) {
 		return SetResult{}, ErrClosed
 	}
 	if a.Cond == Always && !a.KeepTTL && !a.GetOld {
-		return SetResult{Stored: true}, h.setValue(key, value, a.ExpireAt, a.Spare)
+		tag, err := h.setValue(key, value, a.ExpireAt, a.Spare)
+		if err != nil {
+			return SetResult{}, err
+		}
+		return SetResult{Stored: true, Tag: tag}, nil
 	}
 	hdr, sc, scoped, err := h.header(key, a.ExpireAt)
 	if err != nil {
@@ -120,13 +129,23 @@ func (h *Hybrid) SetWith(key, value []byte, a SetArgs) (SetResult, error) {
 	h.putLocked(key, rec, sc, scoped, hdr.Epoch)
 	st.mu.Unlock()
 	h.queue.waitForSpace()
-	res.Stored = true
+	res.Stored, res.Tag = true, hdr.Tag
 	return res, nil
 }
 
 // header returns the header a new record of key gets, or a *StaleError for a
-// write of a version the registry has moved away from.
+// write of a version the registry has moved away from (counted).
 func (h *Hybrid) header(key []byte, expireAt int64) (Header, Scope, bool, error) {
+	hdr, sc, scoped, err := h.headerNow(key, expireAt)
+	var stale *StaleError
+	if errors.As(err, &stale) {
+		h.staleWrites.Add(1)
+	}
+	return hdr, sc, scoped, err
+}
+
+// headerNow is header without counting a stale write.
+func (h *Hybrid) headerNow(key []byte, expireAt int64) (Header, Scope, bool, error) {
 	sc, scoped, err := ParseScope(key)
 	if err != nil {
 		return Header{}, sc, false, err
@@ -135,7 +154,6 @@ func (h *Hybrid) header(key []byte, expireAt int64) (Header, Scope, bool, error)
 	if scoped {
 		ms := h.state(sc.Model)
 		if ms.otherVersion(sc) {
-			h.staleWrites.Add(1)
 			return Header{}, sc, false, &StaleError{Model: sc.Model, Current: ms.Version}
 		}
 		hdr.Epoch, hdr.Tag = ms.epochOf(sc), ms.Version

@@ -1,0 +1,172 @@
+package tier_test
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tiercache/tiercache/tier"
+	"github.com/tiercache/tiercache/tier/tiertest"
+)
+
+// send is what goes over the wire from an owner to a requester: a copy of
+// the owner's record, which the requester then owns.
+func send(t *testing.T, owner *tier.Hybrid, key string) tier.Record {
+	t.Helper()
+	r, err := owner.PeerGet([]byte(key))
+	if err != nil {
+		t.Fatalf("PeerGet(%s): %v", key, err)
+	}
+	return bytes.Clone(r)
+}
+
+// fill is a requester's miss of key answered by r: Fill with keep.
+func fill(h *tier.Hybrid, key string, r tier.Record) ([]byte, error) {
+	got, err := h.Fill([]byte(key), r, h.WriteSeq([]byte(key)), true)
+	if err != nil {
+		return nil, err
+	}
+	return got.Value(), nil
+}
+
+// TestFleetFencing: a record another cache sends is served only if it was
+// stored under the version this cache has for its model now, in both
+// orders of a rollout that one cache applied before the other.
+func TestFleetFencing(t *testing.T) {
+	a := openHybrid(t, hcfg{})
+	defer a.Close()
+	b := openHybrid(t, hcfg{})
+	defer b.Close()
+	roll := func(h *tier.Hybrid, version string, rev uint64) {
+		t.Helper()
+		if err := h.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "clip", version)}, rev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	roll(a, "v1", 1)
+	roll(b, "v1", 1)
+	mustSetValue(t, a, "{clip}k", []byte("v1 value"))
+	mustSetValue(t, a, "{clip@v1}k", []byte("v1 value"))
+	mustSetValue(t, a, "plain", []byte("plain value"))
+
+	// Same version on both: served, and kept as a near copy.
+	for _, k := range []string{"{clip}k", "{clip@v1}k", "plain"} {
+		if v, err := fill(b, k, send(t, a, k)); err != nil || !bytes.Contains(v, []byte("value")) {
+			t.Fatalf("fill %s at the same version: %q, %v", k, v, err)
+		}
+	}
+	if v, err := getValue(b, "{clip}k"); err != nil || string(v) != "v1 value" {
+		t.Fatalf("near copy of {clip}k: %q, %v", v, err)
+	}
+
+	// The requester applied v2 first: the owner's v1 records are refused.
+	r1, r1v := send(t, a, "{clip}k"), send(t, a, "{clip@v1}k")
+	roll(b, "v2", 2)
+	for k, r := range map[string]tier.Record{"{clip}k": r1, "{clip@v1}k": r1v} {
+		if v, err := fill(b, k, r); !errors.Is(err, tier.ErrNotFound) {
+			t.Errorf("requester at v2 filled %s with a v1 record: %q, %v", k, v, err)
+		}
+	}
+	// The owner applied v2 first: it serves no v1 record, and what it
+	// writes under v2 is refused by a requester still at v1.
+	c := openHybrid(t, hcfg{})
+	defer c.Close()
+	roll(c, "v1", 1)
+	roll(a, "v2", 2)
+	if _, err := a.PeerGet([]byte("{clip}k")); !errors.Is(err, tier.ErrNotFound) {
+		t.Fatalf("owner at v2 answered its v1 record: %v", err)
+	}
+	mustSetValue(t, a, "{clip}k", []byte("v2 value"))
+	if v, err := fill(c, "{clip}k", send(t, a, "{clip}k")); !errors.Is(err, tier.ErrNotFound) {
+		t.Fatalf("requester at v1 filled {clip}k with a v2 record: %q, %v", v, err)
+	}
+	if v, err := fill(b, "{clip}k", send(t, a, "{clip}k")); err != nil || string(v) != "v2 value" {
+		t.Fatalf("requester at v2 filled {clip}k: %q, %v", v, err)
+	}
+}
+
+// TestFleetFillKeepsNewerWrites: a near copy never replaces a write made
+// after the lookup that missed, nor a key L1 holds; an expired record is
+// not served.
+func TestFleetFillKeepsNewerWrites(t *testing.T) {
+	clock := tier.NewManualClock(time.Unix(1000, 0))
+	a := openHybrid(t, hcfg{clock: clock})
+	defer a.Close()
+	b := openHybrid(t, hcfg{clock: clock})
+	defer b.Close()
+	mustSetValue(t, a, "k", []byte("owner's"))
+	r := send(t, a, "k")
+
+	seq := b.WriteSeq([]byte("k"))
+	mustSetValue(t, b, "k", []byte("local, newer"))
+	if got, err := b.Fill([]byte("k"), r, seq, true); err != nil || string(got.Value()) != "owner's" {
+		t.Fatalf("Fill = %q, %v: the record sent is still what answers the miss", got.Value(), err)
+	}
+	if v, err := getValue(b, "k"); err != nil || string(v) != "local, newer" {
+		t.Fatalf("after a Fill older than a local write: %q, %v", v, err)
+	}
+
+	if err := a.SetValue([]byte("ttl"), []byte("x"), clock.Now().Add(time.Second).UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	r = send(t, a, "ttl")
+	clock.Advance(2 * time.Second)
+	if v, err := fill(b, "ttl", r); !errors.Is(err, tier.ErrNotFound) {
+		t.Fatalf("an expired record was served: %q, %v", v, err)
+	}
+}
+
+// TestFleetNearCopyStaysInMemory: a near copy is clean, so neither an
+// eviction nor a write-back Close writes it to this cache's L2.
+func TestFleetNearCopyStaysInMemory(t *testing.T) {
+	a := openHybrid(t, hcfg{})
+	defer a.Close()
+	dir := t.TempDir()
+	b := openHybrid(t, hcfg{dir: dir, policy: tier.WriteBack})
+	mustSetValue(t, a, "k", []byte("owner's"))
+	if v, err := fill(b, "k", send(t, a, "k")); err != nil || string(v) != "owner's" {
+		t.Fatalf("fill: %q, %v", v, err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = openHybrid(t, hcfg{dir: dir, policy: tier.WriteBack})
+	defer b.Close()
+	if v, err := getValue(b, "k"); !errors.Is(err, tier.ErrNotFound) {
+		t.Fatalf("the near copy reached L2: %q, %v", v, err)
+	}
+}
+
+// TestFleetSetTagged: a forwarded write is stored only under the version
+// its sender stored it under.
+func TestFleetSetTagged(t *testing.T) {
+	h := openHybrid(t, hcfg{})
+	defer h.Close()
+	if err := h.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "clip", "v2")}, 1); err != nil {
+		t.Fatal(err)
+	}
+	var stale *tier.StaleError
+	if err := h.SetTagged([]byte("{clip}k"), []byte("old"), 0, "v1"); !errors.As(err, &stale) {
+		t.Fatalf("SetTagged under v1 at v2: %v, want a StaleError", err)
+	}
+	if _, err := getValue(h, "{clip}k"); !errors.Is(err, tier.ErrNotFound) {
+		t.Fatal("a refused forwarded write was stored")
+	}
+	if err := h.SetTagged([]byte("{clip}k"), []byte("new"), 0, "v2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.SetTagged([]byte("plain"), []byte("p"), 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := getValue(h, "{clip}k"); err != nil || string(v) != "new" {
+		t.Fatalf("{clip}k = %q, %v", v, err)
+	}
+	res, err := h.SetWith([]byte("{clip}x"), []byte("x"), tier.SetArgs{})
+	if err != nil || res.Tag != "v2" {
+		t.Fatalf("SetWith: tag %q, %v; want v2", res.Tag, err)
+	}
+	if st := h.Stats(); st.StaleWrites != 1 {
+		t.Errorf("stale writes %d, want 1", st.StaleWrites)
+	}
+}
