@@ -27,6 +27,10 @@ type Member struct {
 	Version string `json:"version"`
 	// Time is when the daemon wrote the entry, by its clock.
 	Time time.Time `json:"time"`
+	// Peer is the address other daemons dial for peer fill
+	// (Options.PeerAddr); "" when the daemon does not serve peers, and in
+	// entries written before daemons announced one.
+	Peer string `json:"peer"`
 }
 
 // heartbeat is the goroutine that keeps this daemon's member entry alive:
@@ -97,6 +101,7 @@ func (c *Cluster) putMember() error {
 		NATSConnected: true,
 		Version:       c.opts.Version,
 		Time:          time.Now().UTC(),
+		Peer:          c.opts.PeerAddr,
 	})
 	if err != nil {
 		return err
