@@ -56,6 +56,14 @@ func TestMemberEntryPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The bucket leaves a marker where an entry expires, for watches.
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.TTL() != oa.MemberTTL || st.LimitMarkerTTL() != oa.MemberTTL {
+		t.Fatalf("members bucket TTL %v, marker TTL %v; want %v and %v", st.TTL(), st.LimitMarkerTTL(), oa.MemberTTL, oa.MemberTTL)
+	}
 	e, err := kv.Get(ctx, "b")
 	if err != nil {
 		t.Fatal(err)
