@@ -82,6 +82,16 @@ type Options struct {
 	// default) when the daemon does not serve peers. It must be an
 	// address others can dial: not an unspecified host such as 0.0.0.0.
 	PeerAddr string
+	// OnMembersChange, if set, is called with the live members (as
+	// LiveMembers returns them) whenever the members or their peer
+	// addresses differ from those of the last call (the first call: from
+	// none): a member joined, left or changed its address. Heartbeats,
+	// which change only Applied and Time, call nothing. Calls come one at
+	// a time from a goroutine of the Cluster, never after Close returned;
+	// changes made while one runs are coalesced into the next call. It
+	// must not call Close. Setting it, or PeerAddr, makes the daemon keep
+	// the members view (Cluster.LiveMembers).
+	OnMembersChange func([]Member)
 	// Cache is the cache whose model registry follows the bucket. Required.
 	Cache Cache
 	// Logger receives connection changes, applied changes and problems.
