@@ -46,18 +46,14 @@ func peerDaemon(t testing.TB, name, addr string, opts Options) *daemon {
 
 // calls records the calls of an OnMembersChange callback.
 type calls struct {
-	mu   sync.Mutex // guards got
-	got  []string   // each call's members, rendered
-	seen chan struct{}
+	mu  sync.Mutex // guards got
+	got []string   // each call's members, rendered
 }
-
-func newCalls() *calls { return &calls{seen: make(chan struct{}, 1)} }
 
 func (c *calls) record(ms []Member) {
 	c.mu.Lock()
 	c.got = append(c.got, render(ms))
 	c.mu.Unlock()
-	wake(c.seen)
 }
 
 func (c *calls) list() []string {
@@ -129,7 +125,7 @@ func TestMembersView(t *testing.T) {
 	srv := natstest.RunServer(t, nil)
 	opts := testOptions(t, srv.ClientURL(), "models")
 	opts.MemberTTL = 30 * time.Second // a drop within seconds is not an expiry
-	seen := newCalls()
+	seen := &calls{}
 	oa := opts
 	oa.OnMembersChange = seen.record
 	a := peerDaemon(t, "a", "127.0.0.1:7001", oa)
