@@ -56,8 +56,16 @@ type Cluster struct {
 	}
 	syncing atomic.Bool // mirrors mu: the fast path of WaitSynced
 
-	kick chan struct{} // connection state changed: wakes the follower
-	beat chan struct{} // a change was applied: wakes the heartbeat
+	kick       chan struct{} // connection state changed: wakes the follower
+	memberKick chan struct{} // connection state changed: wakes the members view
+	beat       chan struct{} // a change was applied: wakes the heartbeat
+
+	// view is the members view (LiveMembers), kept by the goroutine that
+	// watches the members bucket.
+	view struct {
+		members atomic.Pointer[[]Member] // sorted by node id; replaced, never modified
+		changed chan struct{}            // the membership changed: wakes the notifier
+	}
 
 	ctx      context.Context // cancelled when the loops stop
 	cancel   context.CancelFunc
@@ -85,15 +93,17 @@ func Start(opts Options) (*Cluster, error) {
 	}
 	nodeKey, _ := EncodeModel(opts.NodeID) // Validate checked it
 	c := &Cluster{
-		opts:     opts,
-		log:      opts.Logger,
-		cache:    opts.Cache,
-		nodeKey:  nodeKey,
-		kick:     make(chan struct{}, 1),
-		beat:     make(chan struct{}, 1),
-		quit:     make(chan struct{}),
-		connDone: make(chan struct{}),
+		opts:       opts,
+		log:        opts.Logger,
+		cache:      opts.Cache,
+		nodeKey:    nodeKey,
+		kick:       make(chan struct{}, 1),
+		memberKick: make(chan struct{}, 1),
+		beat:       make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		connDone:   make(chan struct{}),
 	}
+	c.view.changed = make(chan struct{}, 1)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.applied = opts.Cache.ModelsRevision()
 	c.mu.appliedCh = make(chan struct{})
@@ -151,6 +161,14 @@ func Start(opts Options) (*Cluster, error) {
 	c.wg.Add(2)
 	go c.follow()
 	go c.heartbeat()
+	if opts.watchesMembers() {
+		c.wg.Add(1)
+		go c.watchMembers()
+	}
+	if opts.OnMembersChange != nil {
+		c.wg.Add(1)
+		go c.notifyMembers()
+	}
 	return c, nil
 }
 
@@ -222,6 +240,7 @@ func (c *Cluster) onConnect(nc *nats.Conn, reconnect bool) {
 		return
 	}
 	wake(c.kick)
+	wake(c.memberKick)
 	wake(c.beat)
 	msg := "NATS connected"
 	if reconnect {
@@ -244,6 +263,7 @@ func (c *Cluster) onDisconnect(_ *nats.Conn, err error) {
 		return
 	}
 	wake(c.kick)
+	wake(c.memberKick)
 	if !c.closed.Load() {
 		c.log.Warn("NATS connection lost: serving with the model registry as it is, reconnecting",
 			zap.Error(err), zap.Uint64("revision", c.appliedRev()))
@@ -259,6 +279,7 @@ func (c *Cluster) onClosed() {
 	c.endSyncLocked()
 	c.mu.Unlock()
 	wake(c.kick)
+	wake(c.memberKick)
 	close(c.connDone)
 }
 
@@ -470,7 +491,8 @@ func (c *Cluster) URL() string { return c.urls }
 // Members and WaitApplied.
 func (c *Cluster) JetStream() jetstream.JetStream { return c.js }
 
-// stopLoops stops the follower and the heartbeat and waits for them.
+// stopLoops stops the follower, the heartbeat and the members view and
+// waits for them.
 func (c *Cluster) stopLoops() {
 	c.quitOnce.Do(func() {
 		close(c.quit)

@@ -36,7 +36,8 @@
 //
 // Start connects to NATS (Options.URLs: a URL list, or "embedded" for an
 // in-process nats-server with JetStream that other daemons join by its
-// URL), creates the bucket if it is missing and runs two goroutines:
+// URL), creates the bucket if it is missing and runs two goroutines (a
+// third and a fourth in a fleet: see Membership):
 //
 //   - the follower watches the bucket with an ordered consumer and applies
 //     its changes to the cache with Cache.ApplyModelsAsync (a put
@@ -53,9 +54,10 @@
 //     for its version, where a later change drops them), since each change
 //     costs the disk tier its range deletes;
 //   - the heartbeat writes this daemon's Member entry (node id, revision
-//     applied, version, time) to the members bucket, whose entries expire
-//     after MemberTTL, every HeartbeatInterval and right after each change.
-//     tierctl's rollout --wait uses MembersIn and WaitAppliedIn on it.
+//     applied, version, time, peer address) to the members bucket, whose
+//     entries expire after MemberTTL, every HeartbeatInterval and right
+//     after each change. tierctl's rollout --wait uses MembersIn and
+//     WaitAppliedIn on it.
 //
 // Rollout and Purge write to the bucket and return once this daemon's
 // follower applied the revision written, so a client that reads after
@@ -102,6 +104,46 @@
 // NATS node) or a stream whose revisions went back (recreated) restarts the
 // session.
 //
+// # Membership
+//
+// A daemon of the fleet cache (Options.PeerAddr, announced as Member.Peer)
+// keeps a live view of the members bucket: a goroutine watches it
+// (KeyValue.WatchAll, one ordered consumer), starts from the bucket's
+// entries and applies each put, delete and purge as it comes. Cluster's
+// LiveMembers returns the view, sorted by node id, without asking NATS;
+// Options.OnMembersChange is called, from a goroutine of its own, when a
+// member joins, leaves or changes its peer address (package peer rebuilds
+// its ring of owners then). A daemon that closes deletes its entry, so it
+// leaves every view at once; one that stops heartbeating (frozen, cut off,
+// killed) leaves when its entry expires, MemberTTL after its last
+// heartbeat.
+//
+// An expiry reaches a watch only if the bucket keeps limit markers: a
+// nats-server since 2.11 with the stream's SubjectDeleteMarkerTTL set
+// (nats.go's KeyValueConfig.LimitMarkerTTL) replaces an entry that ages
+// out with a marker ("Nats-Marker-Reason: MaxAge"), which nats.go delivers
+// as a purge. Without it the server removes the entry and tells no one. A
+// daemon creates the members bucket with markers, and without them when
+// the server is older; an operator who creates it adds them with `nats kv
+// add … --marker-ttl 15s`. On a bucket without markers (an older server,
+// or created by an older daemon or without --marker-ttl), the view drops
+// an entry it has not seen refreshed for the bucket's TTL, checked every
+// HeartbeatInterval; with markers it does so only after twice the TTL, as
+// a safety net for events a watch missed.
+//
+// Each (re)connection starts a new watch whose first entries replace the
+// view, so what happened while the daemon was cut off (daemons that left
+// or joined, a members bucket lost with a NATS restart) is caught up at
+// once. Cut off, the daemon keeps the view it had: every daemon cut off
+// at the same time keeps the same owners for the same keys. A watch that
+// delivers nothing for MemberTTL, although this daemon's own heartbeat
+// puts an entry every HeartbeatInterval, is restarted the same way (its
+// consumer was lost, or the bucket deleted and recreated under it).
+//
+// A daemon without PeerAddr or OnMembersChange keeps no view and watches
+// nothing, so its NATS user needs no permission to create consumers on the
+// members bucket; it still announces itself, with an empty peer address.
+//
 // # Caveats
 //
 //   - Without NATS, a daemon serves what its persisted registry says; it
@@ -117,9 +159,13 @@
 //     the bucket's revision itself (Status, INFO models_bucket_revision)
 //     while models_revision keeps the old, higher value until the new bucket
 //     passes it, and a daemon restarted then resynchronises once more.
-//   - The members bucket is created with MemberTTL and Replicas by the first
-//     daemon that needs it; later daemons use it as it is. A daemon leaves
-//     it at Close; a frozen or cut-off one drops out after MemberTTL.
+//   - The members bucket is created with MemberTTL, Replicas and limit
+//     markers by the first daemon that needs it; later daemons use it as
+//     it is. A daemon leaves it at Close; a frozen or cut-off one drops out
+//     after MemberTTL. Without limit markers the members views drop it up
+//     to one HeartbeatInterval later, and up to twice the TTL after its
+//     last heartbeat if it was in the bucket when a view's watch started
+//     (the view times an entry from when it received it).
 //   - With a NATS cluster, a rollout stalls while the bucket's stream has no
 //     leader: nats-server elects one within its election timeout (seconds)
 //     after losing the node that led it. Rollout then fails after

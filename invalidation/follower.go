@@ -16,18 +16,27 @@ import (
 // watch the registry bucket and apply its changes to the cache.
 func (c *Cluster) follow() {
 	defer c.wg.Done()
+	c.runSessions("following the model registry", c.kick, c.session)
+}
+
+// runSessions runs session for each connection generation while connected,
+// until the loops stop: a session returns nil when the connection changed
+// under it (a reconnect starts a new one) and an error when it failed,
+// which is retried with a growing pause. kick is woken when the
+// connection's state changes; what names the work in the log.
+func (c *Cluster) runSessions(what string, kick <-chan struct{}, session func(gen uint64) error) {
 	failures := 0
 	for {
 		gen, connected := c.connState()
 		if !connected {
 			select {
-			case <-c.kick:
+			case <-kick:
 				continue
 			case <-c.quit:
 				return
 			}
 		}
-		err := c.session(gen)
+		err := session(gen)
 		select {
 		case <-c.quit:
 			return
@@ -42,14 +51,14 @@ func (c *Cluster) follow() {
 		}
 		failures++
 		if failures == 1 {
-			c.log.Warn("following the model registry failed; retrying", zap.Error(err))
+			c.log.Warn(what+" failed; retrying", zap.Error(err))
 		} else {
-			c.log.Debug("following the model registry failed; retrying", zap.Error(err), zap.Int("failures", failures))
+			c.log.Debug(what+" failed; retrying", zap.Error(err), zap.Int("failures", failures))
 		}
 		t := time.NewTimer(min(50*time.Millisecond<<min(failures, 6), 2*time.Second))
 		select {
 		case <-t.C:
-		case <-c.kick:
+		case <-kick:
 			t.Stop()
 		case <-c.quit:
 			t.Stop()

@@ -27,6 +27,10 @@ type Member struct {
 	Version string `json:"version"`
 	// Time is when the daemon wrote the entry, by its clock.
 	Time time.Time `json:"time"`
+	// Peer is the address other daemons dial for peer fill
+	// (Options.PeerAddr); "" when the daemon does not serve peers, and in
+	// entries written before daemons announced one.
+	Peer string `json:"peer"`
 }
 
 // heartbeat is the goroutine that keeps this daemon's member entry alive:
@@ -75,20 +79,9 @@ func (c *Cluster) putMember() error {
 	defer cancel()
 	if kv == nil {
 		var err error
-		kv, err = c.bucket(ctx, jetstream.KeyValueConfig{
-			Bucket:      c.opts.MembersBucket,
-			Description: "tiercache daemons: node id -> applied registry revision",
-			History:     1,
-			TTL:         c.opts.MemberTTL,
-			Replicas:    c.opts.Replicas,
-			Storage:     jetstream.MemoryStorage,
-		})
-		if err != nil {
+		if kv, err = c.bindMembers(ctx); err != nil {
 			return err
 		}
-		c.mu.Lock()
-		c.mu.members = kv
-		c.mu.Unlock()
 	}
 	applied := c.appliedRev() // now: binding the bucket may have taken a while
 	b, err := json.Marshal(Member{
@@ -97,6 +90,7 @@ func (c *Cluster) putMember() error {
 		NATSConnected: true,
 		Version:       c.opts.Version,
 		Time:          time.Now().UTC(),
+		Peer:          c.opts.PeerAddr,
 	})
 	if err != nil {
 		return err
@@ -113,6 +107,38 @@ func (c *Cluster) putMember() error {
 		return fmt.Errorf("invalidation: member entry: %w", err)
 	}
 	return nil
+}
+
+// bindMembers binds the members bucket, creating it if missing, for the
+// heartbeat and the members view. A bucket this daemon creates keeps a
+// marker when an entry expires (LimitMarkerTTL), so that a watch sees the
+// expiry, as it sees the delete of a daemon that closed; a NATS server
+// older than 2.11 has no markers, and the bucket is created without.
+func (c *Cluster) bindMembers(ctx context.Context) (jetstream.KeyValue, error) {
+	cfg := jetstream.KeyValueConfig{
+		Bucket:      c.opts.MembersBucket,
+		Description: "tiercache daemons: node id -> peer address and applied registry revision",
+		History:     1,
+		TTL:         c.opts.MemberTTL,
+		Replicas:    c.opts.Replicas,
+		Storage:     jetstream.MemoryStorage,
+		// The marker says "expired" to watches running then; it need not
+		// outlive the entry it replaces by long, and the server counts it
+		// in whole seconds, at least one.
+		LimitMarkerTTL: max(c.opts.MemberTTL.Truncate(time.Second), time.Second),
+	}
+	kv, err := c.bucket(ctx, cfg)
+	if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
+		cfg.LimitMarkerTTL = 0
+		kv, err = c.bucket(ctx, cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.mu.members = kv
+	c.mu.Unlock()
+	return kv, nil
 }
 
 // Members returns the live daemons of the default members bucket

@@ -77,6 +77,21 @@ type Options struct {
 	// Version is this daemon's software version, announced in its member
 	// entry. Default "dev".
 	Version string
+	// PeerAddr is the host:port other daemons dial to reach this daemon's
+	// peer server, announced in its member entry (Member.Peer). "" (the
+	// default) when the daemon does not serve peers. It must be an
+	// address others can dial: not an unspecified host such as 0.0.0.0.
+	PeerAddr string
+	// OnMembersChange, if set, is called with the live members (as
+	// LiveMembers returns them) whenever the members or their peer
+	// addresses differ from those of the last call (the first call: from
+	// none): a member joined, left or changed its address. Heartbeats,
+	// which change only Applied and Time, call nothing. Calls come one at
+	// a time from a goroutine of the Cluster, never after Close returned;
+	// changes made while one runs are coalesced into the next call. It
+	// must not call Close. Setting it, or PeerAddr, makes the daemon keep
+	// the members view (Cluster.LiveMembers).
+	OnMembersChange func([]Member)
 	// Cache is the cache whose model registry follows the bucket. Required.
 	Cache Cache
 	// Logger receives connection changes, applied changes and problems.
@@ -173,6 +188,11 @@ func (o *Options) Validate() error {
 	if !validBucket(o.MembersBucket) {
 		add("members bucket %q: want letters, digits, '-' and '_'", o.MembersBucket)
 	}
+	if o.PeerAddr != "" {
+		if err := checkPeerAddr(o.PeerAddr); err != nil {
+			add("peer address %q: %v", o.PeerAddr, err)
+		}
+	}
 	if o.Bucket == o.MembersBucket {
 		add("the models and members buckets must differ (both %q)", o.Bucket)
 	}
@@ -215,6 +235,24 @@ func validBucket(b string) bool {
 		}
 	}
 	return true
+}
+
+// checkPeerAddr checks that addr is a host:port other daemons can dial.
+func checkPeerAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("port %q: want 1 to 65535", port)
+	}
+	if host == "" {
+		return errors.New("no host: other daemons need one to dial")
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return fmt.Errorf("%s is not an address other daemons can dial", host)
+	}
+	return nil
 }
 
 // parseListen parses host:port; port 0 becomes -1, nats-server's "any free

@@ -10,6 +10,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/tiercache/tiercache/internal/natstest"
 	"github.com/tiercache/tiercache/internal/testutil"
+	"github.com/tiercache/tiercache/tier"
 	"github.com/tiercache/tiercache/tier/tiertest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -71,6 +72,25 @@ func TestOptionsValidate(t *testing.T) {
 	o.EnsureDefaults()
 	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), `NATS URL "off"`) {
 		t.Fatalf("URLs off: %v", err)
+	}
+	for addr, want := range map[string]string{
+		"10.0.0.7:7000":  "",
+		"[fd00::7]:7000": "",
+		"cache-a:7000":   "",
+		"10.0.0.7":       "missing port",
+		":7000":          "no host",
+		"0.0.0.0:7000":   "not an address other daemons can dial",
+		"[::]:7000":      "not an address other daemons can dial",
+		"10.0.0.7:0":     `port "0"`,
+		"10.0.0.7:70000": `port "70000"`,
+		"10.0.0.7:http":  `port "http"`,
+	} {
+		o := Options{URLs: "nats://h:4222", NodeID: "n", Cache: (*tier.Registry)(nil), PeerAddr: addr}
+		o.EnsureDefaults()
+		err := o.Validate()
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "peer address")) {
+			t.Errorf("PeerAddr %q: %v, want %q", addr, err, want)
+		}
 	}
 	if got := RedactURLs("nats://alice:pw@h1:4222, tls://tok@h2:4443,h3:4222"); got != "nats://h1:4222,tls://h2:4443,nats://h3:4222" {
 		t.Fatalf("RedactURLs = %q", got)

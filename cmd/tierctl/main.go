@@ -65,6 +65,7 @@ commands:
   models
   purge MODEL
   stats
+  members
 `
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -107,6 +108,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return c.models(ctx)
 	case cmd == "stats" && len(a) == 0:
 		return c.stats(ctx)
+	case cmd == "members" && len(a) == 0:
+		return c.members(ctx)
 	default:
 		return &exitError{2, fmt.Sprintf("bad command %q\n%s", strings.Join(rest, " "), usage)}
 	}

@@ -169,6 +169,12 @@ func TestModelsPurgeStats(t *testing.T) {
 			t.Fatalf("stats lacks a line matching %s:\n%s", want, out)
 		}
 	}
+	// Through the daemon's INFO: its members bucket, three daemons that
+	// serve no peers.
+	code, out, errs = tierctl(t, "--socket", a.sock, "members")
+	if !regexp.MustCompile(`^node-a +- +live +applied=\d+ +-\nnode-b +- +live +applied=\d+ +-\nnode-c +- +live +applied=\d+ +-\n$`).MatchString(out) {
+		t.Fatalf("members: %d %q %s", code, out, errs)
+	}
 	if code, _, errs := tierctl(t, "--socket", a.sock, "rollout", "bad{name", "v1"); code != 2 || errs == "" {
 		t.Fatalf("invalid model name: exit %d, %q", code, errs)
 	}

@@ -1,0 +1,86 @@
+package invalidation
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tiercache/tiercache/internal/natstest"
+	"github.com/tiercache/tiercache/internal/testutil"
+)
+
+// connectJS connects a plain client to url, as tierctl or nats CLI would;
+// it is closed in t.Cleanup.
+func connectJS(t testing.TB, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// TestMemberEntryPeer: a daemon announces its peer address in its member
+// entry, one without announces "", and an entry written before the field
+// existed reads as "".
+func TestMemberEntryPeer(t *testing.T) {
+	srv := natstest.RunServer(t, nil)
+	oa := testOptions(t, srv.ClientURL(), "models")
+	oa.PeerAddr = "127.0.0.1:7001"
+	newDaemon(t, "a", oa)
+	newDaemon(t, "b", testOptions(t, srv.ClientURL(), "models"))
+	js := connectJS(t, srv.ClientURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		ms, err := MembersIn(ctx, js, "models-members")
+		if err != nil {
+			return err
+		}
+		if len(ms) != 2 || ms[0].Node != "a" || ms[0].Peer != "127.0.0.1:7001" || ms[1].Node != "b" || ms[1].Peer != "" {
+			return fmt.Errorf("members %+v", ms)
+		}
+		return nil
+	})
+	kv, err := js.KeyValue(ctx, "models-members")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The bucket leaves a marker where an entry expires, for watches.
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.TTL() != oa.MemberTTL || st.LimitMarkerTTL() != oa.MemberTTL {
+		t.Fatalf("members bucket TTL %v, marker TTL %v; want %v and %v", st.TTL(), st.LimitMarkerTTL(), oa.MemberTTL, oa.MemberTTL)
+	}
+	e, err := kv.Get(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"peer":""`; !strings.Contains(string(e.Value()), want) {
+		t.Fatalf("b's entry %s lacks %s", e.Value(), want)
+	}
+
+	// An entry from a daemon that predates the field.
+	if _, err := kv.Put(ctx, "old", []byte(`{"node":"old","applied":3,"nats_connected":true,"version":"0.9","time":"2025-01-02T03:04:05Z"}`)); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := MembersIn(ctx, js, "models-members")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 3 || ms[2].Node != "old" || ms[2].Peer != "" || ms[2].Applied != 3 {
+		t.Fatalf("members with a legacy entry: %+v", ms)
+	}
+}
