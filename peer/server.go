@@ -188,6 +188,9 @@ type serverConn struct {
 	bw     *bufio.Writer
 	guard  *bufpool.Guard // pinned from a lookup until its record is written
 	small  []byte         // the buffer bodies up to smallFrame are read into
+	// refused is set once refuseAuth counted the connection's failure to
+	// authenticate.
+	refused bool
 }
 
 func (s *Server) serve(raw net.Conn) {
@@ -209,7 +212,9 @@ func (s *Server) serve(raw net.Conn) {
 	}
 	defer c.guard.Close()
 	if err := c.hello(); err != nil {
-		s.stats.authFailures.Add(1)
+		if !c.refused {
+			s.stats.authFailures.Add(1)
+		}
 		s.opts.Logger.Debug("peer server: connection refused", zap.Stringer("remote", raw.RemoteAddr()), zap.Error(err))
 		return
 	}
@@ -234,7 +239,7 @@ func (c *serverConn) hello() error {
 		return err
 	}
 	if kind != opHello || n > maxHelloFrame {
-		c.refuse("authentication required")
+		c.refuseAuth("authentication required")
 		return fmt.Errorf("%w: first request is op %d of %d bytes, not a hello", ErrAuth, kind, n)
 	}
 	body := make([]byte, n)
@@ -242,12 +247,12 @@ func (c *serverConn) hello() error {
 		return err
 	}
 	if len(body) < 1 || body[0] != protocolVersion {
-		c.refuse(fmt.Sprintf("protocol version %v not supported (this server speaks %d)", body[:min(len(body), 1)], protocolVersion))
+		c.refuseAuth(fmt.Sprintf("protocol version %v not supported (this server speaks %d)", body[:min(len(body), 1)], protocolVersion))
 		return fmt.Errorf("%w: protocol version %v", ErrProtocol, body[:min(len(body), 1)])
 	}
 	got := sha256.Sum256(body[1:])
 	if subtle.ConstantTimeCompare(got[:], c.s.password[:]) != 1 {
-		c.refuse("invalid password")
+		c.refuseAuth("invalid password")
 		return fmt.Errorf("%w: invalid password", ErrAuth)
 	}
 	if err := writeFrame(c.bw, stOK, []byte{protocolVersion}, []byte(o.NodeID)); err != nil {
@@ -257,6 +262,15 @@ func (c *serverConn) hello() error {
 		return err
 	}
 	return c.nc.SetDeadline(time.Time{})
+}
+
+// refuseAuth counts a connection that failed to authenticate and
+// refuses it: counted first, so that a peer that reads the reply finds it
+// counted.
+func (c *serverConn) refuseAuth(msg string) {
+	c.refused = true
+	c.s.stats.authFailures.Add(1)
+	c.refuse(msg)
 }
 
 // refuse writes an error reply to a connection about to be closed.
