@@ -25,7 +25,7 @@ type remote struct {
 	m   Member
 	tls *tls.Config // nil: plain TCP
 
-	slots chan struct{}    // one token per connection in use or idle: MaxConns
+	slots chan struct{}    // one token per open connection, in use or idle: MaxConns
 	idle  chan *clientConn // connections ready for a request
 
 	// down is the breaker: set by the first failed request, cleared by
@@ -187,26 +187,33 @@ func isTimeout(err error) bool {
 }
 
 // acquire returns a connection for a request that must be answered by
-// deadline: an idle one, or a new one within MaxConns.
+// deadline: an idle one, or a new one while fewer than MaxConns are open;
+// else it waits for one of those until deadline.
 func (r *remote) acquire(deadline time.Time) (*clientConn, error) {
 	select {
+	case cc := <-r.idle:
+		cc.reused = true
+		return cc, nil
+	default:
+	}
+	select {
+	case cc := <-r.idle:
+		cc.reused = true
+		return cc, nil
 	case r.slots <- struct{}{}:
 	default:
 		t := time.NewTimer(time.Until(deadline))
 		defer t.Stop()
 		select {
+		case cc := <-r.idle:
+			cc.reused = true
+			return cc, nil
 		case r.slots <- struct{}{}:
 		case <-t.C:
 			return nil, errBusy
 		case <-r.quit:
 			return nil, ErrClosed
 		}
-	}
-	select {
-	case cc := <-r.idle:
-		cc.reused = true
-		return cc, nil
-	default:
 	}
 	cc, err := r.dial(deadline)
 	if err != nil {
@@ -220,14 +227,20 @@ func (r *remote) acquire(deadline time.Time) (*clientConn, error) {
 // or closes it.
 func (r *remote) release(cc *clientConn, ok bool) {
 	if ok {
-		r.idle <- cc // never blocks: there is room for every slot
+		r.idle <- cc // never blocks: it has room for every open connection
 	} else {
 		r.discard(cc)
 	}
+}
+
+// discard closes cc, which held a slot.
+func (r *remote) discard(cc *clientConn) {
+	r.untrack(cc)
 	<-r.slots
 }
 
-func (r *remote) discard(cc *clientConn) {
+// untrack closes cc and forgets it.
+func (r *remote) untrack(cc *clientConn) {
 	_ = cc.nc.Close()
 	r.mu.Lock()
 	delete(r.mu.conns, cc)
@@ -256,7 +269,7 @@ func (r *remote) dial(deadline time.Time) (*clientConn, error) {
 	r.mu.conns[cc] = struct{}{}
 	r.mu.Unlock()
 	if err := r.hello(cc, deadline, o.Password); err != nil {
-		r.discard(cc)
+		r.untrack(cc)
 		return nil, err
 	}
 	return cc, nil
