@@ -57,8 +57,11 @@ type ServerOptions struct {
 	// held in memory at once, across connections; a connection whose
 	// request does not fit waits. Bodies up to 64 KiB are read into a
 	// buffer of the connection's own, so the server's memory for requests
-	// is at most MaxInflight + MaxConns × 64 KiB. Default 2 × MaxValue
-	// plus 1 MiB; at least one largest request.
+	// is at most MaxInflight + MaxConns × 128 KiB (that buffer and the
+	// connection's 32 KiB reader and writer). Only forwarded SETs
+	// are that large, and nobody waits for them: default one largest
+	// request (MaxValue and 256 KiB) plus 16 MiB, room for a hundred 118 KB
+	// values besides it; at least one largest request.
 	MaxInflight int64
 	// MaxConns bounds the connections served at once; a connection past
 	// it is closed at once. Default 1024.
@@ -90,7 +93,7 @@ func (o *ServerOptions) EnsureDefaults() *ServerOptions {
 		o.MaxValue = DefaultMaxValue
 	}
 	if o.MaxInflight == 0 {
-		o.MaxInflight = 2*int64(o.MaxValue) + 1<<20
+		o.MaxInflight = int64(maxRequest(o.MaxValue)) + 16<<20
 	}
 	if o.MaxConns == 0 {
 		o.MaxConns = 1024
