@@ -75,14 +75,14 @@
 // body over 64 KiB only within the server's MaxInflight budget.
 //
 // BenchmarkGet compares a peer-served GET with a GET from the local
-// Hybrid's L1 in the same run (five runs of 3,000): 118 KB took 80-144 µs
-// (p99 0.68-1.1 ms) and 71-121 µs of CPU; 4 MB took 2.3-2.7 ms per GET
-// (1,500-1,800 MB/s, p99 9.7-16 ms) and 1.9-2.4 ms of CPU in four runs,
-// 6.8 ms (p99 39 ms) in the fifth, which met a burst of the other jobs.
-// The p99 at 4 MB is the garbage collector's and the other jobs': every
-// GET allocates its 4 MB record. A local L1 GET, a lookup that returns a
-// reference and copies nothing, took 0.2-0.7 µs, so the ratio is
-// 120-220x at 118 KB. Serving
+// Hybrid's L1 in the same run (eight runs of 3,000, in two sessions):
+// 118 KB took 70-155 µs (p99 0.62-1.1 ms) and 67-138 µs of CPU; 4 MB
+// took 2.2-2.7 ms per GET (1,500-1,940 MB/s, p99 9.7-16 ms) and
+// 1.9-2.4 ms of CPU in seven runs, 6.8 ms (p99 39 ms) in the eighth,
+// which met a burst of the other jobs. The p99 at 4 MB is the garbage
+// collector's and the other jobs': every GET allocates its 4 MB record.
+// A local L1 GET, a lookup that returns a reference and copies nothing,
+// took 0.16-0.7 µs, so the ratio is 120-610x at 118 KB. Serving
 // either to a RESP client adds the same write of the value to a socket;
 // the daemon-level comparison belongs to the bench harness.
 //
