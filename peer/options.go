@@ -44,7 +44,7 @@ type ServerOptions struct {
 	// else; a connection that does not gets one error reply and is
 	// closed. Default none.
 	Password string
-	// TLS, when set, makes the server speak TLS. For mutual TLS it sets
+	// TLS, when set, makes the server speak TLS. For mutual TLS it must set
 	// ClientAuth to tls.RequireAndVerifyClientCert and ClientCAs (see
 	// MutualTLS). Default nil: plain TCP.
 	TLS *tls.Config
