@@ -9,13 +9,14 @@ import (
 
 	"github.com/tiercache/tiercache/internal/testutil"
 	"github.com/tiercache/tiercache/tier"
+	"github.com/tiercache/tiercache/tier/tiertest"
 )
 
 // Forwarded writes reach their owner: a SET under the owner's version is
 // stored, one under another version refused; deletes and expiries apply.
 func TestForward(t *testing.T) {
 	p := newPair(t, nil, nil)
-	if err := p.a.ApplyModels([]tier.ModelChange{{Model: "m", Version: "v1"}}, 1); err != nil {
+	if err := p.a.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "m", "v1")}, 1); err != nil {
 		t.Fatal(err)
 	}
 	plain := keyOf(t, p.ring, "a", "plain")

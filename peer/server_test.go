@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache/tier"
+	"github.com/tiercache/tiercache/tier/tiertest"
 )
 
 // frames speaks the protocol by hand, for tests of what a server does
@@ -203,7 +204,7 @@ func TestServerOptionsValidate(t *testing.T) {
 // A forwarded SET is stored only under the owner's version of its model.
 func TestServerSet(t *testing.T) {
 	h := openHybrid(t)
-	if err := h.ApplyModels([]tier.ModelChange{{Model: "m", Version: "v1"}}, 1); err != nil {
+	if err := h.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "m", "v1")}, 1); err != nil {
 		t.Fatal(err)
 	}
 	s := startServer(t, ServerOptions{Store: h})
@@ -354,7 +355,7 @@ func TestServerDeleteExpire(t *testing.T) {
 // reader's version of its model.
 func TestServable(t *testing.T) {
 	h := openHybrid(t)
-	if err := h.ApplyModels([]tier.ModelChange{{Model: "m", Version: "v2"}}, 1); err != nil {
+	if err := h.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "m", "v2")}, 1); err != nil {
 		t.Fatal(err)
 	}
 	rec := func(tag string) tier.Record { return tier.NewRecord(tier.Header{Tag: tag}, []byte("x")) }
