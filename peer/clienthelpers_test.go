@@ -66,7 +66,7 @@ func wantHit(t testing.TB, c *Client, key, v []byte) tier.Record {
 	return r
 }
 
-// gatedStore is a Hybrid whose Gets and SetValues wait while the gate is
+// gatedStore is a Hybrid whose PeerGets and SetTaggeds wait while the gate is
 // shut: an owner that is busy, while its connections stay up.
 type gatedStore struct {
 	*tier.Hybrid
@@ -99,14 +99,14 @@ func (g *gatedStore) wait() {
 	<-open
 }
 
-func (g *gatedStore) Get(key []byte) (tier.Record, error) {
+func (g *gatedStore) PeerGet(key []byte) (tier.Record, error) {
 	g.wait()
-	return g.Hybrid.Get(key)
+	return g.Hybrid.PeerGet(key)
 }
 
-func (g *gatedStore) SetValue(key, value []byte, expireAt int64) error {
+func (g *gatedStore) SetTagged(key, value []byte, expireAt int64, tag string) error {
 	g.wait()
-	return g.Hybrid.SetValue(key, value, expireAt)
+	return g.Hybrid.SetTagged(key, value, expireAt, tag)
 }
 
 // freezer is a TCP proxy that can stop passing bytes, in both directions,

@@ -19,11 +19,11 @@
 // rolling restarts. It serves:
 //
 //   - GET: the key's live record as the Store holds it (header and all),
-//     or not found;
+//     or not found (Store.PeerGet: not counted as a client's lookup);
 //   - SET: a value another member stored, with its expiry and the
 //     version tag it was stored under; stored only if that tag is the
-//     owner's own version of the key's model (see Fencing), else refused
-//     as stale;
+//     owner's own version of the key's model, checked with the write
+//     (Store.SetTagged; see Fencing), else refused as stale;
 //   - DELETE and EXPIRE, applied to the owner's copy;
 //   - PING, which a client's breaker uses.
 //
@@ -95,16 +95,16 @@
 //   - an owner stores a forwarded SET only if its tag is the version its
 //     own registry has for the key's model ("" for a model it does not
 //     know), and never answers a GET with an entry its registry holds
-//     stale (Hybrid.Get does not);
+//     stale (Hybrid.PeerGet does not);
 //   - Client.Get returns the record as the owner sent it, and the caller
-//     serves it only if Servable says its tag is the version the caller's
-//     registry has now. A reader that applied a rollout before the owner
+//     serves it only if its tag is the version the caller's registry has
+//     now (tier.Hybrid.Fill, which Cache uses; Servable says the same). A reader that applied a rollout before the owner
 //     gets the old version's record and drops it; a reader behind the
 //     owner gets the new version's record and drops it too. Both end in
 //     a miss.
 //
-// The record's Epoch is the owner's and means nothing elsewhere: keep a
-// peer's value locally with SetValue, never by storing its record.
+// The record's Epoch is the owner's and means nothing elsewhere: Fill
+// rewrites it with the caller's before it keeps a near copy.
 //
 // # Caveats
 //
@@ -126,13 +126,6 @@
 //     the owner's breaker is open or its connection fails, never retried.
 //     Writes of one key reach its owner in order; nothing orders them
 //     against Gets.
-//   - Without a TaggedSetter (*tier.Hybrid has none yet) the server
-//     checks a forwarded SET's tag before SetValue and again after it,
-//     and removes the value if a rollout came in between. A reader of
-//     that owner can see the value in the microseconds between the write
-//     and the removal, if a rollout also landed in the microseconds
-//     between the first check and the write; a TaggedSetter, checking the
-//     tag under the same registry snapshot as the write, closes it.
 //   - Memory. The server holds at most MaxInflight bytes of large request
 //     bodies plus about 128 KiB per connection (its buffers); the client
 //     holds at most QueueBytes of forwarded writes (one write larger than

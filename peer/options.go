@@ -30,10 +30,6 @@ type ServerOptions struct {
 	NodeID string
 	// Store is the cache the server answers from. Required.
 	Store Store
-	// Versions is the owner's model registry, which a forwarded SET's tag
-	// is checked against. Default: Store, when it implements Versions
-	// (*tier.Hybrid does); required otherwise.
-	Versions Versions
 	// Buffers is the pool the Store's records may live in: the server
 	// pins a guard of it from a lookup until the record is written to the
 	// peer. Default: the Store's Buffers(), when it has that method
@@ -79,11 +75,6 @@ type ServerOptions struct {
 
 // EnsureDefaults fills in the default of every unset field and returns o.
 func (o *ServerOptions) EnsureDefaults() *ServerOptions {
-	if o.Versions == nil {
-		if v, ok := o.Store.(Versions); ok {
-			o.Versions = v
-		}
-	}
 	if o.Buffers == nil {
 		if h, ok := o.Store.(bufpool.Holder); ok {
 			o.Buffers = h.Buffers()
@@ -119,9 +110,6 @@ func (o *ServerOptions) Validate() error {
 	}
 	if o.Store == nil {
 		p.add("Store is required")
-	}
-	if o.Versions == nil {
-		p.add("Versions is required (the Store does not implement it)")
 	}
 	if o.MaxValue < 0 {
 		p.add("MaxValue %d is negative", o.MaxValue)

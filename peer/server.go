@@ -396,7 +396,7 @@ func (c *serverConn) get(key []byte) error {
 	c.guard.Pin()
 	defer c.guard.Unpin()
 	c.s.stats.gets.Add(1)
-	r, err := c.s.opts.Store.Get(key)
+	r, err := c.s.opts.Store.PeerGet(key)
 	switch {
 	case errors.Is(err, tier.ErrNotFound):
 		return writeFrame(c.bw, stNotFound)
@@ -422,7 +422,8 @@ func (c *serverConn) get(key []byte) error {
 }
 
 // set stores a forwarded value if its tag is the version this owner's
-// registry has for its model (see Servable): else it answers stStale.
+// registry has for its model (Store.SetTagged): else it answers stStale.
+// A key with a malformed scope is an error: a correct peer never sends one.
 func (c *serverConn) set(body []byte) error {
 	o := &c.s.opts
 	req, err := parseSet(body)
@@ -432,10 +433,10 @@ func (c *serverConn) set(body []byte) error {
 	if len(req.value) > o.MaxValue {
 		return c.error(fmt.Errorf("value of %d bytes exceeds %d", len(req.value), o.MaxValue))
 	}
-	err = c.s.setTagged(req)
+	err = c.s.opts.Store.SetTagged(req.key, req.value, req.expireAt, string(req.tag))
 	var se *tier.StaleError
 	switch {
-	case errors.As(err, &se), errors.Is(err, errStaleTag):
+	case errors.As(err, &se):
 		c.s.stats.stale.Add(1)
 		return writeFrame(c.bw, stStale, []byte(err.Error()))
 	case err != nil:
@@ -443,32 +444,6 @@ func (c *serverConn) set(body []byte) error {
 	}
 	c.s.stats.sets.Add(1)
 	return writeFrame(c.bw, stOK)
-}
-
-// errStaleTag is the refusal of a forwarded SET whose tag is not the
-// owner's version.
-var errStaleTag = errors.New("STALE the value's version is not this owner's")
-
-// setTagged stores req if its tag is current: atomically when the Store
-// is a TaggedSetter; else by checking the tag before SetValue and again
-// after it, and removing what was stored if a rollout came in between
-// (the window this leaves is in the package documentation).
-func (s *Server) setTagged(req setRequest) error {
-	tag := string(req.tag)
-	if ts, ok := s.opts.Store.(TaggedSetter); ok {
-		return ts.SetTagged(req.key, req.value, req.expireAt, tag)
-	}
-	if !tagCurrent(req.key, tag, s.opts.Versions) {
-		return errStaleTag
-	}
-	if err := s.opts.Store.SetValue(req.key, req.value, req.expireAt); err != nil {
-		return err
-	}
-	if !tagCurrent(req.key, tag, s.opts.Versions) {
-		_, _ = s.opts.Store.Remove(req.key)
-		return errStaleTag
-	}
-	return nil
 }
 
 func boolByte(b bool) byte {

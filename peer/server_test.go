@@ -189,19 +189,20 @@ func TestServerOptionsValidate(t *testing.T) {
 	if !errors.Is(err, ErrInvalidOptions) {
 		t.Fatalf("err = %v", err)
 	}
-	for _, want := range []string{"Listen is required", "Store is required", "Versions is required", "MaxInflight", "MaxConns"} {
+	for _, want := range []string{"Listen is required", "Store is required", "MaxInflight", "MaxConns"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%v: does not say %q", err, want)
 		}
 	}
 	o := ServerOptions{Listen: "127.0.0.1:0", Store: h}
 	o.EnsureDefaults()
-	if o.Versions != Versions(h) || o.Buffers != h.Buffers() {
-		t.Fatalf("the Hybrid is not the default Versions and buffer pool")
+	if o.Buffers != h.Buffers() {
+		t.Fatalf("the Hybrid is not the default buffer pool")
 	}
 }
 
-// A forwarded SET is stored only under the owner's version of its model.
+// A forwarded SET is stored only under the owner's version of its model. A
+// malformed scope is an error reply: a correct peer never sends one.
 func TestServerSet(t *testing.T) {
 	h := openHybrid(t)
 	if err := h.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "m", "v1")}, 1); err != nil {
@@ -224,7 +225,7 @@ func TestServerSet(t *testing.T) {
 		{"{new}k", "", stOK},
 		{"{new}ahead", "v9", stStale},
 		{"{new@v9}k", "v9", stOK},
-		{"{@v1}bad", "v1", stStale},
+		{"{@v1}bad", "v1", stError},
 	} {
 		f.sendRaw(appendSet(nil, []byte(tc.key), []byte("value of "+tc.key), 0, tc.tag))
 		kind, body := f.reply()
@@ -243,41 +244,8 @@ func TestServerSet(t *testing.T) {
 			t.Errorf("SET %q tagged %q: stored", tc.key, tc.tag)
 		}
 	}
-	if st := s.Stats(); st.Sets != 5 || st.Stale != 6 {
-		t.Fatalf("stats %+v: want 5 sets, 6 stale", st)
-	}
-}
-
-// rollingVersions answers one version until it has been asked n times,
-// then another: a rollout that lands while a forwarded SET is stored.
-type rollingVersions struct {
-	asked    int
-	n        int
-	from, to string
-}
-
-func (v *rollingVersions) Model(string) (string, bool) {
-	v.asked++
-	if v.asked > v.n {
-		return v.to, true
-	}
-	return v.from, true
-}
-
-// Without a TaggedSetter, a rollout between the tag's check and the write
-// is caught by the check after it: the value is removed, the SET refused.
-func TestServerSetRollout(t *testing.T) {
-	h := openHybrid(t)
-	v := &rollingVersions{n: 1, from: "v1", to: "v2"}
-	s := startServer(t, ServerOptions{Store: h, Versions: v})
-	f := dialFrames(t, s.Addr().String())
-	f.hello("")
-	f.sendRaw(appendSet(nil, []byte("{m}k"), []byte("computed with v1"), 0, "v1"))
-	if kind, body := f.reply(); kind != stStale {
-		t.Fatalf("status %d %q, want stale", kind, body)
-	}
-	if _, err := h.Get([]byte("{m}k")); !errors.Is(err, tier.ErrNotFound) {
-		t.Fatalf("the value stored across the rollout is still there: %v", err)
+	if st := s.Stats(); st.Sets != 5 || st.Stale != 5 || st.Errors != 1 {
+		t.Fatalf("stats %+v: want 5 sets, 5 stale, 1 error", st)
 	}
 }
 
@@ -292,7 +260,8 @@ func (s *taggedStore) SetTagged(key, value []byte, expireAt int64, tag string) e
 	return &tier.StaleError{Model: "m", Current: "v2"}
 }
 
-// A Store that is a TaggedSetter decides forwarded SETs alone.
+// The Store decides forwarded SETs alone: its SetTagged's StaleError is the
+// reply.
 func TestServerTaggedSetter(t *testing.T) {
 	st := &taggedStore{Hybrid: openHybrid(t)}
 	s := startServer(t, ServerOptions{Store: st})

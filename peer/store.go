@@ -4,15 +4,19 @@ import (
 	"github.com/tiercache/tiercache/tier"
 )
 
-// Store is the owner's cache as its Server uses it: lookups, writes,
-// deletes and expiries of single keys. *tier.Hybrid implements it.
+// Store is the owner's cache as its Server uses it: lookups, fenced
+// writes, deletes and expiries of single keys. *tier.Hybrid implements it.
 //
 // The server never forwards: a Store answers from the owner's own tiers.
-// Get must never return a record its registry holds stale (Hybrid's Get
-// does not) nor an expired one.
+// PeerGet must never return a record its registry holds stale (Hybrid's
+// does not) nor an expired one, and does not count as a client's lookup.
+// SetTagged stores a value only if tag is the Store's current version of
+// the key's model, checked under the same registry snapshot as the write
+// (so a rollout cannot land in between); otherwise it stores nothing and
+// returns a *tier.StaleError.
 type Store interface {
-	Get(key []byte) (tier.Record, error)
-	SetValue(key, value []byte, expireAt int64) error
+	PeerGet(key []byte) (tier.Record, error)
+	SetTagged(key, value []byte, expireAt int64, tag string) error
 	Remove(key []byte) (bool, error)
 	Expire(key []byte, expireAt int64, cond tier.ExpireCond) (bool, error)
 }
@@ -22,16 +26,6 @@ type Store interface {
 // (tier.Registry.Model).
 type Versions interface {
 	Model(model string) (version string, ok bool)
-}
-
-// TaggedSetter is a Store that can store a value only if tag is its
-// current version of the key's model, atomically with respect to
-// rollouts: it returns a *tier.StaleError and stores nothing otherwise.
-// When the Server's Store implements it, forwarded SETs use it; without
-// it the Server checks the tag before and after SetValue, which leaves a
-// window (see the package documentation's Caveats).
-type TaggedSetter interface {
-	SetTagged(key, value []byte, expireAt int64, tag string) error
 }
 
 var (
