@@ -3,6 +3,7 @@ package peer
 import (
 	"crypto/tls"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -61,6 +62,10 @@ type Stats struct {
 	Errors, Timeouts uint64
 	// Skipped are Gets not sent because their owner's breaker was open.
 	Skipped uint64
+	// Fenced are records an owner sent that the reader's fencing refused
+	// (another version of the model than the reader's): Cache.PeerStats
+	// counts them, in Misses too; a Client alone leaves it 0.
+	Fenced uint64
 	// SetsForwarded are forwarded SETs their owner stored, SetsRefused
 	// those it refused (another version of the model, or an error), and
 	// SetsDropped those that never reached it: the queue was full, the
@@ -104,9 +109,9 @@ func (c *Client) Owner(key []byte) (m Member, remote, ok bool) {
 // Get asks key's owner for the key's live record and returns it as the
 // owner sent it: its header tells the version it was stored under (Tag)
 // and its expiry, and its Epoch is the owner's, meaningless here. The
-// caller must check it with Servable against its own registry before
-// serving it (the fencing rule), and must not modify it (concurrent Gets
-// of the key share it).
+// caller must check it against its own registry before serving it (the
+// fencing rule: tier.Hybrid.Fill, or Servable). The record is the
+// caller's: Gets that shared a request each get a copy.
 //
 // ok is false, at once, when this daemon owns key, the ring is empty or
 // the owner's breaker is open; after at most Timeout when the owner does
@@ -121,9 +126,12 @@ func (c *Client) Get(key []byte) (r tier.Record, ok bool) {
 		c.stats.skipped.Add(1)
 		return nil, false
 	}
-	v, _, _ := c.flight.Do(string(key), func() (any, error) { return rm.get(key), nil })
+	v, _, shared := c.flight.Do(string(key), func() (any, error) { return rm.get(key), nil })
 	res := v.(getResult)
 	switch {
+	case res.rec != nil && shared:
+		c.stats.hits.Add(1)
+		return slices.Clone(res.rec), true
 	case res.rec != nil:
 		c.stats.hits.Add(1)
 		return res.rec, true

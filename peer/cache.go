@@ -1,0 +1,128 @@
+package peer
+
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/tiercache/tiercache/tier"
+)
+
+// Cache is a fleet member's cache as its own clients see it: its
+// *tier.Hybrid, whose lookups that miss ask the key's owner, and whose
+// writes of keys another member owns are also sent to that owner. Every
+// other method is the Hybrid's. A daemon outside a fleet uses the Hybrid
+// alone.
+//
+// Its Get, SetWith, Remove and Expire have the Hybrid's meaning, so a
+// Cache is what the RESP server needs of a cache (server.Cache) and the
+// server never sees a peer: GET, MGET, EXISTS, TTL and a lease's lookup
+// all go through Get.
+//
+// The Hybrid's statistics stay local: a lookup that misses locally counts
+// as a miss there (keyspace_misses, the model's misses) even when the
+// owner then serves it; PeerStats counts what the peers served.
+type Cache struct {
+	*tier.Hybrid
+	client *Client
+
+	// Keep decides whether a value a peer served is kept in L1 as a near
+	// copy (tier.Hybrid.Fill's keep). NewCache sets it to always: the copy
+	// is clean (evicting it writes nothing), fenced like any entry, and
+	// competes for L1 under its admission policy like any entry.
+	Keep func(key []byte, r tier.Record) bool
+
+	served, fenced atomic.Uint64
+}
+
+// NewCache returns h as a member of the fleet that client reaches. It
+// closes neither: the caller closes the client before the Hybrid.
+func NewCache(h *tier.Hybrid, client *Client) *Cache {
+	return &Cache{Hybrid: h, client: client, Keep: func([]byte, tier.Record) bool { return true }}
+}
+
+// Client returns the client the cache asks peers through.
+func (c *Cache) Client() *Client { return c.client }
+
+// Get returns key's live record from the Hybrid or, when it misses there
+// and another member owns key, from the owner, if the fencing rule lets
+// this cache serve it (tier.Hybrid.Fill). A dead, refusing or slow owner,
+// or a record of another version than this cache's, is a miss: an error
+// wrapping tier.ErrNotFound, never another error.
+func (c *Cache) Get(key []byte) (tier.Record, error) {
+	seq := c.Hybrid.WriteSeq(key)
+	r, err := c.Hybrid.Get(key)
+	if err == nil || !errors.Is(err, tier.ErrNotFound) {
+		return r, err
+	}
+	pr, ok := c.client.Get(key)
+	if !ok {
+		return nil, err
+	}
+	fr, ferr := c.Hybrid.Fill(key, pr, seq, c.Keep(key, pr))
+	if ferr != nil {
+		if errors.Is(ferr, tier.ErrNotFound) {
+			c.fenced.Add(1)
+		}
+		return nil, err
+	}
+	c.served.Add(1)
+	return fr, nil
+}
+
+// SetWith is the Hybrid's SetWith; a value it stored under a key another
+// member owns is then forwarded to the owner in the background, with the
+// version tag it was stored under here (tier.SetResult.Tag, read within
+// the write), so that an owner that has applied another version of the
+// model refuses it.
+func (c *Cache) SetWith(key, value []byte, a tier.SetArgs) (tier.SetResult, error) {
+	res, err := c.Hybrid.SetWith(key, value, a)
+	if err != nil || !res.Stored {
+		return res, err
+	}
+	if _, remote, _ := c.client.Owner(key); !remote {
+		return res, nil
+	}
+	expireAt := a.ExpireAt
+	if a.KeepTTL {
+		// The expiry kept is the old value's, which SetWith does not return.
+		r, err := c.Hybrid.PeerGet(key)
+		if err != nil {
+			return res, nil // gone already: nothing to forward
+		}
+		expireAt = r.ExpireAt()
+	}
+	// value is still the caller's to read here (SetArgs.Spare's buffer is
+	// retired only once the command ends); Forward copies it.
+	c.client.Forward(key, value, expireAt, res.Tag)
+	return res, nil
+}
+
+// Remove deletes key here and, when another member owns it, at the owner
+// in the background. It reports whether this cache had a live value: the
+// owner's answer is not waited for. Near copies on third members live
+// until evicted (a delete is not a fleet-wide invalidation).
+func (c *Cache) Remove(key []byte) (bool, error) {
+	ok, err := c.Hybrid.Remove(key)
+	c.client.ForwardDelete(key)
+	return ok, err
+}
+
+// Expire sets or removes key's expiry here and, when another member owns
+// it, at the owner in the background. It reports what this cache did.
+func (c *Cache) Expire(key []byte, expireAt int64, cond tier.ExpireCond) (bool, error) {
+	ok, err := c.Hybrid.Expire(key, expireAt, cond)
+	c.client.ForwardExpire(key, expireAt, cond)
+	return ok, err
+}
+
+// PeerStats returns the client's counters, with Hits counting only the
+// records this cache served and Fenced those the fencing rule refused
+// (counted in Misses).
+func (c *Cache) PeerStats() Stats {
+	st := c.client.Stats()
+	served, fenced := c.served.Load(), c.fenced.Load()
+	st.Fenced = fenced
+	st.Misses += fenced
+	st.Hits = served
+	return st
+}

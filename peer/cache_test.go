@@ -1,0 +1,148 @@
+package peer
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tiercache/tiercache/internal/testutil"
+	"github.com/tiercache/tiercache/tier"
+	"github.com/tiercache/tiercache/tier/tiertest"
+)
+
+// duo is two members, "a" and "b", each a Cache over its own Hybrid with
+// a server and a client: what two daemons of a fleet wire.
+type duo struct {
+	ring *Ring
+	a, b *Cache
+}
+
+func newDuo(t testing.TB) *duo {
+	t.Helper()
+	ha, hb := openHybrid(t), openHybrid(t)
+	sa := startServer(t, ServerOptions{Store: ha, NodeID: "a"})
+	sb := startServer(t, ServerOptions{Store: hb, NodeID: "b"})
+	ring := NewRing([]Member{{ID: "a", Addr: sa.Addr().String()}, {ID: "b", Addr: sb.Addr().String()}})
+	return &duo{
+		ring: ring,
+		a:    NewCache(ha, newClient(t, ClientOptions{Ring: ring, Self: "a"})),
+		b:    NewCache(hb, newClient(t, ClientOptions{Ring: ring, Self: "b"})),
+	}
+}
+
+func rollout(t testing.TB, h *tier.Hybrid, model, version string, rev uint64) {
+	t.Helper()
+	if err := h.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, model, version)}, rev); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A value set on its owner is served to another member, which keeps a
+// near copy; a lookup nobody can serve is a miss, not an error.
+func TestCacheGet(t *testing.T) {
+	d := newDuo(t)
+	k := keyOf(t, d.ring, "a", "k")
+	v := value(118<<10, 3)
+	if _, err := d.a.SetWith(k, v, tier.SetArgs{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		r, err := d.b.Get(k)
+		if err != nil || string(r.Value()) != string(v) {
+			t.Fatalf("Get %d on b: %v", i, err)
+		}
+	}
+	if st := d.b.PeerStats(); st.Hits != 1 || st.Requests != 1 {
+		t.Fatalf("b's peer stats %+v: want one request, one hit (the second Get is the near copy's)", st)
+	}
+	missing := keyOf(t, d.ring, "a", "missing")
+	if _, err := d.b.Get(missing); !errors.Is(err, tier.ErrNotFound) {
+		t.Fatalf("Get of a key nobody has: %v", err)
+	}
+	if st := d.b.PeerStats(); st.Misses != 1 {
+		t.Fatalf("b's peer stats %+v: want one miss", st)
+	}
+	// The owner's lookups for peers are not its clients' lookups.
+	if st := d.a.Stats(); st.Hits != 0 || st.Misses != 0 {
+		t.Fatalf("a's keyspace counts %d hits, %d misses: want none", st.Hits, st.Misses)
+	}
+}
+
+// A member does not serve a peer's record of another version than its
+// own, whichever of the two applied a rollout first.
+func TestCacheFenced(t *testing.T) {
+	d := newDuo(t)
+	rollout(t, d.a.Hybrid, "m", "v1", 1)
+	rollout(t, d.b.Hybrid, "m", "v1", 1)
+	k := keyOf(t, d.ring, "a", "{m}k")
+	if _, err := d.a.SetWith(k, []byte("computed with v1"), tier.SetArgs{}); err != nil {
+		t.Fatal(err)
+	}
+	rollout(t, d.b.Hybrid, "m", "v2", 2) // b is ahead of the owner
+	if _, err := d.b.Get(k); !errors.Is(err, tier.ErrNotFound) {
+		t.Fatalf("b at v2 served the owner's v1 value: %v", err)
+	}
+	if st := d.b.PeerStats(); st.Fenced != 1 || st.Hits != 0 || st.Misses != 1 {
+		t.Fatalf("b's peer stats %+v: want one fenced miss", st)
+	}
+	rollout(t, d.a.Hybrid, "m", "v2", 2)
+	rollout(t, d.a.Hybrid, "m", "v3", 3) // now the owner is ahead
+	if _, err := d.a.SetWith(k, []byte("computed with v3"), tier.SetArgs{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.b.Get(k); !errors.Is(err, tier.ErrNotFound) {
+		t.Fatalf("b at v2 served the owner's v3 value: %v", err)
+	}
+	rollout(t, d.b.Hybrid, "m", "v3", 3)
+	if r, err := d.b.Get(k); err != nil || string(r.Value()) != "computed with v3" {
+		t.Fatalf("b at v3: %v", err)
+	}
+}
+
+// Writes of a key another member owns reach the owner, under the version
+// they were stored with here.
+func TestCacheForward(t *testing.T) {
+	d := newDuo(t)
+	rollout(t, d.a.Hybrid, "m", "v1", 1)
+	rollout(t, d.b.Hybrid, "m", "v1", 1)
+	k := keyOf(t, d.ring, "a", "{m}k")
+	ttl := keyOf(t, d.ring, "a", "ttl")
+	mine := keyOf(t, d.ring, "b", "mine")
+	at := time.Now().Add(time.Hour).UnixMilli()
+	for _, key := range [][]byte{k, ttl, mine} {
+		if _, err := d.b.SetWith(key, []byte("from b"), tier.SetArgs{ExpireAt: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// KEEPTTL forwards the expiry kept.
+	if _, err := d.b.SetWith(ttl, []byte("again"), tier.SetArgs{KeepTTL: true}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the forwarded SETs", func() bool { return d.b.PeerStats().SetsForwarded == 3 })
+	for key, want := range map[string]string{string(k): "from b", string(ttl): "again"} {
+		r, err := d.a.PeerGet([]byte(key))
+		if err != nil || string(r.Value()) != want || r.ExpireAt() != at {
+			t.Fatalf("%q at the owner: %v", key, err)
+		}
+		if hdr, _ := r.Header(); key == string(k) && hdr.Tag != "v1" {
+			t.Fatalf("%q at the owner: tagged %q", key, hdr.Tag)
+		}
+	}
+	if _, err := d.a.PeerGet(mine); !errors.Is(err, tier.ErrNotFound) {
+		t.Fatalf("a key b owns was forwarded: %v", err)
+	}
+
+	if ok, err := d.b.Expire(k, at+1000, tier.ExpireAlways); !ok || err != nil {
+		t.Fatalf("Expire: %v %v", ok, err)
+	}
+	if ok, err := d.b.Remove(ttl); !ok || err != nil {
+		t.Fatalf("Remove: %v %v", ok, err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the forwarded delete and expiry", func() bool { return d.b.PeerStats().UpdatesForwarded == 2 })
+	if r, err := d.a.PeerGet(k); err != nil || r.ExpireAt() != at+1000 {
+		t.Fatalf("the expiry did not reach the owner: %v", err)
+	}
+	if _, err := d.a.PeerGet(ttl); !errors.Is(err, tier.ErrNotFound) {
+		t.Fatalf("the delete did not reach the owner: %v", err)
+	}
+}
