@@ -26,7 +26,7 @@ const evictionPolicy = "allkeys-fifo"
 // pathMatch matches CONFIG GET patterns (glob, as Redis).
 var pathMatch = path.Match
 
-var infoSections = []string{"server", "clients", "memory", "stats", "tiers", "cluster", "models", "keyspace"}
+var infoSections = []string{"server", "clients", "memory", "stats", "tiers", "cluster", "peers", "models", "keyspace"}
 
 func cmdInfo(c *conn, args [][]byte) bool {
 	want := map[string]bool{}
@@ -167,6 +167,31 @@ func (s *Server) info(want map[string]bool) string {
 		lines = append(lines, kv[0], kv[1])
 	}
 	section("Cluster", lines...)
+	if s.opts.Peers != nil && want["peers"] {
+		p := s.opts.Peers()
+		section("Peers",
+			"peer_listen", p.Listen,
+			"peers", p.Peers,
+			"peers_live", p.Live,
+			"peer_hits", p.Hits,
+			"peer_misses", p.Misses,
+			"peer_fenced", p.Fenced,
+			"peer_errors", p.Errors,
+			"peer_timeouts", p.Timeouts,
+			"peer_skipped", p.Skipped,
+			"peer_hit_ratio", fmt.Sprintf("%.4f", ratio(p.Hits, p.Hits+p.Misses+p.Errors+p.Timeouts+p.Skipped)),
+			"peer_sets_forwarded", p.SetsForwarded,
+			"peer_sets_refused", p.SetsRefused,
+			"peer_sets_dropped", p.SetsDropped,
+			"peer_served", p.Served,
+			"peer_served_hits", p.ServedHits,
+			"peer_sets_received", p.SetsReceived,
+			"peer_sets_stale", p.SetsStale,
+			"peer_auth_failures", p.AuthFailures,
+			"peer_bytes_in", p.BytesIn,
+			"peer_bytes_out", p.BytesOut,
+		)
+	}
 	if want["models"] {
 		ms := s.opts.Cache.ModelStats()
 		lines := make([]any, 0, 2*len(ms.Models)+4)
@@ -269,4 +294,12 @@ func hugePageBytes(read bool) int64 {
 		}
 	}
 	return 0
+}
+
+// ratio is n/of, 0 when of is.
+func ratio(n, of uint64) float64 {
+	if of == 0 {
+		return 0
+	}
+	return float64(n) / float64(of)
 }

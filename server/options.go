@@ -37,6 +37,38 @@ type ClusterInfo struct {
 	Extra [][2]string
 }
 
+// PeersInfo is what a fleet member reports in INFO's "# Peers" section:
+// its peer address and the counters of peer fill (package peer), as the
+// daemon wires them. The keyspace counts (keyspace_hits, the tiers' and the
+// models' hits and misses) stay this daemon's own: a lookup that misses
+// here and that a peer then serves is a keyspace miss and a peer hit.
+type PeersInfo struct {
+	// Listen is the address peers dial (peer_listen).
+	Listen string
+	// Peers are the other members with a peer address; Live those this
+	// daemon is not avoiding after a failure (peers, peers_live).
+	Peers, Live int
+	// Hits are lookups that missed here and were served from their owner;
+	// Misses those the owner did not have, or had under another version
+	// (Fenced of them); Errors, Timeouts and Skipped those that failed,
+	// took too long, or were not asked because the owner had just failed.
+	Hits, Misses, Fenced, Errors, Timeouts, Skipped uint64
+	// SetsForwarded are writes sent to their owner and stored there,
+	// SetsRefused those it refused (another version), SetsDropped those
+	// that never reached it (full queue, owner down).
+	SetsForwarded, SetsRefused, SetsDropped uint64
+	// Served are lookups this daemon answered for peers, ServedHits those
+	// it had the key for; SetsReceived the writes peers forwarded that it
+	// stored, SetsStale those it refused.
+	Served, ServedHits, SetsReceived, SetsStale uint64
+	// AuthFailures are peer connections refused for want of the password
+	// or a valid certificate.
+	AuthFailures uint64
+	// BytesIn and BytesOut are the bytes read from and written to peers,
+	// both directions of the peer protocol, TLS included.
+	BytesIn, BytesOut uint64
+}
+
 // Options configure a Server. Zero fields take the documented defaults;
 // Validate reports every problem at once.
 type Options struct {
@@ -48,6 +80,9 @@ type Options struct {
 	// Cluster fills INFO's "# Cluster" section. Default: nats_connected:0
 	// and no extra fields.
 	Cluster func() ClusterInfo
+	// Peers, when set, fills INFO's "# Peers" section; a daemon outside a
+	// fleet has none, and no such section.
+	Peers func() PeersInfo
 	// Sync, when set, is called before any command that names a
 	// model-scoped key ({MODEL…}) or a MODEL.* command: it returns once the
 	// model registry has caught up after a (re)connection to the cluster,
