@@ -42,6 +42,8 @@ type flagText struct {
 	natsTLSCA, natsTLSCert, natsTLSKey, modelsBucket, node string
 	metrics, logLevel, logFormat, maxClients, shutdown     string
 	modelsReplicas, threads, hugePages                     string
+	peerListen, peerAdvertise, peerPassword, peerPassFile  string
+	peerTLSCert, peerTLSKey, peerTLSCA, peerTimeout        string
 }
 
 // newFlagSet returns the flag table, with the defaults in t.
@@ -56,7 +58,7 @@ func newFlagSet(t *flagText, version *bool) *pflag.FlagSet {
 	v(&t.socket, "/tmp/tiercache.sock", "socket", "PATH", "Unix socket the RESP server listens on")
 	v(&t.socketMode, "0660", "socket-mode", "MODE", "file mode of the socket (octal); it never has wider permissions, even briefly")
 	v(&t.tcp, "", "tcp", "ADDR", "optional RESP listener on TCP, e.g. 127.0.0.1:6380 (default off)")
-	v(&t.protectedMode, "yes", "protected-mode", "yes|no", "yes: a --tcp or --nats-listen address that is not loopback, without a password (--requirepass; for NATS --nats-user and --nats-password), is an error; no: start anyway, with a warning")
+	v(&t.protectedMode, "yes", "protected-mode", "yes|no", "yes: a --tcp, --nats-listen or --peer-listen address that is not loopback, without a password (--requirepass; for NATS --nats-user and --nats-password; for peers --peer-password or peer TLS), is an error; no: start anyway, with a warning")
 	v(&t.requirePass, "", "requirepass", "SECRET", "password every connection must AUTH with, on the socket and TCP (visible in ps: prefer --requirepass-file)")
 	v(&t.requirePassFile, "", "requirepass-file", "FILE", "read the password from FILE (surrounding white space trimmed)")
 	v(&t.dataDir, "./tiercache-data", "data-dir", "DIR", "L2 (Pebble) directory and local state")
@@ -77,6 +79,14 @@ func newFlagSet(t *flagText, version *bool) *pflag.FlagSet {
 	v(&t.modelsBucket, "tiercache-models", "models-bucket", "NAME", "JetStream KeyValue bucket that holds the model registry")
 	v(&t.modelsReplicas, "1", "models-replicas", "N", "replicas of the registry and members buckets when this daemon creates them (3 for a 3-node NATS cluster)")
 	v(&t.node, defaultNodeID(), "node-id", "ID", "this daemon's name in the cluster")
+	v(&t.peerListen, "", "peer-listen", "ADDR", "TCP address this daemon serves its peers on; setting it joins the fleet cache, which needs --nats (port 0: a free port, logged; default off)")
+	v(&t.peerAdvertise, "", "peer-advertise", "ADDR", "address other daemons dial to reach --peer-listen (default: that address; required when it is 0.0.0.0 or ::)")
+	v(&t.peerPassword, "", "peer-password", "SECRET", "password peers authenticate with (visible in ps: prefer --peer-password-file)")
+	v(&t.peerPassFile, "", "peer-password-file", "FILE", "read the peer password from FILE (surrounding white space trimmed)")
+	v(&t.peerTLSCert, "", "peer-tls-cert", "FILE", "certificate for mutual TLS between peers (with --peer-tls-key and --peer-tls-ca)")
+	v(&t.peerTLSKey, "", "peer-tls-key", "FILE", "key of --peer-tls-cert")
+	v(&t.peerTLSCA, "", "peer-tls-ca", "FILE", "CA certificate peers' certificates must be signed by")
+	v(&t.peerTimeout, defaultPeerTimeout.String(), "peer-timeout", "DURATION", "longest a lookup waits on a key's owner before it is a local miss; after a failure the daemon stops asking that peer until it answers a ping")
 	v(&t.metrics, "", "metrics", "ADDR", "HTTP listener with /metrics (Prometheus) and /healthz (default off)")
 	v(&t.maxClients, "10000", "max-clients", "N", "most client connections at once; more are refused")
 	v(&t.hugePages, "yes", "huge-pages", "yes|no", "yes: ask the kernel for transparent huge pages behind L1's large records, which makes filling L1 (after a restart, a flush) several times faster where page faults are dear; no: leave pages to the system's setting")
@@ -122,6 +132,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), environ []
 	b := config.Bind(fs, envPrefix, lookupEnv, "version")
 	b.Redact("requirepass", nil)
 	b.Redact("nats-password", nil)
+	b.Redact("peer-password", nil)
 	b.Redact("nats", config.RedactNATSURLs)
 	c.unknownEnv = config.UnknownEnv(fs, envPrefix, environ)
 	if fs.NArg() > 0 {
@@ -180,6 +191,21 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), environ []
 	o.ModelsBucket = t.modelsBucket
 	o.NodeID = t.node
 	o.Metrics = t.metrics
+	o.PeerListen, o.PeerAdvertise = t.peerListen, t.peerAdvertise
+	o.PeerTLSCert, o.PeerTLSKey, o.PeerTLSCA = t.peerTLSCert, t.peerTLSKey, t.peerTLSCA
+	b.Duration("peer-timeout", &o.PeerTimeout)
+	switch {
+	case b.Given("peer-password") && b.Given("peer-password-file"):
+		b.Fail("peer-password-file", fmt.Errorf("give either it or %s, not both", b.Source("peer-password")))
+	case b.Given("peer-password-file"):
+		b.Parse("peer-password-file", func(path string) error {
+			pass, err := readPassword(path)
+			o.PeerPassword = pass
+			return err
+		})
+	default:
+		o.PeerPassword = t.peerPassword
+	}
 	b.Int("max-clients", &o.MaxClients)
 	b.Parse("threads", func(s string) error {
 		if s == "auto" {

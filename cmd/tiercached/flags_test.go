@@ -37,7 +37,7 @@ func TestFlagDefaults(t *testing.T) {
 		MemMax: 1 << 30, DiskMax: 10 << 30, MaxValue: 64 << 20, maxValueDefault: true, WritePolicy: tier.WriteThrough,
 		FlushInterval: 200 * time.Millisecond, NATS: "embedded", NATSListen: "127.0.0.1:4222",
 		ModelsBucket: "tiercache-models", ModelsReplicas: 1, NodeID: defaultNodeID(), MaxClients: 10000,
-		ShutdownTimeout: 10 * time.Second, SetMemoryLimit: true, SetThreads: true,
+		ShutdownTimeout: 10 * time.Second, SetMemoryLimit: true, SetThreads: true, PeerTimeout: 100 * time.Millisecond,
 	}
 	o.Logger = nil
 	if o != want {
@@ -205,6 +205,17 @@ func TestFlagProblems(t *testing.T) {
 		{"protected tcp name", []string{"--tcp", "cache.example:6380"}, `--tcp "cache.example:6380": not a loopback address`},
 		{"protected nats listen", []string{"--nats-listen", "0.0.0.0:4222", "--nats-user", "u"}, `--nats-listen "0.0.0.0:4222": not a loopback address, and no password protects it (protected mode): give --nats-user and --nats-password, or --protected-mode no`},
 		{"protected both", []string{"--tcp", "10.1.2.3:6380", "--nats-listen", ":4222"}, `--tcp "10.1.2.3:6380": not a loopback address, and no password protects it (protected mode): give --requirepass or --requirepass-file, or --protected-mode no; --nats-listen ":4222": not a loopback`},
+		{"peer listen", []string{"--peer-listen", "7000"}, `--peer-listen "7000": bad address`},
+		{"peer listen without nats", []string{"--nats", "off", "--peer-listen", "127.0.0.1:7000"}, `--peer-listen "127.0.0.1:7000": needs NATS, where the fleet's members are: --nats is off`},
+		{"peer listen everywhere", []string{"--peer-listen", "0.0.0.0:7000", "--peer-password", "hunter2"}, `--peer-listen "0.0.0.0:7000": listens on every interface: give --peer-advertise`},
+		{"peer advertise alone", []string{"--peer-advertise", "10.0.0.1:7000"}, `--peer-advertise "10.0.0.1:7000": needs --peer-listen`},
+		{"peer advertise unspecified", []string{"--peer-listen", "127.0.0.1:7000", "--peer-advertise", "0.0.0.0:7000"}, `--peer-advertise "0.0.0.0:7000": want a host and port other daemons can dial`},
+		{"peer advertise port 0", []string{"--peer-listen", "127.0.0.1:0", "--peer-advertise", "h:0"}, `--peer-advertise "h:0": want a host and port`},
+		{"peer timeout", []string{"--peer-timeout", "0s"}, `--peer-timeout "0s": must be positive`},
+		{"peer password twice", []string{"--peer-password", "hunter2", "--peer-password-file", "/x"}, `--peer-password-file "/x": give either it or --peer-password, not both`},
+		{"peer tls incomplete", []string{"--peer-listen", "127.0.0.1:7000", "--peer-tls-cert", "/nonexistent/c"}, `--peer-tls-cert "/nonexistent/c": mutual TLS needs --peer-tls-key and --peer-tls-ca too`},
+		{"peer tls missing", []string{"--peer-listen", "127.0.0.1:7000", "--peer-tls-cert", "/nonexistent/c", "--peer-tls-key", "/k", "--peer-tls-ca", "/ca"}, `--peer-tls-cert "/nonexistent/c": no such file or directory`},
+		{"protected peer listen", []string{"--peer-listen", "10.1.2.3:7000"}, `--peer-listen "10.1.2.3:7000": not a loopback address, and no password protects it (protected mode): give --peer-password, --peer-password-file or --peer-tls-cert, --peer-tls-key and --peer-tls-ca, or --protected-mode no`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseFlags(tc.args, envOf(nil), nil)
@@ -263,6 +274,9 @@ func TestProtectedMode(t *testing.T) {
 		{"--nats", "off", "--nats-listen", "0.0.0.0:4222"},            // not listened on
 		{"--nats", "nats://n1:4222", "--nats-listen", "0.0.0.0:4222"}, // likewise
 		{"--tcp", "0.0.0.0:6380", "--nats-listen", "0.0.0.0:4222", "--protected-mode", "no"},
+		{"--peer-listen", "127.0.0.1:0"}, {"--peer-listen", "10.1.2.3:7000", "--peer-password", "pw"},
+		{"--peer-listen", "0.0.0.0:7000", "--peer-advertise", "10.1.2.3:7000", "--peer-password", "pw"},
+		{"--peer-listen", "10.1.2.3:7000", "--protected-mode", "no"},
 	} {
 		c, err := parseFlags(args, envOf(nil), nil)
 		if err != nil {
@@ -308,6 +322,7 @@ func TestHelpAndVersion(t *testing.T) {
 	for _, f := range []string{"socket", "socket-mode", "tcp", "requirepass", "requirepass-file", "data-dir", "mem-max",
 		"disk-max", "max-value", "write-policy", "flush-interval", "nats", "nats-listen", "nats-creds", "nats-nkey", "nats-user",
 		"nats-password", "nats-tls-ca", "nats-tls-cert", "nats-tls-key", "models-bucket", "node-id", "metrics",
+		"peer-listen", "peer-advertise", "peer-password", "peer-password-file", "peer-tls-cert", "peer-tls-key", "peer-tls-ca", "peer-timeout",
 		"log-level", "log-format", "max-clients", "threads", "protected-mode", "version"} {
 		if !strings.Contains(c.usage, "--"+f+" ") && !strings.Contains(c.usage, "--"+f+"[") {
 			t.Errorf("usage lacks --%s", f)
@@ -330,5 +345,34 @@ func TestAutoThreads(t *testing.T) {
 		if got := autoThreads(cpus); got != want {
 			t.Errorf("autoThreads(%d) = %d, want %d", cpus, got, want)
 		}
+	}
+}
+
+// TestPeerFlags: the fleet cache's flags, from the command line or the
+// environment; mutual TLS's three files make a peer listener protected.
+func TestPeerFlags(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{}
+	for _, name := range []string{"cert", "key", "ca", "pass"} {
+		files[name] = filepath.Join(dir, name)
+		if err := os.WriteFile(files[name], []byte(" pw\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := mustParse(t, []string{
+		"--peer-listen", "0.0.0.0:7000", "--peer-advertise", "host1:7000", "--peer-password-file", files["pass"],
+		"--peer-timeout", "250ms",
+	}, nil)
+	o := c.opts
+	if o.PeerListen != "0.0.0.0:7000" || o.PeerAdvertise != "host1:7000" || o.PeerPassword != "pw" || o.PeerTimeout != 250*time.Millisecond {
+		t.Fatalf("options %+v", o)
+	}
+	c = mustParse(t, nil, map[string]string{
+		"TIERCACHE_PEER_LISTEN": "10.1.2.3:7000", "TIERCACHE_PEER_TLS_CERT": files["cert"],
+		"TIERCACHE_PEER_TLS_KEY": files["key"], "TIERCACHE_PEER_TLS_CA": files["ca"],
+	})
+	o = c.opts
+	if o.PeerListen != "10.1.2.3:7000" || o.PeerTLSCert != files["cert"] || o.PeerTLSKey != files["key"] || o.PeerTLSCA != files["ca"] || o.PeerPassword != "" {
+		t.Fatalf("options from the environment %+v", o)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"io/fs"
+	"net"
 	"os"
 	"regexp"
 	"strings"
@@ -21,6 +22,9 @@ const (
 	natsEmbedded = "embedded"
 	natsOff      = "off"
 )
+
+// defaultPeerTimeout is --peer-timeout's default.
+const defaultPeerTimeout = 100 * time.Millisecond
 
 // maxSocketPath is the longest Unix socket path Linux accepts: sun_path
 // holds 108 bytes, the terminating NUL included.
@@ -90,6 +94,27 @@ type options struct {
 	// NodeID is this daemon's name in the cluster (--node-id). Default the
 	// host name.
 	NodeID string
+
+	// PeerListen is the TCP address this daemon serves its peers on
+	// (--peer-listen); "" (the default) keeps it out of the fleet cache.
+	// It needs NATS, where the fleet's membership lives. Port 0 picks a
+	// free port, logged and announced.
+	PeerListen string
+	// PeerAdvertise is the address other daemons dial to reach it
+	// (--peer-advertise). Default: the address listened on, which must
+	// then name a host (not 0.0.0.0 nor ::).
+	PeerAdvertise string
+	// PeerPassword is what peers authenticate with (--peer-password or
+	// --peer-password-file). Default none.
+	PeerPassword string
+	// PeerTLSCert, PeerTLSKey and PeerTLSCA are the files of mutual TLS
+	// between peers (--peer-tls-cert, --peer-tls-key, --peer-tls-ca): all
+	// three or none.
+	PeerTLSCert, PeerTLSKey, PeerTLSCA string
+	// PeerTimeout is the longest a lookup waits on a key's owner before it
+	// is a local miss (--peer-timeout). Default 100ms (peer.ClientOptions'
+	// Timeout explains it).
+	PeerTimeout time.Duration
 
 	// Metrics is the HTTP listen address of /metrics and /healthz
 	// (--metrics); "" for none.
@@ -167,6 +192,9 @@ func (o *options) EnsureDefaults() {
 	}
 	if o.NodeID == "" {
 		o.NodeID = defaultNodeID()
+	}
+	if o.PeerTimeout == 0 {
+		o.PeerTimeout = defaultPeerTimeout
 	}
 	if o.ModelsReplicas == 0 {
 		o.ModelsReplicas = 1
@@ -246,6 +274,7 @@ func (o *options) Validate() error {
 		ps.Addf("flush-interval", "must be positive")
 	}
 	o.validateNATS(&ps)
+	o.validatePeer(&ps)
 	if !o.Unprotected {
 		for _, e := range o.unprotected() {
 			ps.Addf(e.flag, "not a loopback address, and no password protects it (protected mode): give %s, or --protected-mode no", e.fix)
@@ -302,7 +331,77 @@ func (o *options) unprotected() []exposure {
 		(o.NATSUser == "" || o.NATSPassword == "") {
 		out = append(out, exposure{"nats-listen", o.NATSListen, "--nats-user and --nats-password"})
 	}
+	if o.PeerListen != "" && config.CheckListenAddr(o.PeerListen) == nil && !config.IsLoopback(o.PeerListen) &&
+		o.PeerPassword == "" && !o.peerTLS() {
+		out = append(out, exposure{"peer-listen", o.PeerListen, "--peer-password, --peer-password-file or --peer-tls-cert, --peer-tls-key and --peer-tls-ca"})
+	}
 	return out
+}
+
+// peerTLS reports whether the peer TLS files are given.
+func (o *options) peerTLS() bool {
+	return o.PeerTLSCert != "" && o.PeerTLSKey != "" && o.PeerTLSCA != ""
+}
+
+// validatePeer checks the fleet cache's settings.
+func (o *options) validatePeer(ps *config.Problems) {
+	if o.PeerTimeout <= 0 {
+		ps.Addf("peer-timeout", "must be positive")
+	}
+	if o.PeerListen == "" {
+		if o.PeerAdvertise != "" {
+			ps.Addf("peer-advertise", "needs --peer-listen")
+		}
+		return
+	}
+	if err := config.CheckListenAddr(o.PeerListen); err != nil {
+		ps.Add("peer-listen", err)
+	} else if o.PeerAdvertise == "" && unspecifiedHost(o.PeerListen) {
+		ps.Addf("peer-listen", "listens on every interface: give --peer-advertise, the address other daemons dial")
+	}
+	if o.NATS == natsOff {
+		ps.Addf("peer-listen", "needs NATS, where the fleet's members are: --nats is off")
+	}
+	if o.PeerAdvertise != "" {
+		if err := config.CheckListenAddr(o.PeerAdvertise); err != nil {
+			ps.Add("peer-advertise", err)
+		} else if unspecifiedHost(o.PeerAdvertise) || strings.HasSuffix(o.PeerAdvertise, ":0") {
+			ps.Addf("peer-advertise", "want a host and port other daemons can dial")
+		}
+	}
+	files := []struct{ flag, path string }{
+		{"peer-tls-cert", o.PeerTLSCert}, {"peer-tls-key", o.PeerTLSKey}, {"peer-tls-ca", o.PeerTLSCA},
+	}
+	var given string
+	var missing []string
+	for _, f := range files {
+		if f.path == "" {
+			missing = append(missing, "--"+f.flag)
+			continue
+		}
+		if given == "" {
+			given = f.flag
+		}
+		if fi, err := os.Stat(f.path); err != nil {
+			ps.Add(f.flag, pathErr(err))
+		} else if fi.IsDir() {
+			ps.Addf(f.flag, "is a directory")
+		}
+	}
+	if given != "" && len(missing) > 0 {
+		ps.Addf(given, "mutual TLS needs %s too", strings.Join(missing, " and "))
+	}
+}
+
+// unspecifiedHost reports whether the listen address addr names no host
+// (":7000", "0.0.0.0:7000", "[::]:7000"): other daemons cannot dial it.
+func unspecifiedHost(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "" || ip != nil && ip.IsUnspecified()
 }
 
 // validateNATS checks the NATS settings that matter for the mode chosen:

@@ -45,6 +45,7 @@ type daemon struct {
 
 	cache    *tier.Hybrid
 	l2       *disktier.Store // the cache's L2, for its memory bound
+	fleet    *fleet          // nil outside a fleet (--peer-listen)
 	memBound int64           // memoryBound, as INFO memory_bound reports it
 	cluster  cluster
 	srv      *server.Server
@@ -120,6 +121,15 @@ func newDaemon(opts options) (*daemon, error) {
 
 	reg := metrics.NewRegistry()
 	reg.MustRegister(metrics.NewCollector(d.cache.Stats, d.cache.ModelStats))
+	if opts.PeerListen != "" {
+		f, err := d.openFleet()
+		if err != nil {
+			return fail(err)
+		}
+		d.fleet = f
+		undo = append(undo, f.close)
+		reg.MustRegister(metrics.NewPeerCollector(f.info))
+	}
 	cl, err := d.openCluster()
 	if err != nil {
 		return fail(err)
@@ -134,8 +144,14 @@ func newDaemon(opts options) (*daemon, error) {
 			Help: "1 while the daemon is connected to NATS, 0 while it is not.",
 		}, func() float64 { return float64(b2f(cl.info().NATSConnected)) }))
 	}
+	var cache server.Cache = d.cache
+	var peers func() server.PeersInfo
+	if d.fleet != nil {
+		cache, peers = d.fleet.cache, d.fleet.info
+	}
 	sopts := server.Options{
-		Cache:       d.cache,
+		Cache:       cache,
+		Peers:       peers,
 		Models:      d.cluster.models,
 		Cluster:     d.cluster.info,
 		Sync:        d.cluster.sync,
@@ -406,7 +422,7 @@ func (d *daemon) openCluster() (cluster, error) {
 	if o.NATS == natsOff {
 		return d.standalone(), nil
 	}
-	c, err := invalidation.Start(invalidation.Options{
+	io := invalidation.Options{
 		URLs:           o.NATS,
 		EmbeddedListen: o.NATSListen,
 		StoreDir:       filepath.Join(o.DataDir, natsDir),
@@ -427,7 +443,11 @@ func (d *daemon) openCluster() (cluster, error) {
 		// "tierctl rollout --wait", so that it is named rather than
 		// forgotten.
 		MemberTTL: 15 * time.Second,
-	})
+	}
+	if d.fleet != nil {
+		io.PeerAddr, io.OnMembersChange = d.fleet.advertise, d.fleet.membersChanged
+	}
+	c, err := invalidation.Start(io)
 	if err != nil {
 		return cluster{}, fmt.Errorf("--nats: %w", err)
 	}
@@ -468,6 +488,9 @@ func (d *daemon) startServing() {
 		if d.tcp != nil {
 			d.serve("tcp", func() error { return d.srv.Serve(d.tcp) }, server.ErrServerClosed)
 			fields = append(fields, zap.String("tcp", d.tcp.Addr().String()))
+		}
+		if d.fleet != nil {
+			fields = append(fields, zap.String("peer_listen", d.fleet.server.Addr().String()), zap.String("peer_advertise", d.fleet.advertise))
 		}
 		if d.metricsSrv != nil {
 			d.serve("metrics", func() error { return d.metricsSrv.Serve(d.metricsLn) }, http.ErrServerClosed)
@@ -563,7 +586,9 @@ func (d *daemon) logConfig() {
 
 // shutdown stops the daemon gracefully: /healthz turns 503, the server
 // stops accepting and lets in-flight commands finish (until ctx ends; then
-// their connections are closed), the socket file is removed, the cache
+// their connections are closed), the socket file is removed, a fleet
+// member stops serving and asking its peers, the daemon leaves the
+// cluster, the cache
 // writes L1-only entries down to L2 (write-back) and closes Pebble, and the
 // metrics endpoint closes last. It is idempotent and returns the first
 // error of each step. Running out of ctx is logged, not returned: the
@@ -587,6 +612,9 @@ func (d *daemon) shutdown(ctx context.Context) error {
 		}
 		if err := d.sock.close(); err != nil {
 			errs = append(errs, err)
+		}
+		if d.fleet != nil {
+			d.fleet.close()
 		}
 		if d.cluster.close != nil {
 			if err := d.cluster.close(); err != nil {
