@@ -569,6 +569,13 @@ func (d *daemon) logConfig() {
 	if o.NATS != natsOff {
 		fields = append(fields, zap.String("models_bucket", o.ModelsBucket))
 	}
+	if o.PeerListen != "" {
+		fields = append(fields,
+			zap.String("peer_listen", o.PeerListen),
+			zap.String("peer_password", set(o.PeerPassword)),
+			zap.Bool("peer_tls", o.peerTLS()),
+			zap.Duration("peer_timeout", o.PeerTimeout))
+	}
 	fields = append(fields,
 		zap.String("metrics", met),
 		zap.Int("max_clients", o.MaxClients),
