@@ -386,6 +386,14 @@ func (c *ctl) stats(ctx context.Context) error {
 	fmt.Fprintf(tw, "L2\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", m["l2_hits"], m["l2_misses"], rate("l2_hits", "l2_misses"),
 		m["l2_keys"], human(n("l2_bytes")), human(n("l2_max_bytes")), pct(n("l2_bytes"), n("l2_max_bytes")), m["l2_evictions"])
 	fmt.Fprintf(tw, "all\t%s\t%s\t%s\t\t\t\t\t\t\n", m["keyspace_hits"], m["keyspace_misses"], rate("keyspace_hits", "keyspace_misses"))
+	_, fleet := m["peer_listen"]
+	if fleet {
+		// Lookups that missed here and went to their owner: the peers'
+		// hit rate, counting failures as misses.
+		failed := n("peer_misses") + n("peer_errors") + n("peer_timeouts") + n("peer_skipped")
+		m["peer_failed"] = strconv.FormatFloat(failed, 'f', 0, 64)
+		fmt.Fprintf(tw, "peers\t%s\t%s\t%s\t\t\t\t\t\t\n", m["peer_hits"], m["peer_failed"], rate("peer_hits", "peer_failed"))
+	}
 	tw.Flush()
 	if rows := modelRows(m); len(rows) > 0 {
 		fmt.Fprintln(c.out)
@@ -400,6 +408,11 @@ func (c *ctl) stats(ctx context.Context) error {
 		m["promotions"], m["demotions"], m["l2_corrupt_entries"], m["l2_errors"], human(n("pending_write_bytes")), m["rejected_stale_writes"])
 	fmt.Fprintf(c.out, "NATS connected %s  models %s  registry revision %s  rollouts applied %s\n",
 		m["nats_connected"], m["models_known"], m["models_revision"], m["rollouts_applied"])
+	if fleet {
+		fmt.Fprintf(c.out, "fleet: peer address %s  peers %s (live %s)  peer errors %s  timeouts %s  fenced %s  sets forwarded %s  dropped %s  served to peers %s\n",
+			m["peer_listen"], m["peers"], m["peers_live"], m["peer_errors"], m["peer_timeouts"], m["peer_fenced"],
+			m["peer_sets_forwarded"], m["peer_sets_dropped"], m["peer_served"])
+	}
 	return nil
 }
 

@@ -35,7 +35,7 @@ type daemon struct {
 }
 
 // startDaemon starts tiercached with nats (embedded on a free port, or a URL).
-func startDaemon(t *testing.T, node, nats string) *daemon {
+func startDaemon(t *testing.T, node, nats string, extra ...string) *daemon {
 	t.Helper()
 	dir := t.TempDir()
 	d := &daemon{node: node, sock: filepath.Join(dir, "s.sock")}
@@ -44,6 +44,7 @@ func startDaemon(t *testing.T, node, nats string) *daemon {
 	if nats == "embedded" {
 		args = append(args, "--nats-listen", "127.0.0.1:0")
 	}
+	args = append(args, extra...)
 	d.rdb = redis.NewClient(&redis.Options{Network: "unix", Addr: d.sock, MaxRetries: -1})
 	t.Cleanup(func() { d.rdb.Close() })
 	d.Process = testutil.StartProcess(t, node, exec.Command(bins["tiercached"], args...))
@@ -252,5 +253,18 @@ func TestStandalone(t *testing.T) {
 	}
 	if v, err := d.rdb.Do(ctx, "MODEL.GET", "clip").Text(); err != redis.Nil {
 		t.Fatalf("MODEL.GET clip after the purge = %q, %v; want nil", v, err)
+	}
+}
+
+// TestStatsFleet: a fleet member's stats show the peers' hit rate.
+func TestStatsFleet(t *testing.T) {
+	d := startDaemon(t, "node-f", "embedded", "--peer-listen", "127.0.0.1:0")
+	code, out, errs := tierctl(t, "--socket", d.sock, "stats")
+	if code != 0 || !regexp.MustCompile(`(?m)^ *peers +0 +0 +- *$`).MatchString(out) || !strings.Contains(out, "fleet: peer address 127.0.0.1:") {
+		t.Fatalf("stats of a fleet member: %d\n%s%s", code, out, errs)
+	}
+	d2 := startDaemon(t, "node-g", "embedded")
+	if _, out, _ := tierctl(t, "--socket", d2.sock, "stats"); strings.Contains(out, "peers") {
+		t.Fatalf("stats of a daemon outside a fleet show peers:\n%s", out)
 	}
 }
