@@ -40,6 +40,14 @@
 // counters of INFO's # Peers section; the server's bytes are in
 // ServerStats.
 //
+// Cache puts the two together for a daemon's RESP server: it is the
+// member's *tier.Hybrid with Get, SetWith, Remove and Expire that also
+// involve the key's owner. A lookup that misses locally asks the owner
+// through the Client and serves the record only through the Hybrid's Fill
+// (the fencing rule below), which also keeps it in L1 as a clean near
+// copy; a write stored here is forwarded with the version tag it was
+// stored under. The server sees only the cache interfaces it owns.
+//
 // # Protocol
 //
 // Peers speak a framed protocol of their own (protocol.go): a 5-byte

@@ -48,6 +48,18 @@
 // changes to it. The server gets either one as its Models, and INFO's
 // "# Cluster" fields from the Cluster's Status.
 //
+// # Fleet
+//
+// With --peer-listen (fleet.go) the daemon also serves its peers: a
+// peer.Server over the Hybrid on that address (port 0: a free one, whose
+// address it announces), a peer.Ring that the Cluster's OnMembersChange
+// rebuilds from the live members with a peer address, and a peer.Client
+// whose Self is --node-id. The RESP server's cache is then a peer.Cache
+// around the Hybrid, and INFO's "# Peers" and the tiercache_peer_* series
+// come from the client's and the server's counters. Shutdown stops the
+// RESP server, then the peer server and client, then leaves the cluster,
+// then closes the cache.
+//
 // # Caveats
 //
 // The socket's hard link needs a file system that supports links (any
