@@ -126,6 +126,8 @@ func (s *Server) info(want map[string]bool) string {
 		"leases_expired", ls.Expired,
 		"leases_active", ls.Active,
 		"lease_waiters", ls.Waiting,
+		"leases_max", ls.Max,
+		"leases_refused", ls.Refused,
 	)
 	section("Tiers",
 		"l1_hits", st.L1Hits,

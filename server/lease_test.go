@@ -330,3 +330,79 @@ func TestLeaseHolderHangsUpWhileWaiting(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLeaseMax: past MaxLeases leases and waiters together, LEASE.GET and
+// LEASE.MGET that would take a lease or wait answer an error and grant
+// nothing; hits, and misses that hold nothing, are still answered.
+func TestLeaseMax(t *testing.T) {
+	ts := startServer(t, func(o *Options) { o.MaxLeases = 3 })
+	ctx := context.Background()
+	obs := ts.client(t, &redis.Options{Protocol: 2})
+	c := ts.dial(t)
+	const full = "-ERR max number of leases reached (--max-leases 3)"
+	if err := obs.Set(ctx, "h", "there", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, tokA := leaseGet(t, obs, "a", 600_000, -1)
+	_, tokB := leaseGet(t, obs, "b", 600_000, -1)
+	// A waiter counts: 2 leases and 1 waiter fill the table.
+	w := ts.client(t, &redis.Options{Protocol: 2, ReadTimeout: time.Minute})
+	got := make(chan []any, 1)
+	go func() {
+		v, _ := w.Do(ctx, "LEASE.GET", "a", 600_000, "WAIT", 60_000).Slice()
+		got <- v
+	}()
+	testutil.WaitFor(t, 30*time.Second, "the waiter", func() bool { return leaseInfo(t, obs)["lease_waiters"] == "1" })
+	for _, cmd := range []string{
+		"LEASE.GET c 1000",
+		"LEASE.GET a 1000 WAIT 100", // would wait
+		"LEASE.MGET 1000 WAIT 0 h c",
+	} {
+		if got := c.do(strings.Fields(cmd)...); got != full {
+			t.Errorf("%s at the bound = %q, want %q", cmd, got, full)
+		}
+	}
+	// Nothing held, nothing refused: a hit, and a miss without a wait.
+	if st, v := leaseGet(t, obs, "h", 1000, -1); st != "hit" || v != "there" {
+		t.Errorf("LEASE.GET of a hit at the bound = %s %v", st, v)
+	}
+	if st, _ := leaseGet(t, obs, "a", 1000, -1); st != "miss" {
+		t.Errorf("LEASE.GET of a held key without WAIT at the bound = %s, want miss", st)
+	}
+	m := leaseInfo(t, obs)
+	if m["leases_active"] != "2" || m["lease_waiters"] != "1" || m["leases_granted"] != "2" {
+		t.Errorf("refusals granted something: %v", m)
+	}
+	info, _ := obs.Info(ctx, "stats").Result()
+	for _, f := range []string{"leases_max:3", "leases_refused:3"} {
+		if !strings.Contains(info, f+"\r\n") {
+			t.Errorf("INFO stats lacks %s", f)
+		}
+	}
+
+	// With room for one more: an MGET that would take "c", wait for "a"
+	// and take "d" is refused at "d", and leaves neither "c" leased nor a
+	// second waiter on "a".
+	if n, _ := obs.Do(ctx, "LEASE.RELEASE", "b", tokB).Int(); n != 1 {
+		t.Fatal("release of b")
+	}
+	if got := c.do("LEASE.MGET", "1000", "WAIT", "60000", "c", "a", "d"); got != full {
+		t.Errorf("LEASE.MGET past the bound = %q, want %q", got, full)
+	}
+	if m := leaseInfo(t, obs); m["leases_active"] != "1" || m["lease_waiters"] != "1" {
+		t.Errorf("the refused LEASE.MGET left something held: %v", m)
+	}
+	if st, _ := leaseGet(t, obs, "c", 1000, -1); st != "lease" {
+		t.Errorf("LEASE.GET c after the refused LEASE.MGET = %s, want lease", st)
+	}
+	// The waiter queued before the bound was reached is answered as ever.
+	if err := obs.Set(ctx, "a", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v := <-got; fmt.Sprint(v) != "[hit v]" {
+		t.Errorf("the waiter got %v, want [hit v]", v)
+	}
+	if n, _ := obs.Do(ctx, "LEASE.RELEASE", "a", tokA).Int(); n != 0 {
+		t.Error("a completed lease still releases")
+	}
+}

@@ -142,6 +142,8 @@ func registerMetrics(reg prometheus.Registerer, s *Server) error {
 			func() float64 { return float64(s.leases.active.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tiercache_lease_waiters", Help: "Clients waiting for a lease's key now, counted per key."},
 			func() float64 { return float64(s.leases.waiting.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tiercache_leases_refused_total", Help: "LEASE.GET/LEASE.MGET refused because the daemon held --max-leases leases and waiters."},
+			func() float64 { return float64(s.leases.refused.Load()) }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("server: registering metrics: %w", err)

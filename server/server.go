@@ -60,7 +60,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:    opts,
 		budget:  newBudget(opts.MaxInflight, smallCommand, smallReserve),
-		leases:  newLeaseTable(),
+		leases:  newLeaseTable(opts.MaxLeases),
 		started: time.Now(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
