@@ -112,7 +112,7 @@ func (s *Server) info(want map[string]bool) string {
 		"used_memory_huge_pages", hugePageBytes(want["memory"]),
 		"transparent_hugepage", hugepage.Mode(),
 	)
-	ls := s.leases.stats()
+	ls := s.leases.Stats()
 	section("Stats",
 		"total_connections_received", s.totalConns.Load(),
 		"total_commands_processed", s.cmds.total(),

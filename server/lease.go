@@ -2,258 +2,22 @@ package server
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/tiercache/tiercache/lease"
 	"github.com/tiercache/tiercache/tier"
 )
 
-// Leases protect a key against stampedes: when many clients miss it at
-// once, the first gets a lease (a token) and computes the value; the others
-// wait until a SET of the key completes the lease and wakes them with the
-// value, the lease expires or is released (then the first waiter takes it
-// over), or their wait runs out. Leases live in this daemon's memory only.
-//
-// Bounds: the table holds at most Options.MaxLeases leases and waiters
-// together; a LEASE.GET or LEASE.MGET that would add one past it is
-// refused with an error and grants nothing (errLeasesFull). A connection
-// waits in at most one command at a time, and a waiter whose client hangs
-// up is removed at once (watchHangup), with any lease it was handed passed
-// on.
-
-// leaseTable holds the leases of every key.
-type leaseTable struct {
-	mu struct {
-		sync.Mutex // guards m and every lease and waiter in it
-		m          map[string]*lease
-		closed     bool
-	}
-	active atomic.Int64 // len(mu.m): a SET skips the table while it is 0
-	max    int64        // most leases and waiters together
-
-	granted atomic.Uint64 // leases given out, including hand-overs to waiters
-	waits   atomic.Uint64 // keys a LEASE.GET/MGET waited for
-	wakeups atomic.Uint64 // waiters answered with the value of a SET
-	expired atomic.Uint64 // leases that reached their TTL
-	waiting atomic.Int64  // waiters now
-	refused atomic.Uint64 // leases and waits refused at max
-}
-
-// lease is one key's lease: its holder's token and the clients waiting.
-type lease struct {
-	token   string
-	timer   *time.Timer // expires the lease
-	waiters []*leaseWaiter
-}
-
-// Waiter states, and the answer for a key.
-const (
-	leaseWaiting = iota
-	leaseHit     // the value is there (or was SET while waiting)
-	leaseGranted // the caller holds the lease
-	leaseMiss    // no value, and another client holds the lease
-)
-
-// leaseWaiter is one key of one waiting command. Its fields other than
-// notify and ttl are guarded by leaseTable.mu.
-type leaseWaiter struct {
-	notify chan struct{} // shared by the command's waiters; one send per waiter resolved
-	ttl    time.Duration // the lease's TTL if it is handed over
-	state  int
-	value  []byte // leaseHit: the value SET
-	token  string // leaseGranted: the lease handed over
-}
-
-// LeaseBytes is the most memory one lease or one waiter holds, for keys
-// of up to 128 bytes (a longer key adds its length): the lease's map entry,
-// key, token and expiry timer, or a waiter and its notify channel.
-// Measured by TestLeaseBytes (live Go heap after collection, 96-byte keys,
-// 1,000 to 300,000 leases): 373-407 bytes per lease, 192 per waiter; 512
-// leaves room for the map's growth. The 166 MiB of RSS that 300,000
-// leases added before the bound (580 bytes each) is that heap and the
-// garbage collector's headroom, which the daemon's Go memory limit caps.
-const LeaseBytes = 512
-
-// errLeasesFull is acquire's refusal at the table's bound.
-var errLeasesFull = errors.New("server: max number of leases reached")
-
-func newLeaseTable(max int) *leaseTable {
-	t := &leaseTable{max: int64(max)}
-	t.mu.m = make(map[string]*lease)
-	return t
-}
-
-// newToken returns a random lease token.
-func newToken() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return hex.EncodeToString(b[:])
-}
-
-// acquire grants key's lease for ttl if no one holds it and returns its
-// token. Otherwise, with w non-nil, w is queued behind the holder (queued);
-// with w nil the caller is told nothing is available (token ""). A grant
-// or a wait that would take the table past its bound is refused with
-// errLeasesFull; a miss without a wait holds nothing and is not.
-func (t *leaseTable) acquire(key []byte, ttl time.Duration, w *leaseWaiter) (token string, queued bool, err error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.mu.closed {
-		return "", false, nil
-	}
-	l := t.mu.m[string(key)]
-	if l != nil && w == nil {
-		return "", false, nil
-	}
-	if t.active.Load()+t.waiting.Load() >= t.max {
-		t.refused.Add(1)
-		return "", false, errLeasesFull
-	}
-	if l != nil {
-		l.waiters = append(l.waiters, w)
-		t.waits.Add(1)
-		t.waiting.Add(1)
-		return "", true, nil
-	}
-	l = &lease{token: newToken()}
-	k := string(key)
-	t.mu.m[k] = l
-	t.active.Add(1)
-	t.granted.Add(1)
-	t.armLocked(k, l, ttl)
-	return l.token, false, nil
-}
-
-// armLocked starts l's expiry timer for its current token.
-func (t *leaseTable) armLocked(key string, l *lease, ttl time.Duration) {
-	tok := l.token
-	l.timer = time.AfterFunc(ttl, func() { t.expire(key, tok) })
-}
-
-// expire ends key's lease if tok still holds it.
-func (t *leaseTable) expire(key, tok string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if l := t.mu.m[key]; l != nil && l.token == tok {
-		t.expired.Add(1)
-		t.handOverLocked(key, l)
-	}
-}
-
-// release ends key's lease if tok holds it and reports whether it did.
-func (t *leaseTable) release(key []byte, tok string) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	l := t.mu.m[string(key)]
-	if l == nil || l.token != tok {
-		return false
-	}
-	t.handOverLocked(string(key), l)
-	return true
-}
-
-// handOverLocked passes l to its first waiter, or removes it if none waits.
-func (t *leaseTable) handOverLocked(key string, l *lease) {
-	l.timer.Stop()
-	if len(l.waiters) == 0 {
-		delete(t.mu.m, key)
-		t.active.Add(-1)
-		return
-	}
-	w := l.waiters[0]
-	l.waiters[0] = nil
-	l.waiters = l.waiters[1:]
-	l.token = newToken()
-	t.granted.Add(1)
-	t.armLocked(key, l, w.ttl)
-	t.resolveLocked(w, leaseGranted, nil, l.token)
-}
-
-func (t *leaseTable) resolveLocked(w *leaseWaiter, state int, value []byte, tok string) {
-	w.state, w.value, w.token = state, value, tok
-	t.waiting.Add(-1)
-	w.notify <- struct{}{}
-}
-
-// complete ends key's lease after a SET of value, waking every waiter with
-// it. value is copied: it may live in a buffer the cache recycles.
-func (t *leaseTable) complete(key, value []byte) {
-	if t.active.Load() == 0 {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	l := t.mu.m[string(key)]
-	if l == nil {
-		return
-	}
-	l.timer.Stop()
-	delete(t.mu.m, string(key))
-	t.active.Add(-1)
-	if len(l.waiters) == 0 {
-		return
-	}
-	v := bytes.Clone(value)
-	if v == nil {
-		v = []byte{}
-	}
-	for _, w := range l.waiters {
-		t.resolveLocked(w, leaseHit, v, "")
-		t.wakeups.Add(1)
-	}
-}
-
-// leave takes w, queued for key, out of the queue if it is still waiting
-// (it becomes a miss). With abandon (its client is leaseMiss), a lease it was
-// handed is passed on at once.
-func (t *leaseTable) leave(key []byte, w *leaseWaiter, abandon bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	l := t.mu.m[string(key)]
-	switch {
-	case w.state == leaseWaiting:
-		w.state = leaseMiss
-		t.waiting.Add(-1)
-		if l != nil {
-			if i := slices.Index(l.waiters, w); i >= 0 {
-				l.waiters = slices.Delete(l.waiters, i, i+1)
-			}
-		}
-	case w.state == leaseGranted && abandon && l != nil && l.token == w.token:
-		t.handOverLocked(string(key), l)
-	}
-}
-
-// close stops every lease's timer and wakes no one: the server is stopping
-// and its connections end with it.
-func (t *leaseTable) close() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.mu.closed = true
-	for _, l := range t.mu.m {
-		l.timer.Stop()
-	}
-}
-
-// leaseStats are the lease counters, for INFO and Prometheus.
-type leaseStats struct {
-	Granted, Waits, Wakeups, Expired, Refused uint64
-	Active, Waiting, Max                      int64
-}
-
-func (t *leaseTable) stats() leaseStats {
-	return leaseStats{Granted: t.granted.Load(), Waits: t.waits.Load(), Wakeups: t.wakeups.Load(),
-		Expired: t.expired.Load(), Refused: t.refused.Load(), Active: t.active.Load(),
-		Waiting: t.waiting.Load(), Max: t.max}
-}
+// Leases protect a key against stampedes (package lease holds the table):
+// this file is the RESP side, LEASE.GET, LEASE.MGET and LEASE.RELEASE, and
+// what only a connection knows: that its client hung up while it waits
+// (watchHangup), so that its place in the queue, and any lease it was
+// handed, pass on at once. SET and MSET complete a key's lease
+// (lease.Table.Complete) after a successful store.
 
 // leaseMs parses a lease TTL or WAIT in milliseconds; ttl must be > 0.
 func leaseMs(b []byte, positive bool) (time.Duration, bool) {
@@ -311,7 +75,7 @@ func cmdLeaseMget(c *conn, args [][]byte) bool {
 
 // LEASE.RELEASE key token
 func cmdLeaseRelease(c *conn, args [][]byte) bool {
-	if c.s.leases.release(args[1], string(args[2])) {
+	if c.s.leases.Release(args[1], string(args[2])) {
 		c.w.int(1)
 	} else {
 		c.w.int(0)
@@ -321,10 +85,10 @@ func cmdLeaseRelease(c *conn, args [][]byte) bool {
 
 // leaseResult is one key's answer.
 type leaseResult struct {
-	state int // leaseHit, leaseGranted or leaseMiss
+	state lease.State // Hit, Granted or Miss
 	value []byte
 	token string
-	w     *leaseWaiter // queued behind another holder, nil if not
+	w     *lease.Waiter // queued behind another holder, nil if not
 }
 
 // leaseRun answers keys as LEASE.GET (one key, a bare pair) or LEASE.MGET
@@ -343,7 +107,7 @@ func (c *conn) leaseRun(keys [][]byte, ttl, wait time.Duration, multi bool) (qui
 		r := &res[i]
 		rec, err := c.s.opts.Cache.Get(k)
 		if err == nil {
-			r.state, r.value = leaseHit, rec.Value()
+			r.state, r.value = lease.Hit, rec.Value()
 			continue
 		}
 		if !errors.Is(err, tier.ErrNotFound) {
@@ -351,20 +115,20 @@ func (c *conn) leaseRun(keys [][]byte, ttl, wait time.Duration, multi bool) (qui
 			c.replyErr(err)
 			return false
 		}
-		var w *leaseWaiter
+		var w *lease.Waiter
 		if wait > 0 {
 			if notify == nil {
 				notify = make(chan struct{}, len(keys))
 			}
-			w = &leaseWaiter{notify: notify, ttl: ttl}
+			w = lease.NewWaiter(notify, ttl)
 		}
-		tok, q, err := c.s.leases.acquire(k, ttl, w)
+		tok, q, err := c.s.leases.Acquire(k, ttl, w)
 		if err != nil {
 			// Grant nothing: pass on the leases already granted, and
 			// take the waiters already queued out of their queues.
 			c.leaveQueued(keys[:i], res[:i])
 			c.releaseGranted(keys[:i], res[:i])
-			c.w.error(fmt.Sprintf("ERR max number of leases reached (--max-leases %d)", c.s.leases.max))
+			c.w.error(fmt.Sprintf("ERR max number of leases reached (--max-leases %d)", c.s.leases.Max()))
 			return false
 		}
 		switch {
@@ -372,16 +136,16 @@ func (c *conn) leaseRun(keys [][]byte, ttl, wait time.Duration, multi bool) (qui
 			r.w = w
 			queued++
 		case tok == "":
-			r.state = leaseMiss
+			r.state = lease.Miss
 		default:
 			// A SET may have landed between the miss and the grant: look
 			// again, so that no one computes a value that is there.
 			if rec, err := c.s.opts.Cache.Get(k); err == nil {
-				r.state, r.value = leaseHit, rec.Value()
-				c.s.leases.complete(k, r.value)
+				r.state, r.value = lease.Hit, rec.Value()
+				c.s.leases.Complete(k, r.value)
 				continue
 			}
-			r.state, r.token = leaseGranted, tok
+			r.state, r.token = lease.Granted, tok
 		}
 	}
 	if queued > 0 {
@@ -395,10 +159,10 @@ func (c *conn) leaseRun(keys [][]byte, ttl, wait time.Duration, multi bool) (qui
 	for _, r := range res {
 		c.w.array(2)
 		switch r.state {
-		case leaseHit:
+		case lease.Hit:
 			c.w.bulkString("hit")
 			c.w.bulk(r.value)
-		case leaseGranted:
+		case lease.Granted:
 			c.w.bulkString("lease")
 			c.w.bulkString(r.token)
 		default:
@@ -417,7 +181,7 @@ func (c *conn) leaseWait(keys [][]byte, res []leaseResult, queued int, notify ch
 	// the connection's guard protects only while pinned: keep copies, and
 	// unpin for the wait by sending what earlier pipelined commands queued.
 	for i := range res {
-		if res[i].state == leaseHit {
+		if res[i].state == lease.Hit {
 			res[i].value = bytes.Clone(res[i].value)
 		}
 	}
@@ -451,8 +215,8 @@ func (c *conn) leaseWait(keys [][]byte, res []leaseResult, queued int, notify ch
 		if r.w == nil {
 			continue
 		}
-		c.s.leases.leave(k, r.w, hungUp)
-		r.state, r.value, r.token = r.w.state, r.w.value, r.w.token
+		c.s.leases.Leave(k, r.w, hungUp)
+		r.state, r.value, r.token = r.w.Outcome()
 	}
 	if hungUp {
 		c.releaseGranted(keys, res)
@@ -467,8 +231,8 @@ func (c *conn) leaseWait(keys [][]byte, res []leaseResult, queued int, notify ch
 func (c *conn) leaveQueued(keys [][]byte, res []leaseResult) {
 	for i := range res {
 		if w := res[i].w; w != nil {
-			c.s.leases.leave(keys[i], w, true)
-			res[i].state = leaseMiss
+			c.s.leases.Leave(keys[i], w, true)
+			res[i].state = lease.Miss
 		}
 	}
 }
@@ -477,8 +241,8 @@ func (c *conn) leaveQueued(keys [][]byte, res []leaseResult) {
 // not be answered.
 func (c *conn) releaseGranted(keys [][]byte, res []leaseResult) {
 	for i, r := range res {
-		if r.state == leaseGranted {
-			c.s.leases.release(keys[i], r.token)
+		if r.state == lease.Granted {
+			c.s.leases.Release(keys[i], r.token)
 		}
 	}
 }

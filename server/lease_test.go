@@ -255,7 +255,8 @@ func TestLeaseErrors(t *testing.T) {
 func TestLeaseWaitersHangUp(t *testing.T) {
 	ts := startServer(t, nil)
 	obs := ts.client(t, &redis.Options{Protocol: 2})
-	if st, _ := leaseGet(t, obs, "hot", 600_000, -1); st != "lease" {
+	st, tok := leaseGet(t, obs, "hot", 600_000, -1)
+	if st != "lease" {
 		t.Fatal("no lease")
 	}
 	running := goleak.IgnoreCurrent() // the server, its cache and obs
@@ -288,11 +289,6 @@ func TestLeaseWaitersHangUp(t *testing.T) {
 		t.Errorf("goroutines left by the waiters: %v", err)
 	}
 	// The lease itself is still held by obs, and releases normally.
-	tok := func() string {
-		ts.s.leases.mu.Lock()
-		defer ts.s.leases.mu.Unlock()
-		return ts.s.leases.mu.m["hot"].token
-	}()
 	if n, _ := obs.Do(context.Background(), "LEASE.RELEASE", "hot", tok).Int(); n != 1 {
 		t.Error("the holder's lease was lost")
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tiercache/tiercache/lease"
 	"github.com/tiercache/tiercache/tier"
 	"go.uber.org/zap"
 )
@@ -110,9 +111,10 @@ type Options struct {
 	// MaxLeases bounds the leases and waiters the server holds together
 	// (--max-leases): past it, a LEASE.GET or LEASE.MGET that would be
 	// granted a lease or wait for one answers "-ERR max number of leases
-	// reached" and grants nothing. Each costs at most LeaseBytes of memory
-	// (see LeaseMemory). Default 100,000 (49 MiB): room for a fleet's
-	// stampedes, whose leases its owners hold, without an unbounded table.
+	// reached" and grants nothing. Each costs at most lease.Bytes of memory
+	// (see LeaseMemory). Default lease.DefaultMax, 100,000 (49 MiB): room
+	// for a fleet's stampedes, whose leases their keys' owners hold,
+	// without an unbounded table.
 	MaxLeases int
 	// MaxArgs is the largest number of arguments in one command (array
 	// length). Default 1,048,576, as Redis' 1M limit on multibulk length.
@@ -148,10 +150,10 @@ func (o Options) InflightBytes() int64 {
 }
 
 // LeaseMemory is the most memory the lease table holds: MaxLeases (after
-// defaults) × LeaseBytes.
+// defaults) × lease.Bytes.
 func (o Options) LeaseMemory() int64 {
 	o.EnsureDefaults()
-	return int64(o.MaxLeases) * LeaseBytes
+	return int64(o.MaxLeases) * lease.Bytes
 }
 
 // EnsureDefaults fills in the zero fields.
@@ -166,7 +168,7 @@ func (o *Options) EnsureDefaults() {
 		o.MaxInflight = max(4*o.MaxValue, 256<<20)
 	}
 	if o.MaxLeases == 0 {
-		o.MaxLeases = 100_000
+		o.MaxLeases = lease.DefaultMax
 	}
 	if o.MaxArgs == 0 {
 		o.MaxArgs = 1 << 20

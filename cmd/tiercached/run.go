@@ -327,7 +327,7 @@ func poolBytes(memMax int64) int64 { return min(64<<20, max(8<<20, memMax/8)) }
 // the README (Operations, "Memory"): request arguments in flight, L1 with
 // its overhead (1.15 × --mem-max, as tier.GoMemoryLimit), the write queue,
 // the recycled value buffers (poolBytes), Pebble's memory for batches as
-// large as the flusher makes, the leases (--max-leases × server.LeaseBytes)
+// large as the flusher makes, the leases (--max-leases × lease.Bytes)
 // and 64 MiB for the runtime, connections and everything else.
 func (d *daemon) memoryBound(inflight, leases int64) int64 {
 	pending, batch := d.cache.QueueLimits()
