@@ -11,6 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/tiercache/tiercache/internal/testutil"
+	"github.com/tiercache/tiercache/lease"
+	"github.com/tiercache/tiercache/tier"
 	"go.uber.org/goleak"
 )
 
@@ -400,5 +402,29 @@ func TestLeaseMax(t *testing.T) {
 	}
 	if n, _ := obs.Do(ctx, "LEASE.RELEASE", "a", tokA).Int(); n != 0 {
 		t.Error("a completed lease still releases")
+	}
+}
+
+// TestLeaseSharedTable: with Options.Leases the server grants from the
+// table it is given (the one the daemon's peer server completes), whose
+// Max is MaxLeases.
+func TestLeaseSharedTable(t *testing.T) {
+	table := lease.New(lease.Options{Max: 7})
+	ts := startServer(t, func(o *Options) { o.Leases = table })
+	obs := ts.client(t, &redis.Options{Protocol: 2})
+	st, tok := leaseGet(t, obs, "k", 600_000, -1)
+	if st != "lease" {
+		t.Fatalf("LEASE.GET = %s", st)
+	}
+	if !table.Release([]byte("k"), tok.(string)) {
+		t.Error("the lease was not granted from the given table")
+	}
+	if info, _ := obs.Info(context.Background(), "stats").Result(); !strings.Contains(info, "leases_max:7\r\n") {
+		t.Errorf("INFO leases_max is not the table's Max:\n%s", info)
+	}
+	o := Options{Cache: ts.h, Models: tier.NewLocalRegistry(ts.h.Registry), Leases: table, MaxLeases: 8}
+	o.EnsureDefaults()
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "max leases 8 is not the lease table's 7") {
+		t.Errorf("Validate with a MaxLeases other than the table's: %v", err)
 	}
 }

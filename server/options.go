@@ -116,6 +116,11 @@ type Options struct {
 	// for a fleet's stampedes, whose leases their keys' owners hold,
 	// without an unbounded table.
 	MaxLeases int
+	// Leases, when set, is the lease table to use, shared with the
+	// daemon's peer server (a forwarded SET completes its leases); its Max
+	// is MaxLeases. The server closes it at Shutdown. Default: a table of
+	// its own.
+	Leases *lease.Table
 	// MaxArgs is the largest number of arguments in one command (array
 	// length). Default 1,048,576, as Redis' 1M limit on multibulk length.
 	MaxArgs int
@@ -167,6 +172,9 @@ func (o *Options) EnsureDefaults() {
 	if o.MaxInflight == 0 {
 		o.MaxInflight = max(4*o.MaxValue, 256<<20)
 	}
+	if o.MaxLeases == 0 && o.Leases != nil {
+		o.MaxLeases = o.Leases.Max()
+	}
 	if o.MaxLeases == 0 {
 		o.MaxLeases = lease.DefaultMax
 	}
@@ -207,6 +215,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxLeases < 0 {
 		errs = append(errs, fmt.Errorf("server: max leases %d is negative", o.MaxLeases))
+	}
+	if o.Leases != nil && o.Leases.Max() != o.MaxLeases {
+		errs = append(errs, fmt.Errorf("server: max leases %d is not the lease table's %d", o.MaxLeases, o.Leases.Max()))
 	}
 	if o.MaxArgs < 1 {
 		errs = append(errs, fmt.Errorf("server: max args %d must be at least 1", o.MaxArgs))

@@ -61,8 +61,11 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:    opts,
 		budget:  newBudget(opts.MaxInflight, smallCommand, smallReserve),
-		leases:  lease.New(lease.Options{Max: opts.MaxLeases}),
+		leases:  opts.Leases,
 		started: time.Now(),
+	}
+	if s.leases == nil {
+		s.leases = lease.New(lease.Options{Max: opts.MaxLeases})
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mu.listeners = make(map[net.Listener]struct{})

@@ -25,6 +25,7 @@ import (
 	"github.com/tiercache/tiercache/internal/hugepage"
 	"github.com/tiercache/tiercache/internal/metrics"
 	"github.com/tiercache/tiercache/invalidation"
+	"github.com/tiercache/tiercache/lease"
 	"github.com/tiercache/tiercache/memtier"
 	"github.com/tiercache/tiercache/server"
 	"github.com/tiercache/tiercache/tier"
@@ -46,6 +47,7 @@ type daemon struct {
 	cache    *tier.Hybrid
 	l2       *disktier.Store // the cache's L2, for its memory bound
 	fleet    *fleet          // nil outside a fleet (--peer-listen)
+	leases   *lease.Table    // the RESP server's and the peer server's
 	memBound int64           // memoryBound, as INFO memory_bound reports it
 	cluster  cluster
 	srv      *server.Server
@@ -121,6 +123,7 @@ func newDaemon(opts options) (*daemon, error) {
 
 	reg := metrics.NewRegistry()
 	reg.MustRegister(metrics.NewCollector(d.cache.Stats, d.cache.ModelStats))
+	d.leases = lease.New(lease.Options{Max: opts.MaxLeases})
 	if opts.PeerListen != "" {
 		f, err := d.openFleet()
 		if err != nil {
@@ -159,6 +162,7 @@ func newDaemon(opts options) (*daemon, error) {
 		RequirePass: opts.RequirePass,
 		MaxClients:  opts.MaxClients,
 		MaxLeases:   opts.MaxLeases,
+		Leases:      d.leases,
 		Logger:      d.log.Named("server"),
 		Registerer:  reg,
 		Version:     opts.Version,
