@@ -30,6 +30,12 @@ type ServerOptions struct {
 	NodeID string
 	// Store is the cache the server answers from. Required.
 	Store Store
+	// Leases, when set, is this daemon's lease table (the RESP server's,
+	// a *lease.Table): a forwarded SET that is stored completes the key's
+	// lease there and wakes its waiters with the value, as a client's SET
+	// does, so that a lease taken at the owner ends when the holder's SET
+	// reaches it. Default nil: none.
+	Leases Leases
 	// Buffers is the pool the Store's records may live in: the server
 	// pins a guard of it from a lookup until the record is written to the
 	// peer. Default: the Store's Buffers(), when it has that method

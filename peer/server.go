@@ -423,6 +423,8 @@ func (c *serverConn) get(key []byte) error {
 
 // set stores a forwarded value if its tag is the version this owner's
 // registry has for its model (Store.SetTagged): else it answers stStale.
+// A stored value completes the key's lease (ServerOptions.Leases); a
+// stale one, like a client's -STALE SET, does not.
 // A key with a malformed scope is an error: a correct peer never sends one.
 func (c *serverConn) set(body []byte) error {
 	o := &c.s.opts
@@ -443,6 +445,9 @@ func (c *serverConn) set(body []byte) error {
 		return c.error(err)
 	}
 	c.s.stats.sets.Add(1)
+	if o.Leases != nil {
+		o.Leases.Complete(req.key, req.value)
+	}
 	return writeFrame(c.bw, stOK)
 }
 

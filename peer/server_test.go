@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tiercache/tiercache/lease"
 	"github.com/tiercache/tiercache/tier"
 	"github.com/tiercache/tiercache/tier/tiertest"
 )
@@ -352,5 +353,48 @@ func TestServable(t *testing.T) {
 	}
 	if Servable([]byte("plain"), tier.Record("short"), h) {
 		t.Error("a malformed record is servable")
+	}
+}
+
+// A forwarded SET that is stored completes the owner's lease of its key
+// and wakes its waiters with the value; a stale one does not.
+func TestServerSetCompletesLease(t *testing.T) {
+	h := openHybrid(t)
+	if err := h.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "m", "v2")}, 1); err != nil {
+		t.Fatal(err)
+	}
+	leases := lease.New(lease.Options{})
+	defer leases.Close()
+	s := startServer(t, ServerOptions{Store: h, Leases: leases})
+	f := dialFrames(t, s.Addr().String())
+	f.hello("")
+	key := []byte("{m}k")
+	tok, _, err := leases.Acquire(key, time.Hour, nil)
+	if tok == "" || err != nil {
+		t.Fatalf("no lease: %v", err)
+	}
+	notify := make(chan struct{}, 1)
+	w := lease.NewWaiter(notify, time.Hour)
+	if _, q, err := leases.Acquire(key, time.Hour, w); !q || err != nil {
+		t.Fatalf("not queued: %v", err)
+	}
+	f.sendRaw(appendSet(nil, key, []byte("old"), 0, "v1"))
+	if kind, _ := f.reply(); kind != stStale {
+		t.Fatalf("stale SET: status %d", kind)
+	}
+	if st := leases.Stats(); st.Active != 1 || st.Waiting != 1 {
+		t.Fatalf("a stale SET completed the lease: %+v", st)
+	}
+	f.sendRaw(appendSet(nil, key, []byte("computed"), 0, "v2"))
+	if kind, body := f.reply(); kind != stOK {
+		t.Fatalf("SET: status %d %q", kind, body)
+	}
+	<-notify
+	leases.Leave(key, w, false)
+	if st, v, _ := w.Outcome(); st != lease.Hit || string(v) != "computed" {
+		t.Errorf("the waiter: %v %q, want the forwarded value", st, v)
+	}
+	if leases.Release(key, tok) {
+		t.Error("the lease outlived the forwarded SET")
 	}
 }

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"github.com/tiercache/tiercache/lease"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -28,9 +29,17 @@ type Versions interface {
 	Model(model string) (version string, ok bool)
 }
 
+// Leases is the lease table as the owner side sees it: a forwarded SET
+// that is stored completes its key's lease and hands the value to the
+// lease's waiters. *lease.Table implements it.
+type Leases interface {
+	Complete(key, value []byte)
+}
+
 var (
 	_ Store    = (*tier.Hybrid)(nil)
 	_ Versions = (*tier.Hybrid)(nil)
+	_ Leases   = (*lease.Table)(nil)
 )
 
 // Servable reports whether r, a record of key a peer sent, may be served

@@ -248,7 +248,7 @@ func cmdSet(c *conn, args [][]byte) bool {
 	a.Spare = c.rd.spare(2) // the cache may keep it: args[2] is not used below
 	res, err := c.s.opts.Cache.SetWith(args[1], args[2], a)
 	if err == nil && res.Stored {
-		c.s.leases.complete(args[1], args[2])
+		c.s.leases.Complete(args[1], args[2])
 	}
 	switch {
 	case err != nil:
@@ -303,7 +303,7 @@ func cmdMset(c *conn, args [][]byte) bool {
 			c.replyErr(err)
 			return false
 		}
-		c.s.leases.complete(args[i], args[i+1])
+		c.s.leases.Complete(args[i], args[i+1])
 	}
 	c.w.simple("OK")
 	return false

@@ -23,9 +23,10 @@
 // # Leases
 //
 // A lease (lease.go) lets one client compute a missing key while the
-// others wait for its SET. The table is one map under one mutex, touched
-// only by LEASE.* commands and by a SET of a key that has a lease (a SET
-// reads one atomic counter while no lease exists). A waiting command blocks
+// others wait for its SET. The table is package lease's (a lease.Table,
+// bounded by Options.MaxLeases), touched only by LEASE.* commands and by a
+// SET of a key that has a lease (a SET reads one atomic counter while no
+// lease exists). A waiting command blocks
 // its connection's goroutine, as Redis' blocking commands block their
 // client: it first sends the replies of earlier pipelined commands (so its
 // buffer guard is unpinned while it waits), and a watcher peeks at the

@@ -112,7 +112,7 @@ func (s *Server) info(want map[string]bool) string {
 		"used_memory_huge_pages", hugePageBytes(want["memory"]),
 		"transparent_hugepage", hugepage.Mode(),
 	)
-	ls := s.leases.stats()
+	ls := s.leases.Stats()
 	section("Stats",
 		"total_connections_received", s.totalConns.Load(),
 		"total_commands_processed", s.cmds.total(),
@@ -126,6 +126,8 @@ func (s *Server) info(want map[string]bool) string {
 		"leases_expired", ls.Expired,
 		"leases_active", ls.Active,
 		"lease_waiters", ls.Waiting,
+		"leases_max", ls.Max,
+		"leases_refused", ls.Refused,
 	)
 	section("Tiers",
 		"l1_hits", st.L1Hits,

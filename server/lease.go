@@ -2,232 +2,22 @@ package server
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
+	"fmt"
 	"math"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/tiercache/tiercache/lease"
 	"github.com/tiercache/tiercache/tier"
 )
 
-// Leases protect a key against stampedes: when many clients miss it at
-// once, the first gets a lease (a token) and computes the value; the others
-// wait until a SET of the key completes the lease and wakes them with the
-// value, the lease expires or is released (then the first waiter takes it
-// over), or their wait runs out. Leases live in this daemon's memory only.
-//
-// Bounds: a connection waits in at most one command at a time, so there are
-// at most (connections × keys of one LEASE.MGET) waiters, and a waiter whose
-// client hangs up is removed at once (watchHangup), with any lease it was
-// handed passed on.
-
-// leaseTable holds the leases of every key.
-type leaseTable struct {
-	mu struct {
-		sync.Mutex // guards m and every lease and waiter in it
-		m          map[string]*lease
-		closed     bool
-	}
-	active atomic.Int64 // len(mu.m): a SET skips the table while it is 0
-
-	granted atomic.Uint64 // leases given out, including hand-overs to waiters
-	waits   atomic.Uint64 // keys a LEASE.GET/MGET waited for
-	wakeups atomic.Uint64 // waiters answered with the value of a SET
-	expired atomic.Uint64 // leases that reached their TTL
-	waiting atomic.Int64  // waiters now
-}
-
-// lease is one key's lease: its holder's token and the clients waiting.
-type lease struct {
-	token   string
-	timer   *time.Timer // expires the lease
-	waiters []*leaseWaiter
-}
-
-// Waiter states, and the answer for a key.
-const (
-	leaseWaiting = iota
-	leaseHit     // the value is there (or was SET while waiting)
-	leaseGranted // the caller holds the lease
-	leaseMiss    // no value, and another client holds the lease
-)
-
-// leaseWaiter is one key of one waiting command. Its fields other than
-// notify and ttl are guarded by leaseTable.mu.
-type leaseWaiter struct {
-	notify chan struct{} // shared by the command's waiters; one send per waiter resolved
-	ttl    time.Duration // the lease's TTL if it is handed over
-	state  int
-	value  []byte // leaseHit: the value SET
-	token  string // leaseGranted: the lease handed over
-}
-
-func newLeaseTable() *leaseTable {
-	t := &leaseTable{}
-	t.mu.m = make(map[string]*lease)
-	return t
-}
-
-// newToken returns a random lease token.
-func newToken() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return hex.EncodeToString(b[:])
-}
-
-// acquire grants key's lease for ttl if no one holds it and returns its
-// token. Otherwise, with w non-nil, w is queued behind the holder (queued);
-// with w nil the caller is told nothing is available (token "").
-func (t *leaseTable) acquire(key []byte, ttl time.Duration, w *leaseWaiter) (token string, queued bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.mu.closed {
-		return "", false
-	}
-	if l := t.mu.m[string(key)]; l != nil {
-		if w == nil {
-			return "", false
-		}
-		l.waiters = append(l.waiters, w)
-		t.waits.Add(1)
-		t.waiting.Add(1)
-		return "", true
-	}
-	l := &lease{token: newToken()}
-	k := string(key)
-	t.mu.m[k] = l
-	t.active.Add(1)
-	t.granted.Add(1)
-	t.armLocked(k, l, ttl)
-	return l.token, false
-}
-
-// armLocked starts l's expiry timer for its current token.
-func (t *leaseTable) armLocked(key string, l *lease, ttl time.Duration) {
-	tok := l.token
-	l.timer = time.AfterFunc(ttl, func() { t.expire(key, tok) })
-}
-
-// expire ends key's lease if tok still holds it.
-func (t *leaseTable) expire(key, tok string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if l := t.mu.m[key]; l != nil && l.token == tok {
-		t.expired.Add(1)
-		t.handOverLocked(key, l)
-	}
-}
-
-// release ends key's lease if tok holds it and reports whether it did.
-func (t *leaseTable) release(key []byte, tok string) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	l := t.mu.m[string(key)]
-	if l == nil || l.token != tok {
-		return false
-	}
-	t.handOverLocked(string(key), l)
-	return true
-}
-
-// handOverLocked passes l to its first waiter, or removes it if none waits.
-func (t *leaseTable) handOverLocked(key string, l *lease) {
-	l.timer.Stop()
-	if len(l.waiters) == 0 {
-		delete(t.mu.m, key)
-		t.active.Add(-1)
-		return
-	}
-	w := l.waiters[0]
-	l.waiters[0] = nil
-	l.waiters = l.waiters[1:]
-	l.token = newToken()
-	t.granted.Add(1)
-	t.armLocked(key, l, w.ttl)
-	t.resolveLocked(w, leaseGranted, nil, l.token)
-}
-
-func (t *leaseTable) resolveLocked(w *leaseWaiter, state int, value []byte, tok string) {
-	w.state, w.value, w.token = state, value, tok
-	t.waiting.Add(-1)
-	w.notify <- struct{}{}
-}
-
-// complete ends key's lease after a SET of value, waking every waiter with
-// it. value is copied: it may live in a buffer the cache recycles.
-func (t *leaseTable) complete(key, value []byte) {
-	if t.active.Load() == 0 {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	l := t.mu.m[string(key)]
-	if l == nil {
-		return
-	}
-	l.timer.Stop()
-	delete(t.mu.m, string(key))
-	t.active.Add(-1)
-	if len(l.waiters) == 0 {
-		return
-	}
-	v := bytes.Clone(value)
-	if v == nil {
-		v = []byte{}
-	}
-	for _, w := range l.waiters {
-		t.resolveLocked(w, leaseHit, v, "")
-		t.wakeups.Add(1)
-	}
-}
-
-// leave takes w, queued for key, out of the queue if it is still waiting
-// (it becomes a miss). With abandon (its client is leaseMiss), a lease it was
-// handed is passed on at once.
-func (t *leaseTable) leave(key []byte, w *leaseWaiter, abandon bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	l := t.mu.m[string(key)]
-	switch {
-	case w.state == leaseWaiting:
-		w.state = leaseMiss
-		t.waiting.Add(-1)
-		if l != nil {
-			if i := slices.Index(l.waiters, w); i >= 0 {
-				l.waiters = slices.Delete(l.waiters, i, i+1)
-			}
-		}
-	case w.state == leaseGranted && abandon && l != nil && l.token == w.token:
-		t.handOverLocked(string(key), l)
-	}
-}
-
-// close stops every lease's timer and wakes no one: the server is stopping
-// and its connections end with it.
-func (t *leaseTable) close() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.mu.closed = true
-	for _, l := range t.mu.m {
-		l.timer.Stop()
-	}
-}
-
-// leaseStats are the lease counters, for INFO and Prometheus.
-type leaseStats struct {
-	Granted, Waits, Wakeups, Expired uint64
-	Active, Waiting                  int64
-}
-
-func (t *leaseTable) stats() leaseStats {
-	return leaseStats{Granted: t.granted.Load(), Waits: t.waits.Load(), Wakeups: t.wakeups.Load(),
-		Expired: t.expired.Load(), Active: t.active.Load(), Waiting: t.waiting.Load()}
-}
+// Leases protect a key against stampedes (package lease holds the table):
+// this file is the RESP side, LEASE.GET, LEASE.MGET and LEASE.RELEASE, and
+// what only a connection knows: that its client hung up while it waits
+// (watchHangup), so that its place in the queue, and any lease it was
+// handed, pass on at once. SET and MSET complete a key's lease
+// (lease.Table.Complete) after a successful store.
 
 // leaseMs parses a lease TTL or WAIT in milliseconds; ttl must be > 0.
 func leaseMs(b []byte, positive bool) (time.Duration, bool) {
@@ -285,7 +75,7 @@ func cmdLeaseMget(c *conn, args [][]byte) bool {
 
 // LEASE.RELEASE key token
 func cmdLeaseRelease(c *conn, args [][]byte) bool {
-	if c.s.leases.release(args[1], string(args[2])) {
+	if c.s.leases.Release(args[1], string(args[2])) {
 		c.w.int(1)
 	} else {
 		c.w.int(0)
@@ -295,10 +85,10 @@ func cmdLeaseRelease(c *conn, args [][]byte) bool {
 
 // leaseResult is one key's answer.
 type leaseResult struct {
-	state int // leaseHit, leaseGranted or leaseMiss
+	state lease.State // Hit, Granted or Miss
 	value []byte
 	token string
-	w     *leaseWaiter // queued behind another holder, nil if not
+	w     *lease.Waiter // queued behind another holder, nil if not
 }
 
 // leaseRun answers keys as LEASE.GET (one key, a bare pair) or LEASE.MGET
@@ -317,7 +107,7 @@ func (c *conn) leaseRun(keys [][]byte, ttl, wait time.Duration, multi bool) (qui
 		r := &res[i]
 		rec, err := c.s.opts.Cache.Get(k)
 		if err == nil {
-			r.state, r.value = leaseHit, rec.Value()
+			r.state, r.value = lease.Hit, rec.Value()
 			continue
 		}
 		if !errors.Is(err, tier.ErrNotFound) {
@@ -325,29 +115,37 @@ func (c *conn) leaseRun(keys [][]byte, ttl, wait time.Duration, multi bool) (qui
 			c.replyErr(err)
 			return false
 		}
-		var w *leaseWaiter
+		var w *lease.Waiter
 		if wait > 0 {
 			if notify == nil {
 				notify = make(chan struct{}, len(keys))
 			}
-			w = &leaseWaiter{notify: notify, ttl: ttl}
+			w = lease.NewWaiter(notify, ttl)
 		}
-		tok, q := c.s.leases.acquire(k, ttl, w)
+		tok, q, err := c.s.leases.Acquire(k, ttl, w)
+		if err != nil {
+			// Grant nothing: pass on the leases already granted, and
+			// take the waiters already queued out of their queues.
+			c.leaveQueued(keys[:i], res[:i])
+			c.releaseGranted(keys[:i], res[:i])
+			c.w.error(fmt.Sprintf("ERR max number of leases reached (--max-leases %d)", c.s.leases.Max()))
+			return false
+		}
 		switch {
 		case q:
 			r.w = w
 			queued++
 		case tok == "":
-			r.state = leaseMiss
+			r.state = lease.Miss
 		default:
 			// A SET may have landed between the miss and the grant: look
 			// again, so that no one computes a value that is there.
 			if rec, err := c.s.opts.Cache.Get(k); err == nil {
-				r.state, r.value = leaseHit, rec.Value()
-				c.s.leases.complete(k, r.value)
+				r.state, r.value = lease.Hit, rec.Value()
+				c.s.leases.Complete(k, r.value)
 				continue
 			}
-			r.state, r.token = leaseGranted, tok
+			r.state, r.token = lease.Granted, tok
 		}
 	}
 	if queued > 0 {
@@ -361,10 +159,10 @@ func (c *conn) leaseRun(keys [][]byte, ttl, wait time.Duration, multi bool) (qui
 	for _, r := range res {
 		c.w.array(2)
 		switch r.state {
-		case leaseHit:
+		case lease.Hit:
 			c.w.bulkString("hit")
 			c.w.bulk(r.value)
-		case leaseGranted:
+		case lease.Granted:
 			c.w.bulkString("lease")
 			c.w.bulkString(r.token)
 		default:
@@ -383,7 +181,7 @@ func (c *conn) leaseWait(keys [][]byte, res []leaseResult, queued int, notify ch
 	// the connection's guard protects only while pinned: keep copies, and
 	// unpin for the wait by sending what earlier pipelined commands queued.
 	for i := range res {
-		if res[i].state == leaseHit {
+		if res[i].state == lease.Hit {
 			res[i].value = bytes.Clone(res[i].value)
 		}
 	}
@@ -417,8 +215,8 @@ func (c *conn) leaseWait(keys [][]byte, res []leaseResult, queued int, notify ch
 		if r.w == nil {
 			continue
 		}
-		c.s.leases.leave(k, r.w, hungUp)
-		r.state, r.value, r.token = r.w.state, r.w.value, r.w.token
+		c.s.leases.Leave(k, r.w, hungUp)
+		r.state, r.value, r.token = r.w.Outcome()
 	}
 	if hungUp {
 		c.releaseGranted(keys, res)
@@ -428,12 +226,23 @@ func (c *conn) leaseWait(keys [][]byte, res []leaseResult, queued int, notify ch
 	return false
 }
 
+// leaveQueued takes the keys of res queued behind another holder out of
+// their queues; a lease handed over to one meanwhile is passed on.
+func (c *conn) leaveQueued(keys [][]byte, res []leaseResult) {
+	for i := range res {
+		if w := res[i].w; w != nil {
+			c.s.leases.Leave(keys[i], w, true)
+			res[i].state = lease.Miss
+		}
+	}
+}
+
 // releaseGranted passes on the leases granted to this command, which will
 // not be answered.
 func (c *conn) releaseGranted(keys [][]byte, res []leaseResult) {
 	for i, r := range res {
-		if r.state == leaseGranted {
-			c.s.leases.release(keys[i], r.token)
+		if r.state == lease.Granted {
+			c.s.leases.Release(keys[i], r.token)
 		}
 	}
 }

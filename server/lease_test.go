@@ -11,6 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/tiercache/tiercache/internal/testutil"
+	"github.com/tiercache/tiercache/lease"
+	"github.com/tiercache/tiercache/tier"
 	"go.uber.org/goleak"
 )
 
@@ -255,7 +257,8 @@ func TestLeaseErrors(t *testing.T) {
 func TestLeaseWaitersHangUp(t *testing.T) {
 	ts := startServer(t, nil)
 	obs := ts.client(t, &redis.Options{Protocol: 2})
-	if st, _ := leaseGet(t, obs, "hot", 600_000, -1); st != "lease" {
+	st, tok := leaseGet(t, obs, "hot", 600_000, -1)
+	if st != "lease" {
 		t.Fatal("no lease")
 	}
 	running := goleak.IgnoreCurrent() // the server, its cache and obs
@@ -288,11 +291,6 @@ func TestLeaseWaitersHangUp(t *testing.T) {
 		t.Errorf("goroutines left by the waiters: %v", err)
 	}
 	// The lease itself is still held by obs, and releases normally.
-	tok := func() string {
-		ts.s.leases.mu.Lock()
-		defer ts.s.leases.mu.Unlock()
-		return ts.s.leases.mu.m["hot"].token
-	}()
 	if n, _ := obs.Do(context.Background(), "LEASE.RELEASE", "hot", tok).Int(); n != 1 {
 		t.Error("the holder's lease was lost")
 	}
@@ -328,5 +326,105 @@ func TestLeaseHolderHangsUpWhileWaiting(t *testing.T) {
 	})
 	if err := obs.Set(ctx, "b", "x", 0).Err(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLeaseMax: past MaxLeases leases and waiters together, LEASE.GET and
+// LEASE.MGET that would take a lease or wait answer an error and grant
+// nothing; hits, and misses that hold nothing, are still answered.
+func TestLeaseMax(t *testing.T) {
+	ts := startServer(t, func(o *Options) { o.MaxLeases = 3 })
+	ctx := context.Background()
+	obs := ts.client(t, &redis.Options{Protocol: 2})
+	c := ts.dial(t)
+	const full = "-ERR max number of leases reached (--max-leases 3)"
+	if err := obs.Set(ctx, "h", "there", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, tokA := leaseGet(t, obs, "a", 600_000, -1)
+	_, tokB := leaseGet(t, obs, "b", 600_000, -1)
+	// A waiter counts: 2 leases and 1 waiter fill the table.
+	w := ts.client(t, &redis.Options{Protocol: 2, ReadTimeout: time.Minute})
+	got := make(chan []any, 1)
+	go func() {
+		v, _ := w.Do(ctx, "LEASE.GET", "a", 600_000, "WAIT", 60_000).Slice()
+		got <- v
+	}()
+	testutil.WaitFor(t, 30*time.Second, "the waiter", func() bool { return leaseInfo(t, obs)["lease_waiters"] == "1" })
+	for _, cmd := range []string{
+		"LEASE.GET c 1000",
+		"LEASE.GET a 1000 WAIT 100", // would wait
+		"LEASE.MGET 1000 WAIT 0 h c",
+	} {
+		if got := c.do(strings.Fields(cmd)...); got != full {
+			t.Errorf("%s at the bound = %q, want %q", cmd, got, full)
+		}
+	}
+	// Nothing held, nothing refused: a hit, and a miss without a wait.
+	if st, v := leaseGet(t, obs, "h", 1000, -1); st != "hit" || v != "there" {
+		t.Errorf("LEASE.GET of a hit at the bound = %s %v", st, v)
+	}
+	if st, _ := leaseGet(t, obs, "a", 1000, -1); st != "miss" {
+		t.Errorf("LEASE.GET of a held key without WAIT at the bound = %s, want miss", st)
+	}
+	m := leaseInfo(t, obs)
+	if m["leases_active"] != "2" || m["lease_waiters"] != "1" || m["leases_granted"] != "2" {
+		t.Errorf("refusals granted something: %v", m)
+	}
+	info, _ := obs.Info(ctx, "stats").Result()
+	for _, f := range []string{"leases_max:3", "leases_refused:3"} {
+		if !strings.Contains(info, f+"\r\n") {
+			t.Errorf("INFO stats lacks %s", f)
+		}
+	}
+
+	// With room for one more: an MGET that would take "c", wait for "a"
+	// and take "d" is refused at "d", and leaves neither "c" leased nor a
+	// second waiter on "a".
+	if n, _ := obs.Do(ctx, "LEASE.RELEASE", "b", tokB).Int(); n != 1 {
+		t.Fatal("release of b")
+	}
+	if got := c.do("LEASE.MGET", "1000", "WAIT", "60000", "c", "a", "d"); got != full {
+		t.Errorf("LEASE.MGET past the bound = %q, want %q", got, full)
+	}
+	if m := leaseInfo(t, obs); m["leases_active"] != "1" || m["lease_waiters"] != "1" {
+		t.Errorf("the refused LEASE.MGET left something held: %v", m)
+	}
+	if st, _ := leaseGet(t, obs, "c", 1000, -1); st != "lease" {
+		t.Errorf("LEASE.GET c after the refused LEASE.MGET = %s, want lease", st)
+	}
+	// The waiter queued before the bound was reached is answered as ever.
+	if err := obs.Set(ctx, "a", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v := <-got; fmt.Sprint(v) != "[hit v]" {
+		t.Errorf("the waiter got %v, want [hit v]", v)
+	}
+	if n, _ := obs.Do(ctx, "LEASE.RELEASE", "a", tokA).Int(); n != 0 {
+		t.Error("a completed lease still releases")
+	}
+}
+
+// TestLeaseSharedTable: with Options.Leases the server grants from the
+// table it is given (the one the daemon's peer server completes), whose
+// Max is MaxLeases.
+func TestLeaseSharedTable(t *testing.T) {
+	table := lease.New(lease.Options{Max: 7})
+	ts := startServer(t, func(o *Options) { o.Leases = table })
+	obs := ts.client(t, &redis.Options{Protocol: 2})
+	st, tok := leaseGet(t, obs, "k", 600_000, -1)
+	if st != "lease" {
+		t.Fatalf("LEASE.GET = %s", st)
+	}
+	if !table.Release([]byte("k"), tok.(string)) {
+		t.Error("the lease was not granted from the given table")
+	}
+	if info, _ := obs.Info(context.Background(), "stats").Result(); !strings.Contains(info, "leases_max:7\r\n") {
+		t.Errorf("INFO leases_max is not the table's Max:\n%s", info)
+	}
+	o := Options{Cache: ts.h, Models: tier.NewLocalRegistry(ts.h.Registry), Leases: table, MaxLeases: 8}
+	o.EnsureDefaults()
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "max leases 8 is not the lease table's 7") {
+		t.Errorf("Validate with a MaxLeases other than the table's: %v", err)
 	}
 }

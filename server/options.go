@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tiercache/tiercache/lease"
 	"github.com/tiercache/tiercache/tier"
 	"go.uber.org/zap"
 )
@@ -107,6 +108,19 @@ type Options struct {
 	// reserve, so the total held is at most MaxInflight + 32 MiB. Default
 	// max(4 × MaxValue, 256 MiB).
 	MaxInflight int64
+	// MaxLeases bounds the leases and waiters the server holds together
+	// (--max-leases): past it, a LEASE.GET or LEASE.MGET that would be
+	// granted a lease or wait for one answers "-ERR max number of leases
+	// reached" and grants nothing. Each costs at most lease.Bytes of memory
+	// (see LeaseMemory). Default lease.DefaultMax, 100,000 (49 MiB): room
+	// for a fleet's stampedes, whose leases their keys' owners hold,
+	// without an unbounded table.
+	MaxLeases int
+	// Leases, when set, is the lease table to use, shared with the
+	// daemon's peer server (a forwarded SET completes its leases); its Max
+	// is MaxLeases. The server closes it at Shutdown. Default: a table of
+	// its own.
+	Leases *lease.Table
 	// MaxArgs is the largest number of arguments in one command (array
 	// length). Default 1,048,576, as Redis' 1M limit on multibulk length.
 	MaxArgs int
@@ -140,6 +154,13 @@ func (o Options) InflightBytes() int64 {
 	return o.MaxInflight + smallReserve
 }
 
+// LeaseMemory is the most memory the lease table holds: MaxLeases (after
+// defaults) × lease.Bytes.
+func (o Options) LeaseMemory() int64 {
+	o.EnsureDefaults()
+	return int64(o.MaxLeases) * lease.Bytes
+}
+
 // EnsureDefaults fills in the zero fields.
 func (o *Options) EnsureDefaults() {
 	if o.MaxValue == 0 {
@@ -150,6 +171,12 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.MaxInflight == 0 {
 		o.MaxInflight = max(4*o.MaxValue, 256<<20)
+	}
+	if o.MaxLeases == 0 && o.Leases != nil {
+		o.MaxLeases = o.Leases.Max()
+	}
+	if o.MaxLeases == 0 {
+		o.MaxLeases = lease.DefaultMax
 	}
 	if o.MaxArgs == 0 {
 		o.MaxArgs = 1 << 20
@@ -185,6 +212,12 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxInflight < o.MaxValue {
 		errs = append(errs, fmt.Errorf("server: in-flight budget %d is below the max value %d", o.MaxInflight, o.MaxValue))
+	}
+	if o.MaxLeases < 0 {
+		errs = append(errs, fmt.Errorf("server: max leases %d is negative", o.MaxLeases))
+	}
+	if o.Leases != nil && o.Leases.Max() != o.MaxLeases {
+		errs = append(errs, fmt.Errorf("server: max leases %d is not the lease table's %d", o.MaxLeases, o.Leases.Max()))
 	}
 	if o.MaxArgs < 1 {
 		errs = append(errs, fmt.Errorf("server: max args %d must be at least 1", o.MaxArgs))

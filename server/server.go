@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tiercache/tiercache/lease"
 	"go.uber.org/zap"
 )
 
@@ -20,7 +21,7 @@ type Server struct {
 	opts    Options
 	budget  *budget   // in-flight argument bytes, all connections
 	cmds    *cmdStats // commands run and their latencies
-	leases  *leaseTable
+	leases  *lease.Table
 	started time.Time
 
 	ctx    context.Context // cancelled by Shutdown: interrupts budget waits
@@ -60,8 +61,11 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:    opts,
 		budget:  newBudget(opts.MaxInflight, smallCommand, smallReserve),
-		leases:  newLeaseTable(),
+		leases:  opts.Leases,
 		started: time.Now(),
+	}
+	if s.leases == nil {
+		s.leases = lease.New(lease.Options{Max: opts.MaxLeases})
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mu.listeners = make(map[net.Listener]struct{})
@@ -171,7 +175,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	if first {
 		s.cancel()
-		s.leases.close()
+		s.leases.Close()
 	}
 	done := make(chan struct{})
 	go func() {

@@ -44,6 +44,7 @@ type flagText struct {
 	modelsReplicas, threads, hugePages                     string
 	peerListen, peerAdvertise, peerPassword, peerPassFile  string
 	peerTLSCert, peerTLSKey, peerTLSCA, peerTimeout        string
+	maxLeases                                              string
 }
 
 // newFlagSet returns the flag table, with the defaults in t.
@@ -89,6 +90,7 @@ func newFlagSet(t *flagText, version *bool) *pflag.FlagSet {
 	v(&t.peerTimeout, defaultPeerTimeout.String(), "peer-timeout", "DURATION", "longest a lookup waits on a key's owner before it is a local miss; after a failure the daemon stops asking that peer until it answers a ping")
 	v(&t.metrics, "", "metrics", "ADDR", "HTTP listener with /metrics (Prometheus) and /healthz (default off)")
 	v(&t.maxClients, "10000", "max-clients", "N", "most client connections at once; more are refused")
+	v(&t.maxLeases, "100000", "max-leases", "N", "most leases and lease waiters held at once (each counts 512 bytes in the memory bound); past it LEASE.GET and LEASE.MGET answer an error")
 	v(&t.hugePages, "yes", "huge-pages", "yes|no", "yes: ask the kernel for transparent huge pages behind L1's large records, which makes filling L1 (after a restart, a flush) several times faster where page faults are dear; no: leave pages to the system's setting")
 	v(&t.threads, "auto", "threads", "N", "threads running the daemon's Go code at once (GOMAXPROCS); auto: half the CPUs (its clients run on the same host), at least 2 where there are 2")
 	v(&t.shutdown, "10s", "shutdown-timeout", "DURATION", "how long in-flight commands may run once a shutdown begins")
@@ -207,6 +209,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), environ []
 		o.PeerPassword = t.peerPassword
 	}
 	b.Int("max-clients", &o.MaxClients)
+	b.Int("max-leases", &o.MaxLeases)
 	b.Parse("threads", func(s string) error {
 		if s == "auto" {
 			o.Threads = 0

@@ -37,6 +37,7 @@ func TestFlagDefaults(t *testing.T) {
 		MemMax: 1 << 30, DiskMax: 10 << 30, MaxValue: 64 << 20, maxValueDefault: true, WritePolicy: tier.WriteThrough,
 		FlushInterval: 200 * time.Millisecond, NATS: "embedded", NATSListen: "127.0.0.1:4222",
 		ModelsBucket: "tiercache-models", ModelsReplicas: 1, NodeID: defaultNodeID(), MaxClients: 10000,
+		MaxLeases:       100_000,
 		ShutdownTimeout: 10 * time.Second, SetMemoryLimit: true, SetThreads: true, PeerTimeout: 100 * time.Millisecond,
 	}
 	o.Logger = nil
@@ -189,6 +190,8 @@ func TestFlagProblems(t *testing.T) {
 		{"node id", []string{"--node-id", "a b"}, `--node-id "a b": must not contain spaces`},
 		{"metrics addr", []string{"--metrics", "9100"}, `--metrics "9100": bad address`},
 		{"max clients", []string{"--max-clients", "0"}, `--max-clients "0": must be at least 1`},
+		{"max leases", []string{"--max-leases", "0"}, `--max-leases "0": must be at least 1`},
+		{"max leases word", []string{"--max-leases", "many"}, `--max-leases "many"`},
 		{"threads", []string{"--threads", "0"}, `--threads "0": want auto or a whole number of at least 1`},
 		{"threads word", []string{"--threads", "many"}, `--threads "many": want auto`},
 		{"log level", []string{"--log-level", "loud"}, `--log-level "loud": want debug, info, warn or error`},
@@ -323,7 +326,7 @@ func TestHelpAndVersion(t *testing.T) {
 		"disk-max", "max-value", "write-policy", "flush-interval", "nats", "nats-listen", "nats-creds", "nats-nkey", "nats-user",
 		"nats-password", "nats-tls-ca", "nats-tls-cert", "nats-tls-key", "models-bucket", "node-id", "metrics",
 		"peer-listen", "peer-advertise", "peer-password", "peer-password-file", "peer-tls-cert", "peer-tls-key", "peer-tls-ca", "peer-timeout",
-		"log-level", "log-format", "max-clients", "threads", "protected-mode", "version"} {
+		"log-level", "log-format", "max-clients", "max-leases", "threads", "protected-mode", "version"} {
 		if !strings.Contains(c.usage, "--"+f+" ") && !strings.Contains(c.usage, "--"+f+"[") {
 			t.Errorf("usage lacks --%s", f)
 		}
@@ -374,5 +377,23 @@ func TestPeerFlags(t *testing.T) {
 	o = c.opts
 	if o.PeerListen != "10.1.2.3:7000" || o.PeerTLSCert != files["cert"] || o.PeerTLSKey != files["key"] || o.PeerTLSCA != files["ca"] || o.PeerPassword != "" {
 		t.Fatalf("options from the environment %+v", o)
+	}
+}
+
+// TestFlagMaxLeases: --max-leases, from the command line or
+// TIERCACHE_MAX_LEASES, reaches the server's options and the memory bound.
+func TestFlagMaxLeases(t *testing.T) {
+	if o := mustParse(t, []string{"--max-leases", "2500"}, nil).opts; o.MaxLeases != 2500 {
+		t.Errorf("--max-leases 2500 gave %d", o.MaxLeases)
+	}
+	env := map[string]string{"TIERCACHE_MAX_LEASES": "300"}
+	if o := mustParse(t, nil, env).opts; o.MaxLeases != 300 {
+		t.Errorf("TIERCACHE_MAX_LEASES=300 gave %d", o.MaxLeases)
+	}
+	if o := mustParse(t, []string{"--max-leases=40"}, env).opts; o.MaxLeases != 40 {
+		t.Errorf("the flag lost to the environment: %d", o.MaxLeases)
+	}
+	if _, err := parseFlags(nil, envOf(map[string]string{"TIERCACHE_MAX_LEASES": "-1"}), nil); err == nil || !strings.Contains(err.Error(), "must be at least 1") {
+		t.Errorf("TIERCACHE_MAX_LEASES=-1: %v", err)
 	}
 }

@@ -48,6 +48,7 @@ func (d *daemon) openFleet() (*fleet, error) {
 		TLS:      serverTLS,
 		MaxValue: int(o.MaxValue),
 		Logger:   log,
+		Leases:   d.leases, // a forwarded SET completes the owner's lease
 	})
 	if err != nil {
 		return nil, listenErr("--peer-listen", o.PeerListen, err)

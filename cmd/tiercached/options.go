@@ -125,6 +125,9 @@ type options struct {
 	// MaxClients caps concurrent client connections (--max-clients).
 	// Default 10000.
 	MaxClients int
+	// MaxLeases bounds the leases and lease waiters held at once
+	// (--max-leases; server.Options.MaxLeases). Default 100,000.
+	MaxLeases int
 	// ShutdownTimeout bounds how long in-flight commands may run after a
 	// shutdown begins before their connections are closed
 	// (--shutdown-timeout). Default 10s.
@@ -201,6 +204,9 @@ func (o *options) EnsureDefaults() {
 	}
 	if o.MaxClients == 0 {
 		o.MaxClients = 10000
+	}
+	if o.MaxLeases == 0 {
+		o.MaxLeases = 100_000
 	}
 	if o.ShutdownTimeout == 0 {
 		o.ShutdownTimeout = 10 * time.Second
@@ -301,6 +307,9 @@ func (o *options) Validate() error {
 	}
 	if o.MaxClients < 1 {
 		ps.Addf("max-clients", "must be at least 1")
+	}
+	if o.MaxLeases < 1 {
+		ps.Addf("max-leases", "must be at least 1")
 	}
 	if o.ShutdownTimeout <= 0 {
 		ps.Addf("shutdown-timeout", "must be positive")

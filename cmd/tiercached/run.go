@@ -25,6 +25,7 @@ import (
 	"github.com/tiercache/tiercache/internal/hugepage"
 	"github.com/tiercache/tiercache/internal/metrics"
 	"github.com/tiercache/tiercache/invalidation"
+	"github.com/tiercache/tiercache/lease"
 	"github.com/tiercache/tiercache/memtier"
 	"github.com/tiercache/tiercache/server"
 	"github.com/tiercache/tiercache/tier"
@@ -46,6 +47,7 @@ type daemon struct {
 	cache    *tier.Hybrid
 	l2       *disktier.Store // the cache's L2, for its memory bound
 	fleet    *fleet          // nil outside a fleet (--peer-listen)
+	leases   *lease.Table    // the RESP server's and the peer server's
 	memBound int64           // memoryBound, as INFO memory_bound reports it
 	cluster  cluster
 	srv      *server.Server
@@ -121,6 +123,7 @@ func newDaemon(opts options) (*daemon, error) {
 
 	reg := metrics.NewRegistry()
 	reg.MustRegister(metrics.NewCollector(d.cache.Stats, d.cache.ModelStats))
+	d.leases = lease.New(lease.Options{Max: opts.MaxLeases})
 	if opts.PeerListen != "" {
 		f, err := d.openFleet()
 		if err != nil {
@@ -158,14 +161,16 @@ func newDaemon(opts options) (*daemon, error) {
 		MaxValue:    opts.MaxValue,
 		RequirePass: opts.RequirePass,
 		MaxClients:  opts.MaxClients,
+		MaxLeases:   opts.MaxLeases,
+		Leases:      d.leases,
 		Logger:      d.log.Named("server"),
 		Registerer:  reg,
 		Version:     opts.Version,
 		NodeID:      opts.NodeID,
 	}
-	d.memBound = d.memoryBound(sopts.InflightBytes())
+	d.memBound = d.memoryBound(sopts.InflightBytes(), sopts.LeaseMemory())
 	sopts.MemoryBound = d.memBound
-	d.setMemoryLimit(sopts.InflightBytes())
+	d.setMemoryLimit(sopts.InflightBytes(), sopts.LeaseMemory())
 	srv, err := server.New(sopts)
 	if err != nil {
 		return fail(fmt.Errorf("server: %w", err))
@@ -238,15 +243,15 @@ func autoThreads(cpus int) int { return min(cpus, max(2, cpus/2)) }
 
 // setMemoryLimit sets the Go heap's soft limit to the part of the memory
 // bound (see memoryBound) that lives in the Go heap: request arguments in
-// flight, L1 (its records are Go allocations), the write queue and Pebble's
-// batches, plus Pebble's block cache and memtables when Pebble allocates
+// flight, the leases, L1 (its records are Go allocations), the write queue
+// and Pebble's batches, plus Pebble's block cache and memtables when Pebble allocates
 // them there (builds without cgo). The garbage collector then works harder
 // rather than letting replaced records and freed buffers push the RSS past
 // the bound, and never runs flat out for memory the bound allows.
 // GOMEMLIMIT, when set, wins: the runtime has applied it already.
-func (d *daemon) setMemoryLimit(inflight int64) {
+func (d *daemon) setMemoryLimit(inflight, leases int64) {
 	d.memLimit = applyRuntime(d.opts.SetMemoryLimit, "GOMEMLIMIT", func() string {
-		limit := d.goMemoryLimit(inflight)
+		limit := d.goMemoryLimit(inflight) + leases
 		debug.SetMemoryLimit(limit)
 		return fmt.Sprintf("%.1fMiB", float64(limit)/(1<<20))
 	})
@@ -326,11 +331,11 @@ func poolBytes(memMax int64) int64 { return min(64<<20, max(8<<20, memMax/8)) }
 // the README (Operations, "Memory"): request arguments in flight, L1 with
 // its overhead (1.15 × --mem-max, as tier.GoMemoryLimit), the write queue,
 // the recycled value buffers (poolBytes), Pebble's memory for batches as
-// large as the flusher makes, and 64 MiB for the runtime, connections and
-// everything else.
-func (d *daemon) memoryBound(inflight int64) int64 {
+// large as the flusher makes, the leases (--max-leases × lease.Bytes)
+// and 64 MiB for the runtime, connections and everything else.
+func (d *daemon) memoryBound(inflight, leases int64) int64 {
 	pending, batch := d.cache.QueueLimits()
-	return inflight + d.opts.MemMax*115/100 + pending + d.cache.Buffers().MaxBytes() + d.l2.MemoryBound(max(batch, d.opts.MaxValue)) + 64<<20
+	return inflight + leases + d.opts.MemMax*115/100 + pending + d.cache.Buffers().MaxBytes() + d.l2.MemoryBound(max(batch, d.opts.MaxValue)) + 64<<20
 }
 
 // diskLine logs a line of the disk tier. Its Logger hook has no levels:
