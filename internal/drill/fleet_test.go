@@ -41,12 +41,20 @@ func fleetDaemon(t testing.TB, name, url string, extra ...string) *daemon {
 	return modelDaemon(t, name, url, append([]string{"--peer-listen", "127.0.0.1:0"}, extra...)...)
 }
 
-// waitPeersLive waits until every daemon of ds sees live other members.
+// waitPeersLive waits until every daemon of ds counts live other members
+// (INFO peers_live: members whose breaker is closed).
 func waitPeersLive(t testing.TB, live int64, ds ...*daemon) {
 	t.Helper()
+	waitPeersField(t, "peers_live", live, ds...)
+}
+
+// waitPeersField waits until INFO field (peers or peers_live) is n on
+// every daemon of ds.
+func waitPeersField(t testing.TB, field string, n int64, ds ...*daemon) {
+	t.Helper()
 	for _, d := range ds {
-		waitFor(t, 30*time.Second, fmt.Sprintf("%s to see %d live peers", d.name, live), func() bool {
-			return d.infoInt("peers_live") == live
+		waitFor(t, time.Minute, fmt.Sprintf("%s to count %s %d", d.name, field, n), func() bool {
+			return d.infoInt(field) == n
 		})
 	}
 }
@@ -398,5 +406,112 @@ func TestDrillFleetFencing(t *testing.T) {
 		done, time.Since(start).Round(time.Millisecond), l.summary(), hits, fenced, sumInfo(t, "peer_sets_forwarded", all...))
 	if hits == 0 {
 		t.Errorf("no peer hits: the drill did not exercise peer fill")
+	}
+}
+
+// ownedKey returns a key made of prefix that ring gives to id.
+func ownedKey(t testing.TB, ring *peer.Ring, id, prefix string) string {
+	t.Helper()
+	for i := range 10000 {
+		k := fmt.Sprintf("%s:%d", prefix, i)
+		if m, _ := ring.Owner([]byte(k)); m.ID == id {
+			return k
+		}
+	}
+	t.Fatalf("no key of %s", id)
+	return ""
+}
+
+// TestDrillFleetOwnerKill: three daemons (--peer-timeout 200ms) under the
+// fleet load, a third of whose keys each owns; one is killed with
+// SIGKILL. The others' clients get no error (a miss is fine) and no stale
+// read, and no GET that starts after the kill takes longer than
+// --peer-timeout + 5 ms (the bound is after the breaker opens;
+// the drill holds every GET from the kill on to it, the one that opens
+// the breaker included). A rollout happens while the daemon is dead. The
+// daemon restarted on its data directory rejoins (the others count two
+// live peers again) and serves from its L2 a key it owned and stored
+// before the kill, which no other daemon ever read.
+func TestDrillFleetOwnerKill(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	bound := timeout + 5*time.Millisecond
+	ns := newNATSServer(t, nil)
+	extra := []string{"--peer-timeout", timeout.String(), "--write-policy", "through", "--flush-interval", "100ms"}
+	a := fleetDaemon(t, "node-a", ns.url(), extra...)
+	b := fleetDaemon(t, "node-b", ns.url(), extra...)
+	c := fleetDaemon(t, "node-c", ns.url(), extra...)
+	all := []*daemon{a, b, c}
+	waitPeersLive(t, 2, all...)
+	ctx := context.Background()
+	reads := func(s *fleetStats) int64 { return s.reads.Load() }
+	start := time.Now()
+
+	l := newFleetLoad(t, 90, 2, 3, all...)
+	l.rollout(1, a, all...)
+	l.waitGrow("GETs", 300, reads)
+
+	// The witness: a key node-c owns, written there only, never read
+	// before the kill, and on disk (write-through) when it happens.
+	witness := ownedKey(t, fleetRing(all...), c.name, "witness")
+	want := NewValue([]byte(witness), 1, 4096)
+	if err := c.admin.Set(ctx, witness, want, 0).Err(); err != nil {
+		t.Fatalf("SET %s on %s: %v", witness, c.name, err)
+	}
+	l.rollout(2, b, all...)
+	l.waitGrow("GETs", 300, reads)
+	waitFor(t, 30*time.Second, c.name+"'s writes to reach its L2", func() bool { return c.infoInt("pending_write_bytes") == 0 })
+
+	failures := func() int64 { return sumInfo(t, "peer_errors", a, b) + sumInfo(t, "peer_timeouts", a, b) }
+	failedBefore := failures()
+	l.dies(c)
+	killed := c.kill()
+	l.since.Store(killed.UnixNano())
+	l.halt(c)
+	waitPeersLive(t, 1, a, b) // their breakers opened
+	breaker := time.Since(killed)
+	waitPeersField(t, "peers", 1, a, b) // its member entry expired: its keys moved
+	gone := time.Since(killed)
+	l.waitGrow("GETs", 300, reads)
+	l.rollout(3, a, a, b)
+	l.waitGrow("GETs", 300, reads)
+	l.since.Store(1 << 62) // the restart is not part of the measure
+	failed := failures() - failedBefore
+	down := time.Since(killed)
+
+	c.start()
+	waitPeersField(t, "peers", 2, all...)
+	waitPeersLive(t, 2, all...)
+	rejoined := time.Since(killed) - down
+	got, err := a.admin.Get(ctx, witness).Bytes()
+	if err != nil {
+		t.Errorf("GET %s on %s after %s's restart: %v; want the value %s stored before the kill", witness, a.name, c.name, err, c.name)
+	} else if seq, err := CheckValue([]byte(witness), got); err != nil || seq != 1 {
+		t.Errorf("GET %s on %s after %s's restart: write %d, %v; want write 1", witness, a.name, c.name, seq, err)
+	}
+	l.run(c)
+	l.rollout(4, c, all...)
+	l.waitGrow("GETs", 300, reads)
+	l.stop()
+
+	lats := l.lats
+	slices.Sort(lats)
+	var slow int
+	for _, d := range lats {
+		if d > bound {
+			slow++
+		}
+	}
+	var p99, slowest time.Duration
+	if n := len(lats); n > 0 {
+		p99, slowest = lats[n*99/100], lats[n-1]
+	}
+	t.Logf("fleet owner-kill drill in %v: %s killed after %v, the others' breakers open %v later, its member entry gone %v later, restarted after %v (rejoined in %v); %d peer failures (errors and timeouts) on the others; %d GETs started after the kill while it was down: p99 %v, slowest %v, %d slower than %v; the witness key was served from its L2; %s; peer_hits %d",
+		time.Since(start).Round(time.Millisecond), c.name, killed.Sub(start).Round(time.Millisecond), breaker.Round(time.Millisecond), gone.Round(time.Millisecond),
+		down.Round(time.Millisecond), rejoined.Round(time.Millisecond), failed, len(lats), p99, slowest, slow, bound, l.summary(), sumInfo(t, "peer_hits", all...))
+	if slow > 0 {
+		t.Errorf("%d GETs after the kill took longer than --peer-timeout + 5ms (%v); the slowest %v", slow, bound, slowest)
+	}
+	if len(lats) == 0 {
+		t.Errorf("no GET measured after the kill")
 	}
 }
