@@ -61,6 +61,20 @@
 //     their own {clip@v1} entries (the stopped one once it has replayed
 //     the rollout, before its first answer) and answer nil for the others,
 //     and still do after a restart.
+//   - TestDrillFleetFencing: three daemons as a fleet cache
+//     (--peer-listen) serve peer-filled GETs and SETs of {clip} keys while
+//     clip is rolled out 200 times; no reader gets a value of a version
+//     older than its daemon reported by MODEL.GET before the GET, and
+//     peer_hits > 0. Without tier.Hybrid.Fill's tag check it fails within
+//     its first rollouts.
+//   - TestDrillFleetOwnerKill: a member of a three-daemon fleet
+//     (--peer-timeout 200ms) killed with SIGKILL under load: the others'
+//     clients get no error and no stale read, and no GET after the kill
+//     takes over --peer-timeout + 5 ms; restarted, it rejoins and serves
+//     a key it owned from its L2.
+//   - TestDrillSIGKILL, TestDrillNATSDown and TestDrillFirstRollout also
+//     run with peer fill on (subtests peer=on; the SIGKILL one, a fleet of
+//     one, with 2 cycles, long: 20).
 //   - TestDrillFlood: 5,000 connections at once, then (with them open) 40
 //     clients × 16 MiB values (long: 200 × 64 MiB) streamed by raw RESP
 //     writers at once, while a probe does SET/GET of small keys. The

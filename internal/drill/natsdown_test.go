@@ -29,12 +29,30 @@ import (
 // "tierctl rollout --wait", whose barrier must hold. No checker ever sees a
 // stale answer.
 
+// It runs twice: with the daemons' caches private, and as a fleet cache
+// (--peer-listen), whose members fill each other's misses meanwhile.
 func TestDrillNATSDown(t *testing.T) {
+	for _, m := range peerModes {
+		t.Run(m.name, func(t *testing.T) { drillNATSDown(t, m.args...) })
+	}
+}
+
+// peerModes are the ways the drills that run several daemons on one NATS
+// server run them: private caches, and a fleet cache.
+var peerModes = []struct {
+	name string
+	args []string
+}{
+	{"peer=off", nil},
+	{"peer=on", []string{"--peer-listen", "127.0.0.1:0"}},
+}
+
+func drillNATSDown(t *testing.T, extra ...string) {
 	outage := size(3*time.Second, 30*time.Second)
 	ns := newNATSServer(t, nil)
-	a := modelDaemon(t, "node-a", ns.url())
-	b := modelDaemon(t, "node-b", ns.url())
-	c := modelDaemon(t, "node-c", ns.url())
+	a := modelDaemon(t, "node-a", ns.url(), extra...)
+	b := modelDaemon(t, "node-b", ns.url(), extra...)
+	c := modelDaemon(t, "node-c", ns.url(), extra...)
 	all := []*daemon{a, b, c}
 	ctx := context.Background()
 
@@ -128,6 +146,9 @@ func TestDrillNATSDown(t *testing.T) {
 	load.stop()
 	t.Logf("NATS-down drill: NATS down %v; %d rollouts refused while down (slowest refusal %v), versions unchanged; daemons reconnected %v after NATS returned; rollouts v3 (MODEL.ROLLOUT) and v4 (tierctl --wait) applied everywhere; %s",
 		outage, refused, slowest.Round(time.Millisecond), reconnected.Round(time.Millisecond), load.summary())
+	if len(extra) > 0 {
+		t.Logf("fleet cache: peer_hits %d, peer_fenced %d, peer_sets_forwarded %d", sumInfo(t, "peer_hits", all...), sumInfo(t, "peer_fenced", all...), sumInfo(t, "peer_sets_forwarded", all...))
+	}
 }
 
 // waitMembers waits until the members bucket lists want live daemons, and

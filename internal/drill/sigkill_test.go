@@ -121,11 +121,22 @@ type killStats struct {
 	oldestGone    time.Duration // the longest before a kill that an acknowledged write that was gone had been acknowledged
 }
 
+// TestDrillSIGKILL runs the drill twice: alone (--nats off), and as the
+// only member of a fleet cache (NATS and --peer-listen on; fewer cycles),
+// so that peer fill's wiring (its port, its member entry, which outlives
+// the kill) is killed and restarted with it.
 func TestDrillSIGKILL(t *testing.T) {
-	cycles := size(5, 50)
-	d := newDaemon(t, "kill", "",
-		"--nats", "off", "--write-policy", "through", "--flush-interval", killFlush.String(),
-		"--mem-max", "32MiB", "--disk-max", "4GiB", "--max-value", "1MiB")
+	t.Run("peer=off", func(t *testing.T) { drillSIGKILL(t, size(5, 50), "--nats", "off") })
+	t.Run("peer=on", func(t *testing.T) {
+		ns := newNATSServer(t, nil)
+		drillSIGKILL(t, size(2, 20), "--nats", ns.url(), "--peer-listen", "127.0.0.1:0")
+	})
+}
+
+func drillSIGKILL(t *testing.T, cycles int, mode ...string) {
+	d := newDaemon(t, "kill", "", append(mode,
+		"--write-policy", "through", "--flush-interval", killFlush.String(),
+		"--mem-max", "32MiB", "--disk-max", "4GiB", "--max-value", "1MiB")...)
 	keys := make([][]*killKey, killWorkers)
 	for w := range keys {
 		for i := range killKeysPerWorker {
