@@ -97,10 +97,12 @@ func (c *Cache) SetWith(key, value []byte, a tier.SetArgs) (tier.SetResult, erro
 	return res, nil
 }
 
-// Remove deletes key here and, when another member owns it, at the owner
-// in the background. It reports whether this cache had a live value: the
-// owner's answer is not waited for. Near copies on third members live
-// until evicted (a delete is not a fleet-wide invalidation).
+// Remove deletes key here and, when another member owns it, at the owner,
+// waiting for the owner's answer at most the peer timeout (see
+// Client.ForwardDelete): a GET here right after it does not find the
+// owner's old copy. It reports whether this cache had a live value. Near
+// copies on third members live until evicted (a delete is not a
+// fleet-wide invalidation).
 func (c *Cache) Remove(key []byte) (bool, error) {
 	ok, err := c.Hybrid.Remove(key)
 	c.client.ForwardDelete(key)
@@ -108,7 +110,7 @@ func (c *Cache) Remove(key []byte) (bool, error) {
 }
 
 // Expire sets or removes key's expiry here and, when another member owns
-// it, at the owner in the background. It reports what this cache did.
+// it, at the owner, waiting as Remove does. It reports what this cache did.
 func (c *Cache) Expire(key []byte, expireAt int64, cond tier.ExpireCond) (bool, error) {
 	ok, err := c.Hybrid.Expire(key, expireAt, cond)
 	c.client.ForwardExpire(key, expireAt, cond)

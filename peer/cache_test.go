@@ -146,3 +146,26 @@ func TestCacheForward(t *testing.T) {
 		t.Fatalf("the delete did not reach the owner: %v", err)
 	}
 }
+
+// A DEL of a key another member owns is answered once the owner has
+// deleted its copy too (within the peer timeout), and lands after the SETs
+// of the key forwarded before it: a GET on the same member right after it
+// is a miss, never the owner's old copy.
+func TestCacheReadYourDelete(t *testing.T) {
+	d := newDuo(t)
+	for i := range 50 {
+		k := keyOf(t, d.ring, "a", "del"+string(rune('A'+i%26))+string(rune('a'+i/26)))
+		if _, err := d.b.SetWith(k, []byte("v"), tier.SetArgs{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.b.Remove(k); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := d.b.Get(k); !errors.Is(err, tier.ErrNotFound) {
+			t.Fatalf("GET %q right after its DEL: %q, %v; want a miss", k, r.Value(), err)
+		}
+	}
+	if st := d.b.PeerStats(); st.UpdatesForwarded != 50 {
+		t.Fatalf("b's peer stats %+v: want the 50 deletes answered by the owner when DEL returned", st)
+	}
+}

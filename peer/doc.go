@@ -34,9 +34,12 @@
 // millisecond, while a miss costs the caller a computation of tens of
 // milliseconds or more). Concurrent Gets of one key make one request
 // (singleflight). Forward, ForwardDelete and ForwardExpire send this
-// daemon's writes of a key to its owner in the background through a
-// bounded queue (ClientOptions.QueueBytes): they return at once, and
-// what the queue cannot take is dropped and counted. Stats has the
+// daemon's writes of a key to its owner through one ordered, bounded
+// queue per peer (ClientOptions.QueueBytes); what the queue cannot take
+// is dropped and counted. Forward returns at once; ForwardDelete and
+// ForwardExpire wait for the owner's answer, at most Timeout, so that a
+// lookup on this daemon right after a DEL does not find the owner's old
+// copy. Stats has the
 // counters of INFO's # Peers section; the server's bytes are in
 // ServerStats.
 //

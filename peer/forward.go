@@ -30,28 +30,50 @@ func (c *Client) Forward(key, value []byte, expireAt int64, tag string) bool {
 		}
 		return false
 	}
-	return c.enqueue(key, true, n, func(b []byte) []byte { return appendSet(b, key, value, expireAt, tag) })
+	return c.enqueue(key, true, n, func(b []byte) []byte { return appendSet(b, key, value, expireAt, tag) }, nil)
 }
 
-// ForwardDelete deletes key at its owner in the background, when another
-// member owns it, and reports whether it was queued. It deletes the
-// owner's copy only: near copies other daemons keep live until evicted
-// (a delete is not a fleet-wide invalidation; a rollout is).
+// ForwardDelete deletes key at its owner, when another member owns it, and
+// reports whether it was queued. It goes through the same ordered queue as
+// Forward (so it lands after the SETs of key forwarded before it) and then
+// waits for the owner's answer, at most Timeout: a lookup of key on this
+// daemon right after it does not find the owner's old copy, unless the
+// owner was slower than that. It deletes the owner's copy only: near
+// copies other daemons keep live until evicted (a delete is not a
+// fleet-wide invalidation; a rollout is).
 func (c *Client) ForwardDelete(key []byte) bool {
-	return c.enqueue(key, false, frameHeader+len(key), func(b []byte) []byte { return appendKeyOp(b, opDelete, key) })
+	return c.enqueueWait(key, frameHeader+len(key), func(b []byte) []byte { return appendKeyOp(b, opDelete, key) })
 }
 
-// ForwardExpire sets key's expiry at its owner in the background, when
-// another member owns it, as tier.Hybrid.Expire does with expireAt (Unix
-// ms, 0: none) and cond, and reports whether it was queued.
+// ForwardExpire sets key's expiry at its owner, when another member owns
+// it, as tier.Hybrid.Expire does with expireAt (Unix ms, 0: none) and
+// cond, and reports whether it was queued; it waits for the owner's answer
+// as ForwardDelete does.
 func (c *Client) ForwardExpire(key []byte, expireAt int64, cond tier.ExpireCond) bool {
-	return c.enqueue(key, false, frameHeader+9+len(key), func(b []byte) []byte { return appendExpire(b, key, expireAt, byte(cond)) })
+	return c.enqueueWait(key, frameHeader+9+len(key), func(b []byte) []byte { return appendExpire(b, key, expireAt, byte(cond)) })
+}
+
+// enqueueWait queues an update (not a SET) and waits until it is settled
+// (answered, or dropped) or Timeout has passed.
+func (c *Client) enqueueWait(key []byte, n int, build func([]byte) []byte) bool {
+	done := make(chan struct{})
+	if !c.enqueue(key, false, n, build, done) {
+		return false
+	}
+	t := time.NewTimer(c.opts.Timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+	return true
 }
 
 // enqueue queues the write of n bytes that build encodes for key's
 // owner, if it fits in QueueBytes (a write larger than QueueBytes fits
-// an empty queue) and the owner's breaker is closed.
-func (c *Client) enqueue(key []byte, set bool, n int, build func([]byte) []byte) bool {
+// an empty queue) and the owner's breaker is closed. done, if not nil, is
+// closed once the write is settled.
+func (c *Client) enqueue(key []byte, set bool, n int, build func([]byte) []byte, done chan struct{}) bool {
 	r := c.remoteFor(key)
 	if r == nil {
 		return false
@@ -60,7 +82,7 @@ func (c *Client) enqueue(key []byte, set bool, n int, build func([]byte) []byte)
 		c.dropped(set, 1)
 		return false
 	}
-	f := forward{frame: build(make([]byte, 0, n)), set: set}
+	f := forward{frame: build(make([]byte, 0, n)), set: set, done: done}
 	r.mu.Lock()
 	if r.mu.closed {
 		r.mu.Unlock()
@@ -129,6 +151,9 @@ func (r *remote) settle(batch []forward, replies []byte) {
 	st := &r.c.stats
 	for i, f := range batch {
 		r.c.queued.Add(-int64(len(f.frame)))
+		if f.done != nil {
+			defer close(f.done) // once counted
+		}
 		switch {
 		case i >= len(replies):
 			r.c.dropped(f.set, 1)

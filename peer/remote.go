@@ -49,7 +49,8 @@ type remote struct {
 // forward is one forwarded write, as the frame that carries it.
 type forward struct {
 	frame []byte
-	set   bool // a SET, not a delete or an expiry
+	set   bool          // a SET, not a delete or an expiry
+	done  chan struct{} // if not nil, closed once the write is settled
 }
 
 // clientConn is one connection to a peer, authenticated.
