@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"syscall"
 	"time"
 
 	"github.com/tiercache/tiercache/lease"
+	"github.com/tiercache/tiercache/tier"
 )
 
 // Leases protect a key against stampedes (package lease holds the table):
@@ -18,6 +20,20 @@ import (
 // (watchHangup), so that its place in the queue, and any lease it was
 // handed, pass on at once. SET and MSET complete a key's lease
 // (lease.Table.Complete) after a successful store.
+
+// Leaser takes LEASE.GET and LEASE.MGET of the keys another fleet member
+// owns at that owner, so that one member computes each key for the whole
+// fleet; *peer.Cache implements it. LeaseRemote tells which keys it
+// takes. Lease answers them, an answer lease.Unreachable meaning that
+// the owner could not be asked (the lease is then taken here); a
+// *lease.FullError is the owner's refusal at its bound. ReleaseLease
+// releases a token another member granted, and reports remote false for
+// a token no member granted.
+type Leaser interface {
+	LeaseRemote(key []byte) bool
+	Lease(ctx context.Context, keys [][]byte, ttl, wait time.Duration) ([]lease.Answer, error)
+	ReleaseLease(key []byte, token string) (released, remote bool)
+}
 
 // leaseMs parses a lease TTL or WAIT in milliseconds; ttl must be > 0.
 func leaseMs(b []byte, positive bool) (time.Duration, bool) {
@@ -75,7 +91,11 @@ func cmdLeaseMget(c *conn, args [][]byte) bool {
 
 // LEASE.RELEASE key token
 func cmdLeaseRelease(c *conn, args [][]byte) bool {
-	if c.s.leases.Release(args[1], string(args[2])) {
+	released := c.s.leases.Release(args[1], string(args[2]))
+	if l := c.s.opts.Leaser; !released && l != nil {
+		released, _ = l.ReleaseLease(args[1], string(args[2]))
+	}
+	if released {
 		c.w.int(1)
 	} else {
 		c.w.int(0)
@@ -92,6 +112,13 @@ func (c *conn) leaseRun(keys [][]byte, ttl, wait time.Duration, multi bool) (qui
 			return false
 		}
 	}
+	if l := c.s.opts.Leaser; l != nil {
+		for _, k := range keys {
+			if l.LeaseRemote(k) {
+				return c.fleetLeaseRun(l, keys, ttl, wait, multi)
+			}
+		}
+	}
 	ctx, cancel := context.WithCancel(c.s.ctx)
 	defer cancel()
 	w := c.waiter(cancel)
@@ -106,6 +133,108 @@ func (c *conn) leaseRun(keys [][]byte, ttl, wait time.Duration, multi bool) (qui
 	}
 	c.leaseReply(ans, multi)
 	return false
+}
+
+// fleetLeaseRun is leaseRun for keys of which some are owned by other
+// members: those go to their owners (Leaser.Lease) while the others are
+// taken here, concurrently; a key whose owner could not be asked is then
+// taken here. The connection pauses first (its values are copied as they
+// are found), as both sides may wait.
+func (c *conn) fleetLeaseRun(l Leaser, keys [][]byte, ttl, wait time.Duration, multi bool) (quit bool) {
+	ctx, cancel := context.WithCancel(c.s.ctx)
+	defer cancel()
+	w := c.waiter(cancel)
+	if err := w.pause(); err != nil {
+		w.end(true)
+		return true
+	}
+	var local, remote []int
+	var rkeys [][]byte
+	for i, k := range keys {
+		if l.LeaseRemote(k) {
+			remote = append(remote, i)
+			rkeys = append(rkeys, k)
+		} else {
+			local = append(local, i)
+		}
+	}
+	type remoteResult struct {
+		ans []lease.Answer
+		err error
+	}
+	rc := make(chan remoteResult, 1)
+	go func() {
+		ans, err := l.Lease(ctx, rkeys, ttl, wait)
+		rc <- remoteResult{ans, err}
+	}()
+	ans := make([]lease.Answer, len(keys))
+	lerr := c.localLeases(ctx, keys, local, ans, ttl, wait)
+	if lerr != nil {
+		cancel() // the owners pass on what they granted
+	}
+	rr := <-rc
+	var retry []int
+	if rr.err == nil && lerr == nil {
+		for j, i := range remote {
+			if ans[i] = rr.ans[j]; ans[i].State == lease.Unreachable {
+				retry = append(retry, i)
+			}
+		}
+		lerr = c.localLeases(ctx, keys, retry, ans, ttl, wait)
+	}
+	abandoned := w.hungUp || c.s.ctx.Err() != nil || (ctx.Err() != nil && lerr == nil && rr.err == nil)
+	err := cmpErr(lerr, rr.err)
+	if err != nil || abandoned {
+		for i, a := range ans {
+			if a.State == lease.Granted {
+				if !c.s.leases.Release(keys[i], a.Token) {
+					l.ReleaseLease(keys[i], a.Token)
+				}
+			}
+		}
+	}
+	w.end(abandoned || w.hungUp)
+	if abandoned || errors.Is(err, context.Canceled) {
+		return true
+	}
+	if err != nil {
+		return c.leaseErr(err)
+	}
+	c.leaseReply(ans, multi)
+	return false
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// localLeases takes the leases of keys[idx] from the local table, into
+// ans, with lookups whose records are copied (the connection is paused).
+func (c *conn) localLeases(ctx context.Context, keys [][]byte, idx []int, ans []lease.Answer, ttl, wait time.Duration) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	sub := make([][]byte, len(idx))
+	for j, i := range idx {
+		sub[j] = keys[i]
+	}
+	lookup := func(k []byte) (tier.Record, error) {
+		c.guard.Pin()
+		defer c.guard.Unpin()
+		r, err := c.s.opts.Cache.Get(k)
+		return slices.Clone(r), err
+	}
+	got, err := c.s.leases.Get(ctx, sub, ttl, wait, lookup, nil)
+	if err != nil {
+		return err
+	}
+	for j, i := range idx {
+		ans[i] = got[j]
+	}
+	return nil
 }
 
 // leaseErr answers a LEASE.GET or LEASE.MGET that failed with err.
