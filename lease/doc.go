@@ -18,6 +18,11 @@
 // notify channel; Leave takes it out of its queue when its caller stops
 // waiting, and its Outcome is final from then on.
 //
+// Get is LEASE.GET and LEASE.MGET on top of these, for both servers: the
+// lookup, the grant, the second lookup after a grant (a SET may have
+// landed in between), and the wait, which ends early when the caller's
+// context is done (its client hung up: what it holds is passed on).
+//
 // # Invariants
 //
 //   - A key has at most one lease; a token holds it until Complete,

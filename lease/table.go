@@ -69,6 +69,10 @@ const (
 	Hit                  // the key was completed with a value
 	Granted              // the lease was handed over to the waiter
 	Miss                 // it left the queue with neither
+	// Unreachable is a fleet's answer for a key whose owner did not
+	// answer (package peer): its lease is then taken locally. A Table
+	// never gives it.
+	Unreachable
 )
 
 // Waiter is one key of one waiting caller. Its fields other than notify

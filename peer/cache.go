@@ -1,8 +1,12 @@
 package peer
 
 import (
+	"context"
 	"errors"
 	"sync/atomic"
+	"time"
+
+	"github.com/tiercache/tiercache/lease"
 
 	"github.com/tiercache/tiercache/tier"
 )
@@ -127,4 +131,47 @@ func (c *Cache) PeerStats() Stats {
 	st.Misses += fenced
 	st.Hits = served
 	return st
+}
+
+// LeaseRemote reports whether key's lease is taken at its owner, another
+// member whose breaker is closed (Client.LeaseRemote).
+func (c *Cache) LeaseRemote(key []byte) bool { return c.client.LeaseRemote(key) }
+
+// Lease takes keys' leases at their owners (Client.Lease). A hit is
+// served only if the fencing rule lets this cache serve the owner's
+// record (tier.Hybrid.Fill, which may keep it as a near copy); one it
+// refuses is Unreachable, as are keys whose owner did not answer: their
+// leases are taken locally.
+func (c *Cache) Lease(ctx context.Context, keys [][]byte, ttl, wait time.Duration) ([]lease.Answer, error) {
+	seqs := make([]uint64, len(keys))
+	for i, k := range keys {
+		seqs[i] = c.Hybrid.WriteSeq(k)
+	}
+	ans, err := c.client.Lease(ctx, keys, ttl, wait)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ans {
+		a := &ans[i]
+		if a.State != lease.Hit {
+			continue
+		}
+		fr, err := c.Hybrid.Fill(keys[i], a.Record, seqs[i], c.Keep(keys[i], a.Record))
+		if err != nil {
+			if errors.Is(err, tier.ErrNotFound) {
+				c.fenced.Add(1)
+			}
+			*a = lease.Answer{State: lease.Unreachable}
+			continue
+		}
+		c.served.Add(1)
+		a.Record, a.Value = fr, fr.Value()
+	}
+	return ans, nil
+}
+
+// ReleaseLease releases a lease another member granted
+// (Client.ReleaseLease).
+func (c *Cache) ReleaseLease(key []byte, token string) (released, remote bool) {
+	return c.client.ReleaseLease(key, token)
 }

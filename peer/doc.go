@@ -142,8 +142,22 @@
 //     holds at most QueueBytes of forwarded writes (one write larger than
 //     that when the queue is empty) and, for each Get in flight, the
 //     record it reads.
-//   - Leases at the owner are not here yet: requests 0x10-0x1f are kept
-//     for them (protocol.go), and serverConn.handle is where they go. A lease
-//     request may wait, so the client will send it on a connection of its
-//     own.
+//   - Leases at the owner. Client.Lease takes LEASE.GET/LEASE.MGET of
+//     keys another member owns at that owner (opLeaseGet; the owner runs
+//     lease.Table.Get with its Store's PeerGet), one request per owner,
+//     on a lease pool of its own per peer (MaxLeaseConns, default 256,
+//     MaxConns kept idle), since a request waits up to its WAIT. A hit
+//     carries the owner's record, fenced by the requester like a Get's.
+//     An owner whose breaker is open, that fails, or that does not answer
+//     within Timeout plus WAIT is Unreachable: the caller takes the lease
+//     locally, so during an owner's failure a key may be computed once
+//     more. Tokens are the owner's with "@" and its member id, so that a
+//     release (opLeaseRelease) reaches the member that granted it. The
+//     holder's SET completes the lease when it reaches the owner as a
+//     forwarded SET (ServerOptions.Leases): a forwarded SET dropped (queue
+//     full, breaker open) leaves the lease held at the owner until its
+//     TTL, and its waiters are answered a miss at their WAIT, or the lease
+//     at its TTL. A requester that goes away mid-wait closes its lease
+//     connection: the owner sees the read end and passes on what the
+//     request held.
 package peer

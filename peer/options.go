@@ -178,6 +178,12 @@ type ClientOptions struct {
 	// MaxConns bounds the connections to one peer; a Get that finds them
 	// all busy waits for one, within its Timeout. Default 16.
 	MaxConns int
+	// MaxLeaseConns bounds the connections to one peer that carry lease
+	// requests (LEASE.GET taken at the owner), which wait up to their
+	// WAIT, so each holds one; a lease request that finds them all busy
+	// is taken locally. At most MaxConns of them are kept idle. Default
+	// 256.
+	MaxLeaseConns int
 	// QueueBytes bounds the bytes of forwarded writes waiting to be sent,
 	// across peers; a write that does not fit is dropped and counted. A
 	// write larger than QueueBytes is queued only when nothing else is.
@@ -211,6 +217,9 @@ func (o *ClientOptions) EnsureDefaults() *ClientOptions {
 	}
 	if o.MaxConns == 0 {
 		o.MaxConns = 16
+	}
+	if o.MaxLeaseConns == 0 {
+		o.MaxLeaseConns = 256
 	}
 	if o.QueueBytes == 0 {
 		o.QueueBytes = 64 << 20
@@ -254,6 +263,9 @@ func (o *ClientOptions) Validate() error {
 	}
 	if o.MaxConns < 1 {
 		p.add("MaxConns %d is below 1", o.MaxConns)
+	}
+	if o.MaxLeaseConns < 1 {
+		p.add("MaxLeaseConns %d is below 1", o.MaxLeaseConns)
 	}
 	if o.QueueBytes < 0 {
 		p.add("QueueBytes %d is negative", o.QueueBytes)

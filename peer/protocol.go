@@ -32,10 +32,18 @@ import (
 //	          tag[T], key[K], value
 //	opDelete  key                                -> u8 1 if the key had a value
 //	opExpire  u64 expireAt, u8 cond, key         -> u8 1 if the expiry changed
+//	opLeaseGet u64 ttlMs, u64 waitMs, u32 n,     -> n answers, in order:
+//	          n × (u32 K, key[K])                   u8 leaseHit, u32 R, the record[R];
+//	                                                u8 leaseGranted, u16 T, token[T];
+//	                                                or u8 leaseMiss
+//	opLeaseRelease u16 T, token[T], key          -> u8 1 if the token held the lease
 //
 // opGet answers stNotFound for an absent key, opSet stStale for a value
-// whose tag is not the owner's version of its model (see Server). Any
-// request may be answered stError with a message.
+// whose tag is not the owner's version of its model (see Server).
+// opLeaseGet answers stStale for a {MODEL@X}… key the owner's registry
+// holds stale (no lease for a value that could not be stored), and
+// stFull, with the bound as a u64, when the owner's lease table is full.
+// Any request may be answered stError with a message.
 const protocolVersion = 1
 
 // Requests. The numbers are the protocol: never reuse one.
@@ -46,10 +54,19 @@ const (
 	opSet    = 4
 	opDelete = 5
 	opExpire = 6
-	// 0x10-0x1f are reserved for leases at the owner (LEASE.GET taken at
-	// the key's owner, its waiters woken by the SET that reaches it). A
-	// lease request may wait: the client will send it on a connection of
-	// its own, so that the replies pipelined behind it are not delayed.
+	// 0x10-0x1f are leases at the owner (LEASE.GET taken at the key's
+	// owner, its waiters woken by the SET that reaches it). A lease
+	// request may wait: the client sends it on a connection of its own,
+	// so that the replies pipelined behind it are not delayed.
+	opLeaseGet     = 0x10
+	opLeaseRelease = 0x11
+)
+
+// An opLeaseGet answer's kinds.
+const (
+	leaseHit     = 0
+	leaseGranted = 1
+	leaseMiss    = 2
 )
 
 // Reply statuses.
@@ -58,6 +75,7 @@ const (
 	stNotFound = 1
 	stStale    = 2
 	stError    = 3
+	stFull     = 4 // opLeaseGet: the owner's lease table is at its bound
 )
 
 // Frame limits.
@@ -185,4 +203,79 @@ func appendKeyOp(b []byte, op byte, key []byte) []byte {
 	putHeader(h[:], op, len(key))
 	b = append(b, h[:]...)
 	return append(b, key...)
+}
+
+// leaseGetFixed is the size of an opLeaseGet body's fixed fields.
+const leaseGetFixed = 8 + 8 + 4
+
+// appendLeaseGet appends the frame of a lease request for keys.
+func appendLeaseGet(b []byte, keys [][]byte, ttlMs, waitMs int64) []byte {
+	n := leaseGetFixed
+	for _, k := range keys {
+		n += 4 + len(k)
+	}
+	var h [frameHeader]byte
+	putHeader(h[:], opLeaseGet, n)
+	b = append(b, h[:]...)
+	b = binary.LittleEndian.AppendUint64(b, uint64(ttlMs))
+	b = binary.LittleEndian.AppendUint64(b, uint64(waitMs))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(keys)))
+	for _, k := range keys {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(k)))
+		b = append(b, k...)
+	}
+	return b
+}
+
+// parseLeaseGet parses an opLeaseGet body; the keys point into it.
+func parseLeaseGet(body []byte) (keys [][]byte, ttlMs, waitMs int64, err error) {
+	if len(body) < leaseGetFixed {
+		return nil, 0, 0, fmt.Errorf("%w: LEASE.GET of %d bytes", ErrProtocol, len(body))
+	}
+	ttlMs = int64(binary.LittleEndian.Uint64(body))
+	waitMs = int64(binary.LittleEndian.Uint64(body[8:]))
+	n := int(binary.LittleEndian.Uint32(body[16:]))
+	rest := body[leaseGetFixed:]
+	if ttlMs <= 0 || waitMs < 0 || ttlMs > maxLeaseMs || waitMs > maxLeaseMs || n < 1 || n > len(rest)/4 {
+		return nil, 0, 0, fmt.Errorf("%w: LEASE.GET of %d keys, ttl %d ms, wait %d ms", ErrProtocol, n, ttlMs, waitMs)
+	}
+	keys = make([][]byte, n)
+	for i := range keys {
+		if len(rest) < 4 {
+			return nil, 0, 0, fmt.Errorf("%w: LEASE.GET truncated at key %d", ErrProtocol, i)
+		}
+		k := int(binary.LittleEndian.Uint32(rest))
+		if k > len(rest)-4 {
+			return nil, 0, 0, fmt.Errorf("%w: LEASE.GET key of %d bytes in %d", ErrProtocol, k, len(rest)-4)
+		}
+		keys[i], rest = rest[4:4+k], rest[4+k:]
+	}
+	if len(rest) != 0 {
+		return nil, 0, 0, fmt.Errorf("%w: LEASE.GET with %d bytes after its keys", ErrProtocol, len(rest))
+	}
+	return keys, ttlMs, waitMs, nil
+}
+
+// maxLeaseMs bounds a lease request's TTL and wait: time.Duration's range.
+const maxLeaseMs = (1<<63 - 1) / 1_000_000
+
+// appendLeaseRelease appends the frame of a lease release.
+func appendLeaseRelease(b []byte, key []byte, token string) []byte {
+	var h [frameHeader]byte
+	putHeader(h[:], opLeaseRelease, 2+len(token)+len(key))
+	b = append(b, h[:]...)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(token)))
+	b = append(b, token...)
+	return append(b, key...)
+}
+
+func parseLeaseRelease(body []byte) (key []byte, token string, err error) {
+	if len(body) < 2 {
+		return nil, "", fmt.Errorf("%w: LEASE.RELEASE of %d bytes", ErrProtocol, len(body))
+	}
+	t := int(binary.LittleEndian.Uint16(body))
+	if t > len(body)-2 {
+		return nil, "", fmt.Errorf("%w: LEASE.RELEASE token of %d bytes in %d", ErrProtocol, t, len(body)-2)
+	}
+	return body[2+t:], string(body[2 : 2+t]), nil
 }

@@ -28,6 +28,11 @@ type remote struct {
 	slots chan struct{}    // one token per open connection, in use or idle: MaxConns
 	idle  chan *clientConn // connections ready for a request
 
+	// The lease pool (clientlease.go): lease requests wait, so they have
+	// connections of their own.
+	leaseSlots chan struct{}    // one token per open lease connection: MaxLeaseConns
+	leaseIdle  chan *clientConn // lease connections ready: at most MaxConns
+
 	// down is the breaker: set by the first failed request, cleared by
 	// the first ping that succeeds after it. While it is set no request
 	// is sent and forwarded writes are dropped.
@@ -72,9 +77,12 @@ func newRemote(c *Client, m Member, tlsConf *tls.Config) *remote {
 		tls:   tlsConf,
 		slots: make(chan struct{}, c.opts.MaxConns),
 		idle:  make(chan *clientConn, c.opts.MaxConns),
-		wake:  make(chan struct{}, 1),
-		quit:  make(chan struct{}),
-		done:  make(chan struct{}),
+
+		leaseSlots: make(chan struct{}, c.opts.MaxLeaseConns),
+		leaseIdle:  make(chan *clientConn, c.opts.MaxConns),
+		wake:       make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	r.mu.conns = map[*clientConn]struct{}{}
 	r.ctx, r.cancel = context.WithCancel(context.Background())

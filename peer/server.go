@@ -48,6 +48,7 @@ type serverCounters struct {
 	conns, authFailures           atomic.Uint64
 	gets, hits, sets, stale, dels atomic.Uint64
 	expires, errors               atomic.Uint64
+	leaseGets                     atomic.Uint64
 	bytesIn, bytesOut             atomic.Uint64
 	open                          atomic.Int64
 }
@@ -64,6 +65,7 @@ type ServerStats struct {
 	Deletes      uint64 // forwarded deletes applied
 	Expires      uint64 // forwarded expiries applied
 	Errors       uint64 // requests answered with an error
+	LeaseGets    uint64 // lease requests (LEASE.GET, LEASE.MGET taken here)
 	BytesIn      uint64 // bytes read from peers, TLS included
 	BytesOut     uint64 // bytes written to peers, TLS included
 }
@@ -100,7 +102,7 @@ func (s *Server) Stats() ServerStats {
 	return ServerStats{
 		Conns: c.conns.Load(), OpenConns: c.open.Load(), AuthFailures: c.authFailures.Load(),
 		Gets: c.gets.Load(), Hits: c.hits.Load(), Sets: c.sets.Load(), Stale: c.stale.Load(),
-		Deletes: c.dels.Load(), Expires: c.expires.Load(), Errors: c.errors.Load(),
+		Deletes: c.dels.Load(), Expires: c.expires.Load(), Errors: c.errors.Load(), LeaseGets: c.leaseGets.Load(),
 		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
 	}
 }
@@ -346,8 +348,8 @@ func (c *serverConn) flush() error {
 // handle answers one request. It returns an error only when the
 // connection must end.
 //
-// A new request (leases at the owner, op 0x10-0x1f) is a case here and,
-// when it may wait, a connection of its own on the client side.
+// A lease request may wait (leaseGet): the client sends it on a
+// connection of its own.
 func (c *serverConn) handle(kind byte, body []byte) error {
 	st := &c.s.stats
 	switch kind {
@@ -375,6 +377,10 @@ func (c *serverConn) handle(kind byte, body []byte) error {
 		}
 		st.expires.Add(1)
 		return writeFrame(c.bw, stOK, []byte{boolByte(changed)})
+	case opLeaseGet:
+		return c.leaseGet(body)
+	case opLeaseRelease:
+		return c.leaseRelease(body)
 	case opHello:
 		return c.error(errors.New("already authenticated"))
 	}

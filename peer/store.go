@@ -1,6 +1,9 @@
 package peer
 
 import (
+	"context"
+	"time"
+
 	"github.com/tiercache/tiercache/lease"
 	"github.com/tiercache/tiercache/tier"
 )
@@ -29,17 +32,30 @@ type Versions interface {
 	Model(model string) (version string, ok bool)
 }
 
-// Leases is the lease table as the owner side sees it: a forwarded SET
-// that is stored completes its key's lease and hands the value to the
-// lease's waiters. *lease.Table implements it.
+// Leases is the lease table as the owner side sees it: LEASE.GET and
+// LEASE.MGET that other members take at the owner (Get, with the Store's
+// PeerGet as the lookup) and their releases; and a forwarded SET that is
+// stored completes its key's lease and hands the value to the lease's
+// waiters. *lease.Table implements it.
 type Leases interface {
+	Get(ctx context.Context, keys [][]byte, ttl, wait time.Duration, lookup lease.Lookup, pause func() error) ([]lease.Answer, error)
+	Release(key []byte, token string) bool
 	Complete(key, value []byte)
+}
+
+// scopeChecker is a Store that can tell a key no value could be stored
+// under (a {MODEL@X}… key whose model is at another version):
+// *tier.Hybrid.CheckScope. The owner grants no lease for it.
+type scopeChecker interface {
+	CheckScope(key []byte) error
 }
 
 var (
 	_ Store    = (*tier.Hybrid)(nil)
 	_ Versions = (*tier.Hybrid)(nil)
 	_ Leases   = (*lease.Table)(nil)
+
+	_ scopeChecker = (*tier.Hybrid)(nil)
 )
 
 // Servable reports whether r, a record of key a peer sent, may be served

@@ -2,9 +2,11 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"syscall"
 	"time"
 
@@ -18,6 +20,20 @@ import (
 // (watchHangup), so that its place in the queue, and any lease it was
 // handed, pass on at once. SET and MSET complete a key's lease
 // (lease.Table.Complete) after a successful store.
+
+// Leaser takes LEASE.GET and LEASE.MGET of the keys another fleet member
+// owns at that owner, so that one member computes each key for the whole
+// fleet; *peer.Cache implements it. LeaseRemote tells which keys it
+// takes. Lease answers them, an answer lease.Unreachable meaning that
+// the owner could not be asked (the lease is then taken here); a
+// *lease.FullError is the owner's refusal at its bound. ReleaseLease
+// releases a token another member granted, and reports remote false for
+// a token no member granted.
+type Leaser interface {
+	LeaseRemote(key []byte) bool
+	Lease(ctx context.Context, keys [][]byte, ttl, wait time.Duration) ([]lease.Answer, error)
+	ReleaseLease(key []byte, token string) (released, remote bool)
+}
 
 // leaseMs parses a lease TTL or WAIT in milliseconds; ttl must be > 0.
 func leaseMs(b []byte, positive bool) (time.Duration, bool) {
@@ -75,7 +91,11 @@ func cmdLeaseMget(c *conn, args [][]byte) bool {
 
 // LEASE.RELEASE key token
 func cmdLeaseRelease(c *conn, args [][]byte) bool {
-	if c.s.leases.Release(args[1], string(args[2])) {
+	released := c.s.leases.Release(args[1], string(args[2]))
+	if l := c.s.opts.Leaser; !released && l != nil {
+		released, _ = l.ReleaseLease(args[1], string(args[2]))
+	}
+	if released {
 		c.w.int(1)
 	} else {
 		c.w.int(0)
@@ -83,16 +103,8 @@ func cmdLeaseRelease(c *conn, args [][]byte) bool {
 	return false
 }
 
-// leaseResult is one key's answer.
-type leaseResult struct {
-	state lease.State // Hit, Granted or Miss
-	value []byte
-	token string
-	w     *lease.Waiter // queued behind another holder, nil if not
-}
-
 // leaseRun answers keys as LEASE.GET (one key, a bare pair) or LEASE.MGET
-// (an array of pairs).
+// (an array of pairs), from the lease table (lease.Table.Get).
 func (c *conn) leaseRun(keys [][]byte, ttl, wait time.Duration, multi bool) (quit bool) {
 	for _, k := range keys {
 		if err := c.s.opts.Cache.CheckScope(k); err != nil { // no lease for a value that could not be stored
@@ -100,150 +112,209 @@ func (c *conn) leaseRun(keys [][]byte, ttl, wait time.Duration, multi bool) (qui
 			return false
 		}
 	}
-	res := make([]leaseResult, len(keys))
-	var notify chan struct{}
-	queued := 0
+	if l := c.s.opts.Leaser; l != nil {
+		for _, k := range keys {
+			if l.LeaseRemote(k) {
+				return c.fleetLeaseRun(l, keys, ttl, wait, multi)
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(c.s.ctx)
+	defer cancel()
+	w := c.waiter(cancel)
+	ans, err := c.s.leases.Get(ctx, keys, ttl, wait, c.s.opts.Cache.Get, w.pause)
+	abandoned := err != nil && (w.hungUp || ctx.Err() != nil) // the client or the server is gone
+	w.end(abandoned)
+	if abandoned {
+		return true
+	}
+	if err != nil {
+		return c.leaseErr(err)
+	}
+	c.leaseReply(ans, multi)
+	return false
+}
+
+// fleetLeaseRun is leaseRun for keys of which some are owned by other
+// members: those go to their owners (Leaser.Lease) while the others are
+// taken here, concurrently; a key whose owner could not be asked is then
+// taken here. The connection pauses first (its values are copied as they
+// are found), as both sides may wait.
+func (c *conn) fleetLeaseRun(l Leaser, keys [][]byte, ttl, wait time.Duration, multi bool) (quit bool) {
+	ctx, cancel := context.WithCancel(c.s.ctx)
+	defer cancel()
+	w := c.waiter(cancel)
+	if err := w.pause(); err != nil {
+		w.end(true)
+		return true
+	}
+	var local, remote []int
+	var rkeys [][]byte
 	for i, k := range keys {
-		r := &res[i]
-		rec, err := c.s.opts.Cache.Get(k)
-		if err == nil {
-			r.state, r.value = lease.Hit, rec.Value()
-			continue
-		}
-		if !errors.Is(err, tier.ErrNotFound) {
-			c.releaseGranted(keys, res)
-			c.replyErr(err)
-			return false
-		}
-		var w *lease.Waiter
-		if wait > 0 {
-			if notify == nil {
-				notify = make(chan struct{}, len(keys))
-			}
-			w = lease.NewWaiter(notify, ttl)
-		}
-		tok, q, err := c.s.leases.Acquire(k, ttl, w)
-		if err != nil {
-			// Grant nothing: pass on the leases already granted, and
-			// take the waiters already queued out of their queues.
-			c.leaveQueued(keys[:i], res[:i])
-			c.releaseGranted(keys[:i], res[:i])
-			c.w.error(fmt.Sprintf("ERR max number of leases reached (--max-leases %d)", c.s.leases.Max()))
-			return false
-		}
-		switch {
-		case q:
-			r.w = w
-			queued++
-		case tok == "":
-			r.state = lease.Miss
-		default:
-			// A SET may have landed between the miss and the grant: look
-			// again, so that no one computes a value that is there.
-			if rec, err := c.s.opts.Cache.Get(k); err == nil {
-				r.state, r.value = lease.Hit, rec.Value()
-				c.s.leases.Complete(k, r.value)
-				continue
-			}
-			r.state, r.token = lease.Granted, tok
+		if l.LeaseRemote(k) {
+			remote = append(remote, i)
+			rkeys = append(rkeys, k)
+		} else {
+			local = append(local, i)
 		}
 	}
-	if queued > 0 {
-		if c.leaseWait(keys, res, queued, notify, wait) {
-			return true
+	type remoteResult struct {
+		ans []lease.Answer
+		err error
+	}
+	rc := make(chan remoteResult, 1)
+	go func() {
+		ans, err := l.Lease(ctx, rkeys, ttl, wait)
+		rc <- remoteResult{ans, err}
+	}()
+	ans := make([]lease.Answer, len(keys))
+	lerr := c.localLeases(ctx, keys, local, ans, ttl, wait)
+	if lerr != nil {
+		cancel() // the owners pass on what they granted
+	}
+	rr := <-rc
+	var retry []int
+	if rr.err == nil && lerr == nil {
+		for j, i := range remote {
+			if ans[i] = rr.ans[j]; ans[i].State == lease.Unreachable {
+				retry = append(retry, i)
+			}
+		}
+		lerr = c.localLeases(ctx, keys, retry, ans, ttl, wait)
+	}
+	abandoned := w.hungUp || c.s.ctx.Err() != nil || (ctx.Err() != nil && lerr == nil && rr.err == nil)
+	err := cmpErr(lerr, rr.err)
+	if err != nil || abandoned {
+		for i, a := range ans {
+			if a.State == lease.Granted {
+				if !c.s.leases.Release(keys[i], a.Token) {
+					l.ReleaseLease(keys[i], a.Token)
+				}
+			}
 		}
 	}
+	w.end(abandoned || w.hungUp)
+	if abandoned || errors.Is(err, context.Canceled) {
+		return true
+	}
+	if err != nil {
+		return c.leaseErr(err)
+	}
+	c.leaseReply(ans, multi)
+	return false
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// localLeases takes the leases of keys[idx] from the local table, into
+// ans, with lookups whose records are copied (the connection is paused).
+func (c *conn) localLeases(ctx context.Context, keys [][]byte, idx []int, ans []lease.Answer, ttl, wait time.Duration) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	sub := make([][]byte, len(idx))
+	for j, i := range idx {
+		sub[j] = keys[i]
+	}
+	lookup := func(k []byte) (tier.Record, error) {
+		c.guard.Pin()
+		defer c.guard.Unpin()
+		r, err := c.s.opts.Cache.Get(k)
+		return slices.Clone(r), err
+	}
+	got, err := c.s.leases.Get(ctx, sub, ttl, wait, lookup, nil)
+	if err != nil {
+		return err
+	}
+	for j, i := range idx {
+		ans[i] = got[j]
+	}
+	return nil
+}
+
+// leaseErr answers a LEASE.GET or LEASE.MGET that failed with err.
+func (c *conn) leaseErr(err error) (quit bool) {
+	var full *lease.FullError
+	if errors.As(err, &full) {
+		c.w.error(fmt.Sprintf("ERR max number of leases reached (--max-leases %d)", full.Max))
+		return false
+	}
+	c.replyErr(err)
+	return false
+}
+
+// leaseReply writes the answers: a bare pair, or with multi an array of
+// pairs.
+func (c *conn) leaseReply(ans []lease.Answer, multi bool) {
 	if multi {
-		c.w.array(len(res))
+		c.w.array(len(ans))
 	}
-	for _, r := range res {
+	for _, a := range ans {
 		c.w.array(2)
-		switch r.state {
+		switch a.State {
 		case lease.Hit:
 			c.w.bulkString("hit")
-			c.w.bulk(r.value)
+			c.w.bulk(a.Value)
 		case lease.Granted:
 			c.w.bulkString("lease")
-			c.w.bulkString(r.token)
+			c.w.bulkString(a.Token)
 		default:
 			c.w.bulkString("miss")
 			c.w.null()
 		}
 	}
-	return false
 }
 
-// leaseWait waits up to wait for the queued keys of res to resolve and
-// fills in their results. It reports whether the client hung up meanwhile
-// (its leases are then passed on, and the connection should close).
-func (c *conn) leaseWait(keys [][]byte, res []leaseResult, queued int, notify chan struct{}, wait time.Duration) (hungUp bool) {
-	// Values found before the wait may live in recycled buffers, which
-	// the connection's guard protects only while pinned: keep copies, and
-	// unpin for the wait by sending what earlier pipelined commands queued.
-	for i := range res {
-		if res[i].state == lease.Hit {
-			res[i].value = bytes.Clone(res[i].value)
-		}
-	}
-	if c.flush(time.Now()) != nil {
-		hungUp = true
-	}
-	var hup <-chan struct{}
-	if !hungUp {
-		var stop func()
-		hup, stop = c.watchHangup()
-		defer stop()
-		timer := time.NewTimer(wait)
-		defer timer.Stop()
-	wait:
-		for queued > 0 {
-			select {
-			case <-notify:
-				queued--
-			case <-timer.C:
-				break wait
-			case <-hup:
-				hungUp = true
-				break wait
-			case <-c.s.ctx.Done():
-				break wait
-			}
-		}
-	}
-	for i, k := range keys {
-		r := &res[i]
-		if r.w == nil {
-			continue
-		}
-		c.s.leases.Leave(k, r.w, hungUp)
-		r.state, r.value, r.token = r.w.Outcome()
-	}
-	if hungUp {
-		c.releaseGranted(keys, res)
-		return true
-	}
-	c.guard.Pin()
-	return false
+// leaseWaiter is what a connection does around a lease wait: before it,
+// send what earlier pipelined commands queued and unpin the buffers
+// (the table copied the values found), then watch for the client hanging
+// up, which cancels the wait; after it, pin again.
+type leaseWaiter struct {
+	c      *conn
+	cancel context.CancelFunc
+	paused bool
+	hungUp bool
+	done   chan struct{} // ends the goroutine that cancels on a hangup
+	stop   func()        // ends watchHangup
 }
 
-// leaveQueued takes the keys of res queued behind another holder out of
-// their queues; a lease handed over to one meanwhile is passed on.
-func (c *conn) leaveQueued(keys [][]byte, res []leaseResult) {
-	for i := range res {
-		if w := res[i].w; w != nil {
-			c.s.leases.Leave(keys[i], w, true)
-			res[i].state = lease.Miss
-		}
-	}
+func (c *conn) waiter(cancel context.CancelFunc) *leaseWaiter {
+	return &leaseWaiter{c: c, cancel: cancel}
 }
 
-// releaseGranted passes on the leases granted to this command, which will
-// not be answered.
-func (c *conn) releaseGranted(keys [][]byte, res []leaseResult) {
-	for i, r := range res {
-		if r.state == lease.Granted {
-			c.s.leases.Release(keys[i], r.token)
+// pause is lease.Table.Get's pause.
+func (w *leaseWaiter) pause() error {
+	w.paused = true
+	if err := w.c.flush(time.Now()); err != nil {
+		w.hungUp = true
+		return err
+	}
+	hup, stop := w.c.watchHangup()
+	w.stop, w.done = stop, make(chan struct{})
+	go func() {
+		select {
+		case <-hup:
+			w.cancel()
+		case <-w.done:
 		}
+	}()
+	return nil
+}
+
+// end stops the watch and, unless Get was abandoned (the connection
+// then closes), pins the buffers again.
+func (w *leaseWaiter) end(abandoned bool) {
+	if w.stop != nil {
+		close(w.done)
+		w.stop()
+	}
+	if w.paused && !abandoned {
+		w.c.guard.Pin()
 	}
 }
 

@@ -121,6 +121,9 @@ type Options struct {
 	// is MaxLeases. The server closes it at Shutdown. Default: a table of
 	// its own.
 	Leases *lease.Table
+	// Leaser, in a fleet, takes the leases of keys another member owns
+	// at that owner (*peer.Cache). Default nil: every lease is local.
+	Leaser Leaser
 	// MaxArgs is the largest number of arguments in one command (array
 	// length). Default 1,048,576, as Redis' 1M limit on multibulk length.
 	MaxArgs int

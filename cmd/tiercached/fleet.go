@@ -11,8 +11,11 @@ import (
 	"go.uber.org/zap"
 )
 
-// A fleet member's cache is the server's cache.
-var _ server.Cache = (*peer.Cache)(nil)
+// A fleet member's cache is the server's cache and takes its leases.
+var (
+	_ server.Cache  = (*peer.Cache)(nil)
+	_ server.Leaser = (*peer.Cache)(nil)
+)
 
 // fleet is what a daemon in the fleet cache (--peer-listen) runs besides
 // the rest: the peer server answering the keys it owns, the ring of

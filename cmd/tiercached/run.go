@@ -149,8 +149,9 @@ func newDaemon(opts options) (*daemon, error) {
 	}
 	var cache server.Cache = d.cache
 	var peers func() server.PeersInfo
+	var leaser server.Leaser
 	if d.fleet != nil {
-		cache, peers = d.fleet.cache, d.fleet.info
+		cache, peers, leaser = d.fleet.cache, d.fleet.info, d.fleet.cache
 	}
 	sopts := server.Options{
 		Cache:       cache,
@@ -163,6 +164,7 @@ func newDaemon(opts options) (*daemon, error) {
 		MaxClients:  opts.MaxClients,
 		MaxLeases:   opts.MaxLeases,
 		Leases:      d.leases,
+		Leaser:      leaser, // leases of keys other members own are taken there
 		Logger:      d.log.Named("server"),
 		Registerer:  reg,
 		Version:     opts.Version,
