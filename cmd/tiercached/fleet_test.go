@@ -201,7 +201,7 @@ func TestFleet(t *testing.T) {
 			mustSetKey(t, c, k, "v")
 			keys = append(keys, k)
 		}
-		nodes["c"].Signal(syscall.SIGSTOP)
+		nodes["c"].Freeze()
 		defer nodes["c"].Signal(syscall.SIGCONT)
 		start := time.Now()
 		wantGet(t, b, "b", keys[0], "")

@@ -111,7 +111,7 @@ func TestRolloutWait(t *testing.T) {
 		}
 	}
 
-	c.Signal(syscall.SIGSTOP)
+	c.Freeze()
 	start := time.Now()
 	code, out, errs = tierctl(t, "--socket", a.sock, "rollout", "clip", "v3", "--wait", "3s")
 	took := time.Since(start)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tiercache/tiercache/lease"
 	"io"
 	"net"
 	"os"
@@ -62,7 +63,8 @@ func floodBound(memMax, diskMax, maxValue int64) int64 {
 	cache := min(256<<20, diskMax/8)
 	pebble := cache + 2*memtable + 4*max(maxValue, 4<<20)
 	recycled := max(8<<20, min(64<<20, memMax/8))
-	return budget + memMax*115/100 + queue + recycled + pebble + 64<<20
+	leases := int64(lease.DefaultMax * lease.Bytes) // --max-leases' default, 512 B each
+	return budget + memMax*115/100 + queue + recycled + pebble + leases + 64<<20
 }
 
 func TestDrillFlood(t *testing.T) {

@@ -143,6 +143,25 @@ func (p *Process) Signal(sig os.Signal) {
 	}
 }
 
+// Freeze stops the process with SIGSTOP and returns once the kernel
+// reports it stopped (state T in /proc/PID/stat): a signal is delivered
+// asynchronously, and a request sent right after kill(2) may still be
+// answered. Thaw it with Signal(syscall.SIGCONT).
+func (p *Process) Freeze() {
+	p.t.Helper()
+	p.Signal(syscall.SIGSTOP)
+	stat := fmt.Sprintf("/proc/%d/stat", p.Pid())
+	WaitFor(p.t, 10*time.Second, p.name+" stopped by SIGSTOP", func() bool {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			return true // no /proc: as good as it gets
+		}
+		// The state follows the command name, which is in parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		return i >= 0 && i+2 < len(b) && (b[i+2] == 'T' || b[i+2] == 't')
+	})
+}
+
 // Stop sends SIGTERM and returns the exit code. It fails the test if the
 // process still runs after timeout.
 func (p *Process) Stop(timeout time.Duration) int {
