@@ -185,7 +185,7 @@ type Config struct {
 	// FleetLossRequests is the member-loss replay's length after the
 	// warm-up (BudgetWarmup); a daemon is SIGKILLed after
 	// FleetLossKillShare of it and restarted FleetLossDown later. The
-	// hit ratio is sampled every FleetLossWindow. Defaults 300,000, 0.3,
+	// hit ratio is sampled every FleetLossWindow. Defaults 150,000, 0.3,
 	// 2s, 2s (quick: 40,000, 0.3, 1s, 500ms).
 	FleetLossRequests  int
 	FleetLossKillShare float64
@@ -245,7 +245,7 @@ func FullConfig() Config {
 		FleetPeerKeys:      3000,
 		FleetPeerKeysLarge: 64,
 		FleetPeerMemMax:    2 * GiB,
-		FleetLossRequests:  300_000,
+		FleetLossRequests:  150_000,
 		FleetLossKillShare: 0.3,
 		FleetLossDown:      2 * time.Second,
 		FleetLossWindow:    2 * time.Second,

@@ -276,11 +276,16 @@ type FleetRow struct {
 // FleetPeerGet is GETs served through daemon A by daemon B, the keys'
 // owner, against local GETs of the same keys from A's L1.
 type FleetPeerGet struct {
-	Size     int     `json:"size"`
-	Keys     int     `json:"keys"`
-	PeerHits int64   `json:"peer_hits"` // A's peer_hits over the one-client pass
-	Peer     Latency `json:"peer"`      // one client, first reads through A
-	Local    Latency `json:"local"`     // one client, the same keys again
+	Size     int   `json:"size"`
+	Keys     int   `json:"keys"`
+	PeerHits int64 `json:"peer_hits"` // A's peer_hits over the one-client pass
+	// Misses of the peer passes (a peer request past --peer-timeout) and
+	// of the local passes (a near copy that was not kept), both included
+	// in the latencies and throughputs.
+	PeerMisses  int64   `json:"peer_misses,omitempty"`
+	LocalMisses int64   `json:"local_misses,omitempty"`
+	Peer        Latency `json:"peer"`  // one client, first reads through A
+	Local       Latency `json:"local"` // one client, the same keys again
 	// CPU time of A and B together per GET (per-thread schedstat).
 	PeerCPUMicros    float64 `json:"peer_cpu_us"`
 	LocalCPUMicros   float64 `json:"local_cpu_us"`
