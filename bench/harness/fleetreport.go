@@ -147,7 +147,7 @@ func evaluateFleetTargets(r *Results) []Target {
 			if o := f.row(c.other); o != nil && o.HitRatio > 0 {
 				ratio := pf.HitRatio / o.HitRatio
 				t.Known, t.Met = true, ratio >= c.min
-				t.Detail = fmt.Sprintf("%.3f vs %.3f: %.2f×", pf.HitRatio, o.HitRatio, ratio)
+				t.Detail = fmt.Sprintf("%.3f vs %.3f: %.3f×", pf.HitRatio, o.HitRatio, ratio)
 			} else {
 				t.Detail = "not measured"
 			}
