@@ -35,7 +35,7 @@ func run() error {
 	fs := pflag.NewFlagSet("bench", pflag.ContinueOnError)
 	quick := fs.Bool("quick", false, "reduced sizes and durations: finishes in under 2 minutes on 2 cores")
 	out := fs.String("out", "", "output directory (default bench/out under the module root)")
-	workloads := fs.StringSlice("workloads", nil, "workloads to run (default all): "+strings.Join(harness.AllWorkloads, ","))
+	workloads := fs.StringSlice("workloads", nil, "workloads to run (default: "+strings.Join(harness.AllWorkloads, ",")+"; also: fleet, which takes longer)")
 	peers := fs.StringSlice("peers", []string{"redis", "memcached"}, "peers to compare with, when found on PATH")
 	seed := fs.Uint64("seed", 1, "seed of key choices and the replayed trace")
 	daemon := fs.String("tiercached", "", "tiercached binary to use (default: go build ./cmd/tiercached)")
@@ -46,7 +46,7 @@ func run() error {
 	hotRounds := fs.Int("hot-rounds", 0, "hot-set rounds, the systems alternating within each; cells report their median round (default: 3, quick 1)")
 	budgets := fs.StringSlice("budgets", nil, "budget workload memory budgets, e.g. 64MiB,128MiB; replaces the mode's and skips the peer-only budgets (default: the mode's)")
 	propDaemons := fs.Int("prop-daemons", 0, "daemons in the propagation cluster (default 5)")
-	natsServer := fs.String("nats-server", "", "run the propagation cluster on this standalone nats-server binary instead of NATS embedded in daemon A; \"build\" builds it from the module (go build github.com/nats-io/nats-server/v2)")
+	natsServer := fs.String("nats-server", "", "run the propagation cluster on this standalone nats-server binary instead of NATS embedded in daemon A; \"build\" builds it from the module (go build github.com/nats-io/nats-server/v2). The fleet workload always runs on a standalone server: this binary, or one built from the module")
 	propRuns := fs.StringSlice("prop-runs", nil, "propagation runs as KEYSxROLLOUTS, e.g. 10000x200,1000000x20 (default: the mode's)")
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "Usage: go run ./bench [flags]\n\nFlags:\n%s", fs.FlagUsages())

@@ -2,11 +2,14 @@
 # cluster.sh: the docker-compose topology as plain processes on one machine,
 # with nothing but Go: three NATS JetStream nodes (deploy/natsd, the
 # nats-server module in-process) and three tiercached daemons, each on its
-# own NATS node. Everything listens on 127.0.0.1.
+# own NATS node, sharing their values as one fleet cache (peer fill).
+# Everything listens on 127.0.0.1.
 #
 #   deploy/cluster.sh            start, print how to use it, run until Ctrl-C
 #   deploy/cluster.sh --smoke    start, roll out clip v2 and check every
-#                                daemon (needs redis-cli), stop; exit status
+#                                daemon, then that a value SET on tc-1 is
+#                                served by tc-2 and tc-3 (needs redis-cli),
+#                                stop; exit status
 #
 # Ctrl-C (or SIGTERM) stops the daemons gracefully (SIGTERM; each exits 0
 # once its L1-only entries are on disk), then the NATS nodes.
@@ -15,7 +18,11 @@
 #   CLUSTER_DIR   state, sockets and logs (default ${TMPDIR:-/tmp}/tiercache-cluster;
 #                 kept between runs, so a restart is warm; remove it to start afresh)
 #   PORT_BASE     NATS clients on PORT_BASE+1..3, routes on +11..13, NATS
-#                 monitoring on +21..23, daemon metrics on +31..33 (default 14200)
+#                 monitoring on +21..23, daemon metrics on +31..33, peer
+#                 fill on +41..43 (default 14200)
+#   PEER_PASSWORD the peers' password (default: a random one, kept in
+#                 CLUSTER_DIR/peer-password, mode 0600); the daemons read it
+#                 with --peer-password-file, so it is not in ps
 #   MEM_MAX, DISK_MAX   per daemon (default 256MiB, 2GiB)
 #
 # The programs are built with "go build" into CLUSTER_DIR/bin rather than
@@ -117,6 +124,17 @@ log "NATS cluster ready: $nats_urls"
 
 replicas=(--models-replicas 3) # the registry buckets on all three NATS nodes
 
+# The peers' password, in a file only this user reads.
+peer_pass_file=$dir/peer-password
+(
+  umask 077
+  if [[ -n ${PEER_PASSWORD:-} ]]; then
+    printf '%s\n' "$PEER_PASSWORD" >"$peer_pass_file"
+  elif [[ ! -s $peer_pass_file ]]; then
+    od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$peer_pass_file"
+  fi
+)
+
 for i in 1 2 3; do
   name=tc-$i
   names+=("$name")
@@ -125,6 +143,7 @@ for i in 1 2 3; do
     --socket "$dir/$name/tiercache.sock" --data-dir "$dir/$name/data" \
     --mem-max "$mem_max" --disk-max "$disk_max" \
     --metrics "127.0.0.1:$((base + 30 + i))" --log-format json "${replicas[@]}" \
+    --peer-listen "127.0.0.1:$((base + 40 + i))" --peer-password-file "$peer_pass_file" \
     >"$dir/logs/$name.log" 2>&1 &
   daemon_pids+=($!)
 done
@@ -154,6 +173,19 @@ if ((smoke)); then
       fail=1
     fi
   done
+  # Peer fill: a value SET on tc-1 is served by the others, from its owner
+  # (forwarded writes are asynchronous: poll).
+  sock1=$dir/tc-1/tiercache.sock
+  for k in 1 2 3 4 5 6 7 8; do redis-cli -s "$sock1" SET "smoke:peer:$k" "v$k" >/dev/null; done
+  for i in 2 3; do
+    sock=$dir/tc-$i/tiercache.sock
+    peer_get() { local k; for k in 1 2 3 4 5 6 7 8; do [[ $(redis-cli -s "$sock" GET "smoke:peer:$k") == "v$k" ]] || return 1; done; }
+    if poll "tc-$i to serve tc-1's values" peer_get; then
+      log "tc-$i: $(redis-cli -s "$sock" INFO peers | grep -E '^(peers_live|peer_hits):' | tr -d '\r' | tr '\n' ' ')"
+    else
+      fail=1
+    fi
+  done
   exit $fail
 fi
 
@@ -164,10 +196,12 @@ tiercache cluster running (state in $dir, logs in $dir/logs):
   tc-1       socket $dir/tc-1/tiercache.sock   metrics http://127.0.0.1:$((base + 31))/metrics
   tc-2       socket $dir/tc-2/tiercache.sock   metrics http://127.0.0.1:$((base + 32))/metrics
   tc-3       socket $dir/tc-3/tiercache.sock   metrics http://127.0.0.1:$((base + 33))/metrics
+  peer fill  127.0.0.1:$((base + 41))..$((base + 43)), password in $peer_pass_file
 
   $bin/tierctl --socket $dir/tc-1/tiercache.sock rollout clip v2 --wait 10s
   $bin/tierctl --socket $dir/tc-2/tiercache.sock stats
   redis-cli -s $dir/tc-3/tiercache.sock MODEL.GET clip
+  redis-cli -s $dir/tc-1/tiercache.sock SET k v; redis-cli -s $dir/tc-2/tiercache.sock GET k
 
 Ctrl-C stops everything.
 EOF

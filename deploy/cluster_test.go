@@ -51,7 +51,11 @@ type daemon struct {
 	rdb        *redis.Client
 }
 
-// startDaemon starts tiercached joined to natsURL; it does not wait for it
+// testPeerPassword is the cluster's peer password, as cluster.sh and the
+// compose file give one.
+const testPeerPassword = "cluster-test-peers"
+
+// startDaemon starts tiercached joined to natsURL, with peer fill on; it does not wait for it
 // to serve (ready does). The test's cleanup kills it if the test did not
 // stop it.
 func startDaemon(t *testing.T, node, natsURL string) *daemon {
@@ -64,6 +68,7 @@ func startDaemon(t *testing.T, node, natsURL string) *daemon {
 		"--node-id", node, "--nats", natsURL,
 		"--metrics", "127.0.0.1:0", "--log-format", "json",
 		"--models-replicas", "3",
+		"--peer-listen", "127.0.0.1:0", "--peer-password", testPeerPassword,
 	}
 	d.rdb = redis.NewClient(&redis.Options{Network: "unix", Addr: d.sock, MaxRetries: -1})
 	t.Cleanup(func() { d.rdb.Close() })
@@ -157,6 +162,7 @@ func TestClusterProcesses(t *testing.T) {
 		t.Errorf("tierctl models on %s: exit %d %q", ds[2].node, code, out)
 	}
 
+	checkPeerFill(t, ds)
 	checkAlertMetrics(t, ds[0])
 
 	// Stop them all at once, as "docker compose down" does.
@@ -180,6 +186,57 @@ func TestClusterProcesses(t *testing.T) {
 		}
 	}
 	t.Logf("whole test took %v", time.Since(began).Round(time.Millisecond))
+}
+
+// checkPeerFill: the daemons form one fleet cache. Values SET on the first
+// are served by the others, and those that ask the keys' owner count peer
+// hits (with 16 keys, some are owned by a daemon other than the reader).
+func checkPeerFill(t *testing.T, ds []*daemon) {
+	t.Helper()
+	ctx := context.Background()
+	testutil.CheckFor(t, 30*time.Second, func() error {
+		for _, d := range ds {
+			if live := infoField(t, d, "peers", "peers_live"); live != fmt.Sprint(len(ds)-1) {
+				return fmt.Errorf("%s: peers_live %q, want %d", d.node, live, len(ds)-1)
+			}
+		}
+		return nil
+	})
+	const keys = 16
+	for k := range keys {
+		if err := ds[0].rdb.Set(ctx, fmt.Sprintf("fleet:%d", k), fmt.Sprint("v", k), 0).Err(); err != nil {
+			t.Fatalf("SET on %s: %v", ds[0].node, err)
+		}
+	}
+	// A SET reaches its owner in the background: poll.
+	for _, d := range ds[1:] {
+		testutil.CheckFor(t, 30*time.Second, func() error {
+			for k := range keys {
+				if v, err := d.rdb.Get(ctx, fmt.Sprintf("fleet:%d", k)).Result(); err != nil || v != fmt.Sprint("v", k) {
+					return fmt.Errorf("%s: GET fleet:%d = %q, %v", d.node, k, v, err)
+				}
+			}
+			return nil
+		})
+		if hits := infoField(t, d, "peers", "peer_hits"); hits == "" || hits == "0" {
+			t.Errorf("%s served tc-1's values with peer_hits %q", d.node, hits)
+		}
+	}
+}
+
+// infoField reads one field of INFO section from d.
+func infoField(t *testing.T, d *daemon, section, field string) string {
+	t.Helper()
+	s, err := d.rdb.Info(context.Background(), section).Result()
+	if err != nil {
+		t.Fatalf("%s: INFO %s: %v", d.node, section, err)
+	}
+	for _, l := range strings.Split(s, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(l), ":"); ok && k == field {
+			return v
+		}
+	}
+	return ""
 }
 
 // pendingMetrics are names the alert rules use that the daemon does not

@@ -14,10 +14,16 @@ const (
 	WorkloadCold        = "cold"
 	WorkloadRestart     = "restart"
 	WorkloadPropagation = "propagation"
+	WorkloadFleet       = "fleet"
 )
 
-// AllWorkloads is every workload, in the order Run runs them.
+// AllWorkloads is the default set of workloads, in the order Run runs
+// them. The fleet workload is not in it (it replays the budget trace
+// eight times and more): ask for it with --workloads fleet.
 var AllWorkloads = []string{WorkloadHotSet, WorkloadBudget, WorkloadCold, WorkloadRestart, WorkloadPropagation}
+
+// KnownWorkloads is every workload, in the order Run runs them.
+var KnownWorkloads = append(append([]string(nil), AllWorkloads...), WorkloadFleet)
 
 // Sizes.
 const (
@@ -154,6 +160,37 @@ type Config struct {
 	// daemon joins it with --nats URL. Empty: daemon A embeds the NATS
 	// server and the others join A.
 	PropNATSServer string
+
+	// FleetDaemons are the fleet sizes the fleet workload runs; each
+	// replays the budget trace (BudgetKeys, BudgetZipfS, BudgetValue,
+	// BudgetWarmup + BudgetRequests, BudgetConns) round-robin over the
+	// daemons. Default 3, 5.
+	FleetDaemons []int
+	// FleetMemMax is each fleet daemon's --mem-max; --disk-max is
+	// BudgetDiskFactor × that. The single daemon compared with the fleet
+	// gets N × both, the shared Redis N × FleetMemMax. Default 64 MiB
+	// (quick: 16 MiB).
+	FleetMemMax int64
+	// FleetPeerSizes are the value sizes of the peer-served GET
+	// measurement. Default 118 KB, 4 MiB.
+	FleetPeerSizes []int
+	// FleetPeerKeys is how many distinct keys it reads at sizes up to
+	// 1 MiB, FleetPeerKeysLarge above (twice: one client, then 16).
+	// Defaults 3,000 and 64 (quick: 500 and 24).
+	FleetPeerKeys, FleetPeerKeysLarge int
+	// FleetPeerMemMax is --mem-max of the two daemons of the peer-served
+	// GET measurement: large enough that the owner's L1, whose shards
+	// each hold 1/64 of it, keeps every large value. Default 2 GiB.
+	FleetPeerMemMax int64
+	// FleetLossRequests is the member-loss replay's length after the
+	// warm-up (BudgetWarmup); a daemon is SIGKILLed after
+	// FleetLossKillShare of it and restarted FleetLossDown later. The
+	// hit ratio is sampled every FleetLossWindow. Defaults 150,000, 0.3,
+	// 2s, 2s (quick: 40,000, 0.3, 1s, 500ms).
+	FleetLossRequests  int
+	FleetLossKillShare float64
+	FleetLossDown      time.Duration
+	FleetLossWindow    time.Duration
 }
 
 // PropRun is one propagation run.
@@ -201,6 +238,17 @@ func FullConfig() Config {
 		PropDaemons:      5,
 		PropRuns:         []PropRun{{Keys: 10_000, Rollouts: 200}, {Keys: 1_000_000, Rollouts: 10}},
 		PropTimeout:      10 * time.Second,
+
+		FleetDaemons:       []int{3, 5},
+		FleetMemMax:        64 * MiB,
+		FleetPeerSizes:     []int{120832, 4 << 20},
+		FleetPeerKeys:      3000,
+		FleetPeerKeysLarge: 64,
+		FleetPeerMemMax:    2 * GiB,
+		FleetLossRequests:  150_000,
+		FleetLossKillShare: 0.3,
+		FleetLossDown:      2 * time.Second,
+		FleetLossWindow:    2 * time.Second,
 	}
 }
 
@@ -223,6 +271,11 @@ func QuickConfig() Config {
 	c.RestartBytes = 256 * MiB
 	c.RestartTimeout = 30 * time.Second
 	c.PropRuns = []PropRun{{Keys: 10_000, Rollouts: 30}}
+	c.FleetMemMax = 16 * MiB
+	c.FleetPeerKeys, c.FleetPeerKeysLarge = 500, 24
+	c.FleetLossRequests = 40_000
+	c.FleetLossDown = time.Second
+	c.FleetLossWindow = 500 * time.Millisecond
 	return c
 }
 
@@ -308,6 +361,22 @@ func (c *Config) EnsureDefaults() *Config {
 	set(&c.RestartConns, d.RestartConns)
 	setD(&c.RestartWindow, d.RestartWindow)
 	setD(&c.RestartTimeout, d.RestartTimeout)
+	if c.FleetDaemons == nil {
+		c.FleetDaemons = d.FleetDaemons
+	}
+	if c.FleetPeerSizes == nil {
+		c.FleetPeerSizes = d.FleetPeerSizes
+	}
+	if c.FleetLossKillShare == 0 {
+		c.FleetLossKillShare = d.FleetLossKillShare
+	}
+	set64(&c.FleetMemMax, d.FleetMemMax)
+	set(&c.FleetPeerKeys, d.FleetPeerKeys)
+	set(&c.FleetPeerKeysLarge, d.FleetPeerKeysLarge)
+	set64(&c.FleetPeerMemMax, d.FleetPeerMemMax)
+	set(&c.FleetLossRequests, d.FleetLossRequests)
+	setD(&c.FleetLossDown, d.FleetLossDown)
+	setD(&c.FleetLossWindow, d.FleetLossWindow)
 	set(&c.PropDaemons, d.PropDaemons)
 	setD(&c.PropTimeout, d.PropTimeout)
 	return c
@@ -323,13 +392,29 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
 	}
 	known := map[string]bool{}
-	for _, w := range AllWorkloads {
+	for _, w := range KnownWorkloads {
 		known[w] = true
 	}
 	for _, w := range c.Workloads {
 		if !known[w] {
-			add("unknown workload %q (have %v)", w, AllWorkloads)
+			add("unknown workload %q (have %v)", w, KnownWorkloads)
 		}
+	}
+	for _, n := range c.FleetDaemons {
+		if n < 2 {
+			add("fleet of %d daemons: want at least 2", n)
+		}
+	}
+	if c.FleetMemMax < 1*MiB || c.BudgetDiskFactor*float64(c.FleetMemMax) < 16*MiB {
+		add("FleetMemMax must be ≥ 1 MiB and BudgetDiskFactor × it ≥ 16 MiB")
+	}
+	for _, s := range c.FleetPeerSizes {
+		if s < 1 || int64(s) > c.FleetPeerMemMax/4 {
+			add("peer-served GET size %d outside [1, FleetPeerMemMax/4]", s)
+		}
+	}
+	if c.FleetPeerKeys < 1 || c.FleetPeerKeysLarge < 1 || c.FleetLossRequests < 1 || c.FleetLossKillShare <= 0 || c.FleetLossKillShare >= 1 {
+		add("fleet key counts and FleetLossRequests must be ≥ 1, FleetLossKillShare in (0, 1)")
 	}
 	for _, p := range c.Peers {
 		if p != kindRedis && p != kindMemcached {

@@ -272,3 +272,82 @@ func TestLRUHits(t *testing.T) {
 		t.Errorf("capacity 0: %v", hit)
 	}
 }
+
+// TestFleetTiny runs the fleet workload at toy sizes: peer fill must hit at
+// least as often as private caches on the same trace, with peer hits.
+func TestFleetTiny(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	cfg := tinyConfig(t)
+	cfg.Workloads = []string{WorkloadFleet}
+	cfg.FleetDaemons = []int{3}
+	cfg.FleetMemMax = 2 * MiB
+	cfg.BudgetDiskFactor = 8
+	cfg.BudgetWarmup, cfg.BudgetRequests = 2000, 2000
+	cfg.FleetPeerSizes = []int{16 << 10, 1 << 20}
+	cfg.FleetPeerKeys, cfg.FleetPeerKeysLarge = 100, 8
+	cfg.FleetPeerMemMax = 256 * MiB
+	cfg.FleetLossRequests = 4000
+	cfg.FleetLossDown = 300 * time.Millisecond
+	cfg.FleetLossWindow = 100 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range res.Notes {
+		t.Log("note:", n)
+		if strings.Contains(n, "failed") {
+			t.Errorf("workload failed: %s", n)
+		}
+	}
+	if len(res.Fleet) != 1 {
+		t.Fatalf("fleet: %d results, want 1", len(res.Fleet))
+	}
+	f := res.Fleet[0]
+	pf, off, one := f.row(FleetPeerFill), f.row(FleetPrivate), f.row(FleetOne)
+	if pf == nil || off == nil || one == nil {
+		t.Fatalf("fleet rows: %+v", f.Rows)
+	}
+	for _, r := range []*FleetRow{pf, off, one} {
+		if r.Requests != int64(cfg.BudgetRequests) || r.HitRatio <= 0 || r.HitRatio >= 1 || r.EncoderRunsPerPrompt < 1 {
+			t.Errorf("fleet row %+v", *r)
+		}
+	}
+	if pf.HitRatio < off.HitRatio {
+		t.Errorf("peer fill hit ratio %.3f < peer fill off %.3f", pf.HitRatio, off.HitRatio)
+	}
+	if pf.PeerHits == 0 || off.PeerHits != 0 {
+		t.Errorf("peer hits: %d with peer fill, %d without", pf.PeerHits, off.PeerHits)
+	}
+	if pf.EncoderRunsPerPrompt > off.EncoderRunsPerPrompt {
+		t.Errorf("encoder runs per prompt: %.3f with peer fill > %.3f without", pf.EncoderRunsPerPrompt, off.EncoderRunsPerPrompt)
+	}
+	if len(res.FleetPeerGet) != len(cfg.FleetPeerSizes) {
+		t.Fatalf("peer-served GET: %+v", res.FleetPeerGet)
+	}
+	for _, g := range res.FleetPeerGet {
+		if g.PeerHits+g.PeerMisses < int64(g.Keys) || g.PeerHits == 0 || g.Peer.P99 <= 0 || g.PeerCPUMicros <= 0 || g.LocalCPUMicros <= 0 || g.PeerOpsPerSec16 <= 0 {
+			t.Errorf("peer-served GET %+v", g)
+		}
+	}
+	l := res.FleetLoss
+	if l == nil || l.KillSeconds <= 0 || l.ReturnSeconds <= l.KillSeconds || len(l.Windows) == 0 || l.Baseline <= 0 {
+		t.Fatalf("member loss: %+v", l)
+	}
+	dir := t.TempDir()
+	if err := Write(dir, res); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"fleet_hit_ratio.png", "fleet_loss.png"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, "results.md"))
+	for _, s := range []string{"## 7. Fleet (peer fill)", FleetPeerFill, "Peer-served GET", "Member loss"} {
+		if !strings.Contains(string(md), s) {
+			t.Errorf("results.md lacks %q", s)
+		}
+	}
+}

@@ -33,7 +33,7 @@ func writePlots(dir string, r *Results) ([]string, error) {
 			return names, err
 		}
 	}
-	for _, f := range []func(string, *Results) (string, error){plotBudget, plotRestart, plotPropagation} {
+	for _, f := range []func(string, *Results) (string, error){plotBudget, plotRestart, plotPropagation, plotFleet, plotFleetLoss} {
 		n, err := f(dir, r)
 		if err := add(n, err); err != nil {
 			return names, err

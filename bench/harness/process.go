@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +30,7 @@ type proc struct {
 	name    string // e.g. "tiercached", "redis"
 	kind    string
 	socket  string
+	tcp     string // when set, clients dial this loopback TCP address instead of socket
 	cmd     *exec.Cmd
 	start   time.Time // just before the process was started
 	done    chan struct{}
@@ -127,7 +129,7 @@ func (p *proc) ping() error {
 		_, err = c.version()
 		return err
 	}
-	c, err := dialRESP(p.socket, time.Second)
+	c, err := p.respTimeout(time.Second)
 	if err != nil {
 		return err
 	}
@@ -148,7 +150,15 @@ func (p *proc) dial() (kvConn, error) {
 	if p.kind == kindMemcached {
 		return dialMemcache(p.socket, 5*time.Second)
 	}
-	return dialRESP(p.socket, 5*time.Second)
+	return p.respTimeout(5 * time.Second)
+}
+
+// respTimeout opens a RESP connection over TCP or the Unix socket.
+func (p *proc) respTimeout(timeout time.Duration) (*respConn, error) {
+	if p.tcp != "" {
+		return dialRESPNet("tcp", p.tcp, timeout)
+	}
+	return dialRESP(p.socket, timeout)
 }
 
 // resp opens a control connection (RESP kinds only).
@@ -156,7 +166,7 @@ func (p *proc) resp() (*respConn, error) {
 	if p.kind == kindMemcached {
 		return nil, errors.New("memcached speaks no RESP")
 	}
-	return dialRESP(p.socket, 5*time.Second)
+	return p.respTimeout(5 * time.Second)
 }
 
 // pid is the process id.
@@ -250,6 +260,8 @@ type tcOpts struct {
 	nodeID          string
 	dataDir         string // default: a fresh directory
 	noWait          bool   // return at once, without polling PING
+	peerListen      string // --peer-listen (fleet workload); empty: peer fill off
+	peerPassword    string
 }
 
 // sizeArg formats bytes as a flag value every system accepts.
@@ -279,6 +291,12 @@ func (h *runner) startTiercache(ctx context.Context, name string, o tcOpts) (*pr
 	if o.natsListen != "" {
 		argv = append(argv, "--nats-listen", o.natsListen)
 	}
+	if o.peerListen != "" {
+		argv = append(argv, "--peer-listen", o.peerListen)
+		if o.peerPassword != "" {
+			argv = append(argv, "--peer-password", o.peerPassword)
+		}
+	}
 	return startProc(ctx, name, kindTiercache, sock, argv, readyTimeout(o.noWait, time.Minute))
 }
 
@@ -287,6 +305,7 @@ type redisOpts struct {
 	maxMemory int64  // 0: unlimited
 	dir       string // working directory (RDB); default: a fresh one
 	noWait    bool   // return at once, without polling PING
+	tcp       bool   // listen on a free loopback TCP port, which clients then use
 }
 
 func (h *runner) startRedis(ctx context.Context, name string, o redisOpts) (*proc, error) {
@@ -301,7 +320,35 @@ func (h *runner) startRedis(ctx context.Context, name string, o redisOpts) (*pro
 	if o.maxMemory > 0 {
 		argv = append(argv, "--maxmemory", sizeArg(o.maxMemory), "--maxmemory-policy", "allkeys-lru")
 	}
-	return startProc(ctx, name, kindRedis, sock, argv, readyTimeout(o.noWait, 5*time.Minute))
+	if !o.tcp {
+		return startProc(ctx, name, kindRedis, sock, argv, readyTimeout(o.noWait, 5*time.Minute))
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	argv[2] = strconv.Itoa(port)
+	argv = append(argv, "--bind", "127.0.0.1")
+	p, err := launch(name, kindRedis, sock, argv)
+	if err != nil {
+		return nil, err
+	}
+	p.tcp = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	if err := p.waitReady(ctx, 5*time.Minute); err != nil {
+		p.kill()
+		return nil, err
+	}
+	return p, nil
+}
+
+// freePort is a loopback TCP port that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // mcOpts are the memcached settings a workload sets.

@@ -41,7 +41,7 @@ func (h *runner) propagation(ctx context.Context) error {
 	)
 	first := 0
 	if h.cfg.PropNATSServer != "" {
-		ns, u, err := h.startNATS(ctx)
+		ns, u, err := h.startNATS(ctx, h.cfg.PropNATSServer)
 		if err != nil {
 			return err
 		}
@@ -181,16 +181,16 @@ func propNATSMode(c *Config) string {
 // startNATS starts cfg.PropNATSServer with JetStream on a random loopback
 // port and returns it with its client URL, read from the ports file the
 // server writes once it listens.
-func (h *runner) startNATS(ctx context.Context) (*proc, string, error) {
+func (h *runner) startNATS(ctx context.Context, bin string) (*proc, string, error) {
 	dir := h.tempDir("nats")
-	argv := []string{h.cfg.PropNATSServer, "-a", "127.0.0.1", "-p", "-1", "-js", "-sd", filepath.Join(dir, "js"), "--ports_file_dir", dir}
+	argv := []string{bin, "-a", "127.0.0.1", "-p", "-1", "-js", "-sd", filepath.Join(dir, "js"), "--ports_file_dir", dir}
 	p, err := launch("nats-server", "nats", "", argv)
 	if err != nil {
 		return nil, "", err
 	}
 	deadline := time.Now().Add(time.Minute)
 	for {
-		if url, ok := readPortsFile(dir, filepath.Base(h.cfg.PropNATSServer), p.pid()); ok {
+		if url, ok := readPortsFile(dir, filepath.Base(bin), p.pid()); ok {
 			h.mu.Lock()
 			h.procs = append(h.procs, p)
 			h.mu.Unlock()

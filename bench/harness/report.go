@@ -86,6 +86,7 @@ func Markdown(r *Results, plots []string) string {
 	writeRestart(&b, r, hasPlot)
 	writeProp(&b, r, hasPlot)
 	writeMemory(&b, r)
+	writeFleet(&b, r, hasPlot)
 	writeMethod(&b, r)
 	return b.String()
 }

@@ -51,7 +51,13 @@ type respConn struct {
 var _ kvConn = (*respConn)(nil)
 
 func dialRESP(path string, timeout time.Duration) (*respConn, error) {
-	c, err := net.DialTimeout("unix", path, timeout)
+	return dialRESPNet("unix", path, timeout)
+}
+
+// dialRESPNet is dialRESP over any network ("tcp" for a server measured
+// over loopback TCP).
+func dialRESPNet(network, addr string, timeout time.Duration) (*respConn, error) {
+	c, err := net.DialTimeout(network, addr, timeout)
 	if err != nil {
 		return nil, err
 	}

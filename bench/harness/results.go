@@ -19,14 +19,17 @@ type Results struct {
 	Config      ConfigSummary `json:"config"`
 	Notes       []string      `json:"notes,omitempty"`
 
-	HotSet      []HotResult     `json:"hot_set,omitempty"`
-	Budget      []BudgetResult  `json:"budget,omitempty"`
-	BudgetModel []BudgetModel   `json:"budget_model,omitempty"`
-	Cold        []ColdResult    `json:"cold,omitempty"`
-	Restart     []RestartResult `json:"restart,omitempty"`
-	Propagation []PropResult    `json:"propagation,omitempty"`
-	Memory      []MemResult     `json:"memory,omitempty"`
-	Targets     []Target        `json:"targets,omitempty"`
+	HotSet       []HotResult     `json:"hot_set,omitempty"`
+	Budget       []BudgetResult  `json:"budget,omitempty"`
+	BudgetModel  []BudgetModel   `json:"budget_model,omitempty"`
+	Cold         []ColdResult    `json:"cold,omitempty"`
+	Restart      []RestartResult `json:"restart,omitempty"`
+	Propagation  []PropResult    `json:"propagation,omitempty"`
+	Fleet        []FleetResult   `json:"fleet,omitempty"`
+	FleetPeerGet []FleetPeerGet  `json:"fleet_peer_get,omitempty"`
+	FleetLoss    *FleetLoss      `json:"fleet_loss,omitempty"`
+	Memory       []MemResult     `json:"memory,omitempty"`
+	Targets      []Target        `json:"targets,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -48,28 +51,31 @@ type SystemInfo struct {
 
 // ConfigSummary is the part of Config that shapes the figures.
 type ConfigSummary struct {
-	Pipeline         int       `json:"pipeline"`
-	HotDurationSec   float64   `json:"hot_duration_seconds"`
-	HotRounds        int       `json:"hot_rounds,omitempty"`
-	HotBytes         int64     `json:"hot_bytes_per_size"`
-	HotMemMax        int64     `json:"hot_mem_max"`
-	BudgetKeys       int       `json:"budget_keys"`
-	BudgetValue      int       `json:"budget_value"`
-	BudgetZipfS      float64   `json:"budget_zipf_s"`
-	BudgetPeerMem    []int64   `json:"budget_peer_mem,omitempty"`
-	BudgetDiskFactor float64   `json:"budget_disk_factor"`
-	BudgetWarmup     int       `json:"budget_warmup"`
-	BudgetRequests   int       `json:"budget_requests"`
-	BudgetConns      int       `json:"budget_conns"`
-	BudgetPolicy     string    `json:"budget_policy"`
-	EncoderDelayMs   float64   `json:"encoder_delay_ms"`
-	ColdMemMax       int64     `json:"cold_mem_max"`
-	ColdFactor       int       `json:"cold_factor"`
-	RestartBytes     int64     `json:"restart_bytes"`
-	PropDaemons      int       `json:"prop_daemons"`
-	PropRuns         []PropRun `json:"prop_runs"`
-	PropNATS         string    `json:"prop_nats,omitempty"` // "standalone" or "" (embedded in daemon A)
-	Seed             uint64    `json:"seed"`
+	Pipeline          int       `json:"pipeline"`
+	HotDurationSec    float64   `json:"hot_duration_seconds"`
+	HotRounds         int       `json:"hot_rounds,omitempty"`
+	HotBytes          int64     `json:"hot_bytes_per_size"`
+	HotMemMax         int64     `json:"hot_mem_max"`
+	BudgetKeys        int       `json:"budget_keys"`
+	BudgetValue       int       `json:"budget_value"`
+	BudgetZipfS       float64   `json:"budget_zipf_s"`
+	BudgetPeerMem     []int64   `json:"budget_peer_mem,omitempty"`
+	BudgetDiskFactor  float64   `json:"budget_disk_factor"`
+	BudgetWarmup      int       `json:"budget_warmup"`
+	BudgetRequests    int       `json:"budget_requests"`
+	BudgetConns       int       `json:"budget_conns"`
+	BudgetPolicy      string    `json:"budget_policy"`
+	EncoderDelayMs    float64   `json:"encoder_delay_ms"`
+	ColdMemMax        int64     `json:"cold_mem_max"`
+	ColdFactor        int       `json:"cold_factor"`
+	RestartBytes      int64     `json:"restart_bytes"`
+	PropDaemons       int       `json:"prop_daemons"`
+	PropRuns          []PropRun `json:"prop_runs"`
+	PropNATS          string    `json:"prop_nats,omitempty"` // "standalone" or "" (embedded in daemon A)
+	Seed              uint64    `json:"seed"`
+	FleetDaemons      []int     `json:"fleet_daemons,omitempty"`
+	FleetMemMax       int64     `json:"fleet_mem_max,omitempty"`
+	FleetLossRequests int       `json:"fleet_loss_requests,omitempty"`
 }
 
 // Latency is a histogram's summary, in microseconds.
@@ -211,4 +217,98 @@ type Target struct {
 	Met    bool   `json:"met"`
 	Known  bool   `json:"known"` // false when the run could not tell (peer absent, workload skipped)
 	Detail string `json:"detail"`
+}
+
+// The systems of a fleet run, in FleetRow.System.
+const (
+	FleetPeerFill = "fleet, peer fill"
+	FleetPrivate  = "fleet, peer fill off"
+	FleetOne      = "one daemon, fleet's memory and disk"
+	FleetRedis    = "one shared Redis, fleet's memory"
+)
+
+// FleetResult is one fleet size: the budget trace spread round-robin over
+// the daemons, and on the systems it is compared with.
+type FleetResult struct {
+	Daemons int        `json:"daemons"`
+	MemMax  int64      `json:"mem_max"`  // each daemon's --mem-max
+	DiskMax int64      `json:"disk_max"` // each daemon's --disk-max
+	Rows    []FleetRow `json:"rows"`
+	// Hit ratio with peer fill ÷ the other system's (0: not measured).
+	VsPrivate float64 `json:"peer_fill_vs_private"`
+	VsOne     float64 `json:"peer_fill_vs_one_daemon"`
+	VsRedis   float64 `json:"peer_fill_vs_shared_redis,omitempty"`
+}
+
+func (r *FleetResult) row(system string) *FleetRow {
+	for i := range r.Rows {
+		if r.Rows[i].System == system {
+			return &r.Rows[i]
+		}
+	}
+	return nil
+}
+
+// FleetRow is one system's replay of the fleet trace.
+type FleetRow struct {
+	System   string  `json:"system"`
+	Setting  string  `json:"setting"`
+	Requests int64   `json:"requests"` // measured (after the warm-up)
+	Hits     int64   `json:"hits"`
+	HitRatio float64 `json:"hit_ratio"`
+	// Sets is every SET of the replay, warm-up included: one per encoder
+	// run. PromptsMissed is the distinct prompts that missed at least
+	// once; EncoderRunsPerPrompt is Sets ÷ PromptsMissed (plain
+	// cache-aside: GET, then SET on a miss, no leases).
+	Sets                     int64   `json:"sets"`
+	PromptsMissed            int64   `json:"prompts_missed"`
+	EncoderRunsPerPrompt     float64 `json:"encoder_runs_per_prompt"`
+	EncoderSecondsSpentPer1k float64 `json:"encoder_seconds_spent_per_1k"`
+	PeerHits                 int64   `json:"peer_hits,omitempty"`         // INFO peer_hits summed over the daemons
+	PeerSetsDropped          int64   `json:"peer_sets_dropped,omitempty"` // forwarded SETs the queue dropped
+	Errors                   int64   `json:"errors,omitempty"`            // requests retried on another daemon (member loss)
+	Get                      Latency `json:"get"`
+	Seconds                  float64 `json:"seconds"`
+
+	windows, windowEnds []float64
+}
+
+// FleetPeerGet is GETs served through daemon A by daemon B, the keys'
+// owner, against local GETs of the same keys from A's L1.
+type FleetPeerGet struct {
+	Size     int   `json:"size"`
+	Keys     int   `json:"keys"`
+	PeerHits int64 `json:"peer_hits"` // A's peer_hits over the one-client pass
+	// Misses of the peer passes (a peer request past --peer-timeout) and
+	// of the local passes (a near copy that was not kept), both included
+	// in the latencies and throughputs.
+	PeerMisses  int64   `json:"peer_misses,omitempty"`
+	LocalMisses int64   `json:"local_misses,omitempty"`
+	Peer        Latency `json:"peer"`  // one client, first reads through A
+	Local       Latency `json:"local"` // one client, the same keys again
+	// CPU time of A and B together per GET (per-thread schedstat).
+	PeerCPUMicros    float64 `json:"peer_cpu_us"`
+	LocalCPUMicros   float64 `json:"local_cpu_us"`
+	CPURatio         float64 `json:"cpu_ratio"`
+	PeerMBPerSec     float64 `json:"peer_mb_per_sec"` // one client
+	PeerOpsPerSec16  float64 `json:"peer_ops_per_sec_16"`
+	LocalOpsPerSec16 float64 `json:"local_ops_per_sec_16"`
+	ThroughputRatio  float64 `json:"throughput_ratio_16"` // peer ÷ local
+}
+
+// FleetLoss is a member SIGKILLed mid-replay and restarted.
+type FleetLoss struct {
+	Daemons       int       `json:"daemons"`
+	WindowSeconds float64   `json:"window_seconds"`
+	Windows       []float64 `json:"windows_hit_ratio"`
+	WindowEnds    []float64 `json:"window_ends_seconds"`
+	KillSeconds   float64   `json:"kill_seconds"`   // from the replay's start
+	ReturnSeconds float64   `json:"return_seconds"` // ready again
+	HitRatio      float64   `json:"hit_ratio"`      // the whole replay
+	// Baseline is the hit ratio before the kill; RecoverySeconds the time
+	// from the return to the end of the first window within 2 points of it.
+	Baseline        float64 `json:"baseline"`
+	RecoverySeconds float64 `json:"recovery_seconds"`
+	Recovered       bool    `json:"recovered"`
+	Errors          int64   `json:"errors"` // requests retried because their daemon was down
 }

@@ -21,6 +21,7 @@ type runner struct {
 	work       string
 	tiercached string
 	peers      map[string]string // kind → binary path, for the peers found
+	natsBin    string            // a nats-server binary, when a workload runs on one
 	res        *Results
 
 	mu    sync.Mutex // guards procs
@@ -61,7 +62,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	h.res.Machine = machineInfo()
 	h.findPeers()
 
-	for _, w := range AllWorkloads {
+	for _, w := range KnownWorkloads {
 		if !cfg.has(w) {
 			continue
 		}
@@ -82,6 +83,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			err = h.restart(ctx)
 		case WorkloadPropagation:
 			err = h.propagation(ctx)
+		case WorkloadFleet:
+			err = h.fleet(ctx)
 		}
 		h.stopAll()
 		if err != nil {
@@ -184,9 +187,15 @@ func (h *runner) stopProc(p *proc, workload, setting string, budget int64) error
 }
 
 // locateNATS builds nats-server from the module when cfg.PropNATSServer
-// is "build" and the propagation workload runs.
+// is "build" and the propagation workload runs, or when the fleet workload
+// (always on a standalone server) runs and no binary is named.
 func (h *runner) locateNATS(ctx context.Context) error {
-	if h.cfg.PropNATSServer != "build" || !h.cfg.has(WorkloadPropagation) {
+	prop := h.cfg.PropNATSServer == "build" && h.cfg.has(WorkloadPropagation)
+	fleet := h.cfg.has(WorkloadFleet) && (h.cfg.PropNATSServer == "" || h.cfg.PropNATSServer == "build")
+	if h.cfg.PropNATSServer != "" && h.cfg.PropNATSServer != "build" {
+		h.natsBin = h.cfg.PropNATSServer
+	}
+	if !prop && !fleet {
 		return nil
 	}
 	mod := h.cfg.ModuleDir
@@ -196,9 +205,12 @@ func (h *runner) locateNATS(ctx context.Context) error {
 			return err
 		}
 	}
-	h.cfg.PropNATSServer = filepath.Join(h.work, "nats-server")
+	h.natsBin = filepath.Join(h.work, "nats-server")
+	if prop {
+		h.cfg.PropNATSServer = h.natsBin
+	}
 	h.logf("building nats-server from %s's go.mod", mod)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", h.cfg.PropNATSServer, "github.com/nats-io/nats-server/v2")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", h.natsBin, "github.com/nats-io/nats-server/v2")
 	cmd.Dir = mod
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build github.com/nats-io/nats-server/v2: %v\n%s", err, out)
@@ -311,6 +323,7 @@ func summaryOf(c *Config) ConfigSummary {
 		BudgetWarmup: c.BudgetWarmup, BudgetRequests: c.BudgetRequests, BudgetConns: c.BudgetConns, BudgetPolicy: c.BudgetPolicy,
 		EncoderDelayMs: float64(c.EncoderDelay) / 1e6, ColdMemMax: c.ColdMemMax, ColdFactor: c.ColdFactor,
 		RestartBytes: c.RestartBytes, PropDaemons: c.PropDaemons, PropRuns: c.PropRuns, PropNATS: propNATSMode(c), Seed: c.Seed,
+		FleetDaemons: c.FleetDaemons, FleetMemMax: c.FleetMemMax, FleetLossRequests: c.FleetLossRequests,
 	}
 }
 

@@ -132,6 +132,7 @@ func evaluateTargets(r *Results, c *Config) []Target {
 		}
 		ts = append(ts, t)
 	}
+	ts = append(ts, evaluateFleetTargets(r)...)
 	return ts
 }
 

@@ -1,0 +1,183 @@
+package harness
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+// writeFleet renders the fleet workload: the hit ratios and their ratios
+// per fleet size, the peer-served GET and the member loss.
+func writeFleet(b *bytes.Buffer, r *Results, hasPlot func(string) bool) {
+	if len(r.Fleet) == 0 && len(r.FleetPeerGet) == 0 && r.FleetLoss == nil {
+		return
+	}
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	c := r.Config
+	p("## 7. Fleet (peer fill)\n\n")
+	p("The budget workload's trace (Zipf s=%.2g over %d prompts, %s values, %d warm-up + %d measured requests, %d workers) is spread round-robin over the daemons, as a load balancer would, cache-aside: GET, and on a miss the encoder (accounted, not slept) and a SET to the same daemon. ",
+		c.BudgetZipfS, c.BudgetKeys, fmtBytes(int64(c.BudgetValue)), c.BudgetWarmup, c.BudgetRequests, c.BudgetConns)
+	p("The daemons run on a standalone `nats-server -js` on loopback, each with `--peer-listen 127.0.0.1:0` and a peer password (peer fill) or without `--peer-listen` (peer fill off: private caches of the same size). ")
+	p("\"One daemon\" has the fleet's total `--mem-max` and `--disk-max`; the shared Redis is one redis-server over loopback TCP with `maxmemory` = the fleet's total memory, `allkeys-lru`, no persistence. ")
+	p("Encoder runs per prompt = SETs ÷ distinct prompts that missed at least once, over the whole replay, with plain cache-aside (GET then SET): leases are not fleet-wide yet, so there is no LEASE.GET row.\n\n")
+	if hasPlot("fleet_hit_ratio.png") {
+		p("![fleet](fleet_hit_ratio.png)\n\n")
+	}
+	if len(r.Fleet) > 0 {
+		p("| daemons | system | setting | hit ratio (hits/requests) | peer fill ÷ this | encoder runs per prompt (SETs/prompts) | encoder s per 1k requests | peer hits | GET p99 ms | s |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, f := range r.Fleet {
+			pf := f.row(FleetPeerFill)
+			for _, x := range f.Rows {
+				ratio := "—"
+				if pf != nil && x.System != FleetPeerFill {
+					ratio = ratioCell(pf.HitRatio, x.HitRatio)
+				}
+				p("| %d | %s | %s | %.3f (%d/%d) | %s | %.3f (%d/%d) | %.1f | %d | %s | %.1f |\n", f.Daemons, x.System, x.Setting, x.HitRatio, x.Hits, x.Requests,
+					ratio, x.EncoderRunsPerPrompt, x.Sets, x.PromptsMissed, x.EncoderSecondsSpentPer1k, x.PeerHits, ms(x.Get.P99), x.Seconds)
+			}
+		}
+		p("\n")
+	}
+	if len(r.FleetPeerGet) > 0 {
+		p("Peer-served GET: two daemons A and B with peer fill; keys owned by B (rendezvous hashing, as the daemons compute it) are SET on B and each read once through A, which has never seen them, so every read is served by B (checked with A's `peer_hits`); then the same keys again through A, from the near copy in its L1 (the local GET). ")
+		p("CPU is A's and B's together, per GET, from `/proc/PID/task/*/schedstat` (nanoseconds; `/proc/PID/stat` counts 10 ms ticks) read before and after each pass. Throughput: 16 clients on a second set of keys, first read (peer) then again (local).\n\n")
+		p("| size | keys | peer p50 / p99 ms | local p50 / p99 ms | CPU per GET peer / local µs | CPU ratio | one client MB/s (peer) | 16 clients GET/s peer / local | throughput ratio | misses peer / local |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, g := range r.FleetPeerGet {
+			p("| %s | %d | %s / %s | %s / %s | %.0f / %.0f | %.2f× | %.0f | %.0f / %.0f | %.2f× | %d / %d |\n", fmtBytes(int64(g.Size)), g.Keys, ms(g.Peer.P50), ms(g.Peer.P99), ms(g.Local.P50), ms(g.Local.P99),
+				g.PeerCPUMicros, g.LocalCPUMicros, g.CPURatio, g.PeerMBPerSec, g.PeerOpsPerSec16, g.LocalOpsPerSec16, g.ThroughputRatio, g.PeerMisses, g.LocalMisses)
+		}
+		p("\n")
+	}
+	if l := r.FleetLoss; l != nil {
+		p("Member loss: %d daemons with peer fill replay a trace of %d requests after the warm-up; daemon B is SIGKILLed at %.1f s, taken out of the rotation, and started again (same data directory and node id) %.1f s later, at %.1f s. ",
+			l.Daemons, c.FleetLossRequests, l.KillSeconds, l.ReturnSeconds-l.KillSeconds, l.ReturnSeconds)
+		p("Hit ratio before the kill (the windows in the half of the time before it closest to it): %.3f. ", l.Baseline)
+		if l.Recovered {
+			p("Back within 2 points %.1f s after B's return. ", l.RecoverySeconds)
+		} else {
+			p("**Not** back within 2 points before the replay ended. ")
+		}
+		p("%d requests met the killed daemon and were retried on the next one. Hit ratio per %.1f s window:", l.Errors, l.WindowSeconds)
+		for i, w := range l.Windows {
+			if i%20 == 0 {
+				p("\n")
+			}
+			p(" %.2f", w)
+		}
+		p("\n\n")
+		if hasPlot("fleet_loss.png") {
+			p("![member loss](fleet_loss.png)\n\n")
+		}
+	}
+}
+
+// plotFleet draws each system's hit ratio against the fleet size.
+func plotFleet(dir string, r *Results) (string, error) {
+	if len(r.Fleet) == 0 {
+		return "", nil
+	}
+	p := plot.New()
+	p.Title.Text = "Fleet: budget trace round-robin over N daemons"
+	p.X.Label.Text = "daemons"
+	p.Y.Label.Text = "hit ratio"
+	p.Y.Min, p.Y.Max = 0, 1
+	var vs []any
+	for _, s := range []string{FleetPeerFill, FleetPrivate, FleetOne, FleetRedis} {
+		var xys plotter.XYs
+		for _, f := range r.Fleet {
+			if x := f.row(s); x != nil {
+				xys = append(xys, plotter.XY{X: float64(f.Daemons), Y: x.HitRatio})
+			}
+		}
+		if len(xys) > 0 {
+			vs = append(vs, s, xys)
+		}
+	}
+	if err := plotutil.AddLinePoints(p, vs...); err != nil {
+		return "", err
+	}
+	p.Legend.Top = true
+	const name = "fleet_hit_ratio.png"
+	return name, p.Save(7*vg.Inch, 4.5*vg.Inch, filepath.Join(dir, name))
+}
+
+// plotFleetLoss draws the hit ratio per window through a member's loss.
+func plotFleetLoss(dir string, r *Results) (string, error) {
+	l := r.FleetLoss
+	if l == nil || len(l.Windows) == 0 {
+		return "", nil
+	}
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("Member loss: 1 of %d daemons SIGKILLed at %.1fs, back at %.1fs", l.Daemons, l.KillSeconds, l.ReturnSeconds)
+	p.X.Label.Text = "seconds since the replay started"
+	p.Y.Label.Text = "hit ratio per window"
+	p.Y.Min, p.Y.Max = 0, 1
+	var xys plotter.XYs
+	for i, w := range l.Windows {
+		xys = append(xys, plotter.XY{X: l.WindowEnds[i], Y: w})
+	}
+	base := plotter.XYs{{X: 0, Y: l.Baseline - 0.02}, {X: l.WindowEnds[len(l.WindowEnds)-1], Y: l.Baseline - 0.02}}
+	if err := plotutil.AddLines(p, "hit ratio", xys, "before the kill − 2 points", base); err != nil {
+		return "", err
+	}
+	p.Legend.Top = true
+	const name = "fleet_loss.png"
+	return name, p.Save(7*vg.Inch, 4.5*vg.Inch, filepath.Join(dir, name))
+}
+
+// evaluateFleetTargets checks the fleet workload's results against issue
+// 21's benchmark targets.
+func evaluateFleetTargets(r *Results) []Target {
+	var ts []Target
+	for _, f := range r.Fleet {
+		pf := f.row(FleetPeerFill)
+		if pf == nil {
+			continue
+		}
+		for _, c := range []struct {
+			other string
+			min   float64
+		}{{FleetPrivate, 1.10}, {FleetOne, 0.95}, {FleetRedis, 1.5}} {
+			t := Target{Name: fmt.Sprintf("Fleet of %d: peer fill hit ratio ≥ %.2f× %s", f.Daemons, c.min, c.other)}
+			if o := f.row(c.other); o != nil && o.HitRatio > 0 {
+				ratio := pf.HitRatio / o.HitRatio
+				t.Known, t.Met = true, ratio >= c.min
+				t.Detail = fmt.Sprintf("%.3f vs %.3f: %.3f×", pf.HitRatio, o.HitRatio, ratio)
+			} else {
+				t.Detail = "not measured"
+			}
+			ts = append(ts, t)
+		}
+		ts = append(ts, Target{Name: fmt.Sprintf("Fleet of %d: encoder runs per prompt ≤ 1.05 with leases", f.Daemons),
+			Detail: fmt.Sprintf("leases are not fleet-wide yet; plain cache-aside: %.3f (peer fill off %.3f)", pf.EncoderRunsPerPrompt, rowRuns(f.row(FleetPrivate)))})
+	}
+	for _, g := range r.FleetPeerGet {
+		if g.Size > 1*MiB {
+			continue
+		}
+		ts = append(ts,
+			Target{Name: fmt.Sprintf("Peer-served GET %s: p99 ≤ 2 ms, one client", fmtBytes(int64(g.Size))), Known: true, Met: g.Peer.P99 <= 2000,
+				Detail: fmt.Sprintf("%s ms", ms(g.Peer.P99))},
+			Target{Name: fmt.Sprintf("Peer-served GET %s: CPU ≤ 2.5× a local L1 GET's", fmtBytes(int64(g.Size))), Known: g.LocalCPUMicros > 0, Met: g.CPURatio <= 2.5,
+				Detail: fmt.Sprintf("%.0f µs vs %.0f µs: %.2f×", g.PeerCPUMicros, g.LocalCPUMicros, g.CPURatio)})
+	}
+	if l := r.FleetLoss; l != nil {
+		t := Target{Name: "Member loss: back within 2 points ≤ 60 s after the daemon's return", Known: l.ReturnSeconds > 0}
+		t.Met = l.Recovered && l.RecoverySeconds <= 60
+		t.Detail = fmt.Sprintf("%.1f s (recovered %v, before %.3f)", l.RecoverySeconds, l.Recovered, l.Baseline)
+		ts = append(ts, t)
+	}
+	return ts
+}
+
+func rowRuns(r *FleetRow) float64 {
+	if r == nil {
+		return 0
+	}
+	return r.EncoderRunsPerPrompt
+}
