@@ -60,24 +60,37 @@ def tiercached_bin(tmp_path_factory):
 
 
 class Daemon:
-    """A running tiercached; stop() and start() again keep its data."""
+    """A running tiercached; stop() and start() again keep its data.
+
+    args come after the defaults and override them (the last of a flag
+    given twice wins): Daemon(binary, ["--nats", "embedded"]). Its log
+    (stdout and stderr) goes to a file in its directory, self.log."""
 
     def __init__(self, binary, args=()):
         self.binary = binary
         self.dir = tempfile.mkdtemp(prefix="tcpy")  # short: socket paths are limited to 108 bytes
         self.socket = os.path.join(self.dir, "s.sock")
+        self.log = os.path.join(self.dir, "log")
         self.args = list(args)
         self.proc = None
+
+    def read_log(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
 
     def start(self):
         argv = [self.binary, "--socket", self.socket, "--data-dir", os.path.join(self.dir, "data"),
                 "--mem-max", "64MiB", "--disk-max", "1GiB", "--nats", "off", "--log-level", "warn"] + self.args
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
         r = redis.Redis(unix_socket_path=self.socket, socket_timeout=5)
         deadline = time.monotonic() + 60
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError("tiercached exited: %s" % self.proc.stdout.read().decode(errors="replace"))
+                raise RuntimeError("tiercached exited: %s" % self.read_log())
             try:
                 if r.ping():
                     break
