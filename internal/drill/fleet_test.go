@@ -95,8 +95,8 @@ type fleetLoad struct {
 	writers int // per daemon
 	readers int // per daemon
 	order   []string
-	gates   map[string]*sync.RWMutex // by daemon; filled before any goroutine starts
-	stats   map[string]*fleetStats
+	writerGates
+	stats map[string]*fleetStats
 
 	wg sync.WaitGroup
 
@@ -108,19 +108,17 @@ type fleetLoad struct {
 	errs    []error
 	dying   map[string]bool // daemons whose clients' errors are expected
 	cancels map[string]context.CancelFunc
-	locked  []*daemon
 	lats    []time.Duration // GET latencies since since
 }
 
 func newFleetLoad(t testing.TB, keys, writers, readers int, ds ...*daemon) *fleetLoad {
 	l := &fleetLoad{
 		t: t, keys: keys, writers: writers, readers: readers,
-		gates: map[string]*sync.RWMutex{}, stats: map[string]*fleetStats{},
+		writerGates: writerGates{gates: gatesOf(ds)}, stats: map[string]*fleetStats{},
 		dying: map[string]bool{}, cancels: map[string]context.CancelFunc{},
 	}
 	for _, d := range ds {
 		l.order = append(l.order, d.name)
-		l.gates[d.name] = &sync.RWMutex{}
 		l.stats[d.name] = &fleetStats{}
 	}
 	for _, d := range ds {
@@ -192,9 +190,8 @@ func (l *fleetLoad) stop() {
 	for _, c := range l.cancels {
 		c()
 	}
-	held := slices.Clone(l.locked)
 	l.mu.Unlock()
-	l.unlock(held...)
+	l.unlockAll()
 	l.wg.Wait()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -202,29 +199,6 @@ func (l *fleetLoad) stop() {
 		l.t.Error(err)
 	}
 	l.errs = nil
-}
-
-func (l *fleetLoad) lockAll(ds ...*daemon) {
-	for _, d := range ds {
-		l.gates[d.name].Lock()
-		l.mu.Lock()
-		l.locked = append(l.locked, d)
-		l.mu.Unlock()
-	}
-}
-
-func (l *fleetLoad) unlock(ds ...*daemon) {
-	for _, d := range ds {
-		l.mu.Lock()
-		i := slices.Index(l.locked, d)
-		if i >= 0 {
-			l.locked = slices.Delete(l.locked, i, i+1)
-		}
-		l.mu.Unlock()
-		if i >= 0 {
-			l.gates[d.name].Unlock()
-		}
-	}
 }
 
 // rollout rolls clip out to vN through via and waits until every daemon

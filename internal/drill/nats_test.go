@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,16 +152,15 @@ func tierctl(t testing.TB, args ...string) (code int, stdout, stderr string, too
 // written under an older version, or any value of {clip@vM}kI with M older,
 // is a stale answer.
 type modelLoad struct {
-	t     testing.TB
-	gates map[string]*sync.RWMutex // by daemon
+	t testing.TB
+	writerGates
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex // guards errs and locked
-	errs   []error
-	locked []*daemon // the daemons whose gates the test holds
+	mu   sync.Mutex // guards errs
+	errs []error
 
 	stats map[string]*loadStats
 }
@@ -179,13 +177,12 @@ type loadStats struct {
 const loadKeys = 4
 
 func startModelLoad(t testing.TB, ds ...*daemon) *modelLoad {
-	l := &modelLoad{t: t, stats: map[string]*loadStats{}, gates: map[string]*sync.RWMutex{}}
+	l := &modelLoad{t: t, stats: map[string]*loadStats{}, writerGates: writerGates{gates: gatesOf(ds)}}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	// The maps are filled before any goroutine starts: the writers read
 	// them without a lock.
 	for _, d := range ds {
 		l.stats[d.name] = &loadStats{}
-		l.gates[d.name] = &sync.RWMutex{}
 	}
 	for _, d := range ds {
 		st := l.stats[d.name]
@@ -214,10 +211,7 @@ func (l *modelLoad) fail(err error) {
 // stop stops the load and reports its errors. Idempotent.
 func (l *modelLoad) stop() {
 	l.cancel()
-	l.mu.Lock()
-	held := slices.Clone(l.locked)
-	l.mu.Unlock()
-	l.unlock(held...) // a drill that failed during a rollout
+	l.unlockAll() // a drill that failed during a rollout
 	l.wg.Wait()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -225,31 +219,6 @@ func (l *modelLoad) stop() {
 		l.t.Error(err)
 	}
 	l.errs = nil
-}
-
-// lockAll stops the writers of ds (before a rollout).
-func (l *modelLoad) lockAll(ds ...*daemon) {
-	for _, d := range ds {
-		l.gates[d.name].Lock()
-		l.mu.Lock()
-		l.locked = append(l.locked, d)
-		l.mu.Unlock()
-	}
-}
-
-// unlock lets ds's writers go on (once they applied the rollout).
-func (l *modelLoad) unlock(ds ...*daemon) {
-	for _, d := range ds {
-		l.mu.Lock()
-		i := slices.Index(l.locked, d)
-		if i >= 0 {
-			l.locked = slices.Delete(l.locked, i, i+1)
-		}
-		l.mu.Unlock()
-		if i >= 0 {
-			l.gates[d.name].Unlock()
-		}
-	}
 }
 
 func (l *modelLoad) writer(d *daemon, st *loadStats) {
