@@ -7,27 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tiercache/tiercache/internal/natstest"
 	"github.com/tiercache/tiercache/internal/testutil"
 )
-
-// connectJS connects a plain client to url, as tierctl or nats CLI would;
-// it is closed in t.Cleanup.
-func connectJS(t testing.TB, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
 
 // TestMemberEntryPeer: a daemon announces its peer address in its member
 // entry, one without announces "", and an entry written before the field
@@ -38,7 +20,7 @@ func TestMemberEntryPeer(t *testing.T) {
 	oa.PeerAddr = "127.0.0.1:7001"
 	newDaemon(t, "a", oa)
 	newDaemon(t, "b", testOptions(t, srv.ClientURL(), "models"))
-	js := connectJS(t, srv.ClientURL())
+	js := connect(t, srv.ClientURL())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

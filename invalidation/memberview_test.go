@@ -230,7 +230,7 @@ func TestMembersViewExpiry(t *testing.T) {
 	wantView(t, a, all, 10*time.Second)
 	wantView(t, b, all, 10*time.Second)
 
-	js := connectJS(t, url)
+	js := connect(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, "models-members")
@@ -302,7 +302,7 @@ func TestMembersViewExpiry(t *testing.T) {
 func TestMembersViewWithoutMarkers(t *testing.T) {
 	srv := natstest.RunServer(t, nil)
 	p := natstest.Proxy(t, srv.ClientURL())
-	js := connectJS(t, srv.ClientURL())
+	js := connect(t, srv.ClientURL())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	opts := testOptions(t, srv.ClientURL(), "models")
@@ -362,7 +362,7 @@ func TestMembersViewBucketDeleted(t *testing.T) {
 	for _, x := range []*daemon{a, b, c} {
 		wantView(t, x, all, 10*time.Second)
 	}
-	js := connectJS(t, srv.ClientURL())
+	js := connect(t, srv.ClientURL())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	start := time.Now()
