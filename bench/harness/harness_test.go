@@ -73,18 +73,7 @@ func TestRunTiny(t *testing.T) {
 		}
 	}
 	cfg := tinyConfig(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	res, err := Run(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range res.Notes {
-		t.Log("note:", n)
-		if strings.Contains(n, "failed") {
-			t.Errorf("workload failed: %s", n)
-		}
-	}
+	res := runTiny(t, cfg)
 	want := len(cfg.HotSizes) * len(cfg.HotConns) * 2 * (1 + len(peers))
 	if len(res.HotSet) != want {
 		t.Errorf("hot set: %d rows, want %d", len(res.HotSet), want)
@@ -289,18 +278,7 @@ func TestFleetTiny(t *testing.T) {
 	cfg.FleetLossRequests = 4000
 	cfg.FleetLossDown = 300 * time.Millisecond
 	cfg.FleetLossWindow = 100 * time.Millisecond
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	res, err := Run(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range res.Notes {
-		t.Log("note:", n)
-		if strings.Contains(n, "failed") {
-			t.Errorf("workload failed: %s", n)
-		}
-	}
+	res := runTiny(t, cfg)
 	if len(res.Fleet) != 1 {
 		t.Fatalf("fleet: %d results, want 1", len(res.Fleet))
 	}
@@ -350,4 +328,23 @@ func TestFleetTiny(t *testing.T) {
 			t.Errorf("results.md lacks %q", s)
 		}
 	}
+}
+
+// runTiny runs cfg within two minutes and fails the test if the run, or
+// one of its workloads (a note saying so), failed.
+func runTiny(t *testing.T, cfg Config) *Results {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range res.Notes {
+		t.Log("note:", n)
+		if strings.Contains(n, "failed") {
+			t.Errorf("workload failed: %s", n)
+		}
+	}
+	return res
 }
