@@ -512,11 +512,21 @@ func (c *Cluster) Close() error {
 		c.mu.Lock()
 		members, connected := c.mu.members, c.mu.connected
 		c.mu.Unlock()
-		if members != nil && connected {
+		if connected {
 			// Leave at once rather than after MemberTTL, so that nobody
-			// waits for this daemon to apply a rollout.
+			// waits for this daemon to apply a rollout. The heartbeat has
+			// stopped, so this delete is the entry's last word: it goes out
+			// even when the heartbeat dropped its handle, since a put that
+			// failed may still have landed.
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			if err := members.Delete(ctx, c.nodeKey); err != nil {
+			var err error
+			if members == nil {
+				members, err = c.js.KeyValue(ctx, c.opts.MembersBucket)
+			}
+			if err == nil {
+				err = members.Delete(ctx, c.nodeKey)
+			}
+			if err != nil {
 				c.log.Debug("removing the member entry", zap.Error(err))
 			}
 			cancel()

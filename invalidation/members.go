@@ -98,12 +98,16 @@ func (c *Cluster) putMember() error {
 	if _, err := kv.Put(ctx, c.nodeKey, b); err != nil {
 		// The bucket may be gone (a memory-backed bucket does not survive a
 		// NATS server restart): bind or create it again next time rather
-		// than keep writing through a stale handle.
-		c.mu.Lock()
-		if c.mu.members == kv {
-			c.mu.members = nil
+		// than keep writing through a stale handle. A put cut short by
+		// Close says nothing of the bucket, and Close needs the handle to
+		// delete the entry that put may still have written.
+		if c.ctx.Err() == nil {
+			c.mu.Lock()
+			if c.mu.members == kv {
+				c.mu.members = nil
+			}
+			c.mu.Unlock()
 		}
-		c.mu.Unlock()
 		return fmt.Errorf("invalidation: member entry: %w", err)
 	}
 	return nil

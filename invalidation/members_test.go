@@ -66,3 +66,33 @@ func TestMemberEntryPeer(t *testing.T) {
 		t.Fatalf("members with a legacy entry: %+v", ms)
 	}
 }
+
+// TestCloseLeavesWithoutHandle: a daemon leaves the members bucket on
+// Close even when its heartbeat has no bucket handle, as after a failed put
+// (a put that failed may still have written the entry).
+func TestCloseLeavesWithoutHandle(t *testing.T) {
+	srv := natstest.RunServer(t, nil)
+	a := newDaemon(t, "a", testOptions(t, srv.ClientURL(), "models"))
+	b := newDaemon(t, "b", testOptions(t, srv.ClientURL(), "models"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	members := func() ([]Member, error) { return a.c.Members(ctx) }
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		if ms, err := members(); err != nil || len(ms) != 2 {
+			return fmt.Errorf("members %+v, %v; want a and b", ms, err)
+		}
+		return nil
+	})
+	b.c.stopLoops()
+	b.c.mu.Lock()
+	b.c.mu.members = nil
+	b.c.mu.Unlock()
+	b.stop()
+	// Well within MemberTTL: the entry was deleted, not left to expire.
+	testutil.CheckFor(t, time.Second, func() error {
+		if ms, err := members(); err != nil || len(ms) != 1 || ms[0].Node != "a" {
+			return fmt.Errorf("members %+v, %v; want only a", ms, err)
+		}
+		return nil
+	})
+}
