@@ -78,7 +78,17 @@ func (c *Cache) Get(key []byte) (tier.Record, error) {
 // version tag it was stored under here (tier.SetResult.Tag, read within
 // the write), so that an owner that has applied another version of the
 // model refuses it.
+//
+// While that owner is up (its breaker closed), the value is stored here
+// as a near copy (tier.SetArgs.Near): in memory only, so that the fleet
+// holds it once on disk, at its owner, rather than once more per member
+// that wrote it. Measured on the fleet workload, the writers' disk copies
+// were what kept the fleet's hit ratio under one daemon's of the same
+// total size. An owner that is down gets nothing, and the value is stored
+// here as any write.
 func (c *Cache) SetWith(key, value []byte, a tier.SetArgs) (tier.SetResult, error) {
+	up := c.client.OwnerUp(key)
+	a.Near = up
 	res, err := c.Hybrid.SetWith(key, value, a)
 	if err != nil || !res.Stored {
 		return res, err

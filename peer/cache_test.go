@@ -2,6 +2,7 @@ package peer
 
 import (
 	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -168,4 +169,58 @@ func TestCacheReadYourDelete(t *testing.T) {
 	if st := d.b.PeerStats(); st.UpdatesForwarded != 50 {
 		t.Fatalf("b's peer stats %+v: want the 50 deletes answered by the owner when DEL returned", st)
 	}
+}
+
+// A write of a key another member owns is kept here as a near copy, in
+// memory only, and stored at the owner; a write of a key this member owns,
+// or of a key whose owner is down, is stored here as any write.
+func TestCacheNearWrites(t *testing.T) {
+	d := newDuo(t)
+	theirs, ours := keyOf(t, d.ring, "a", "theirs"), keyOf(t, d.ring, "b", "ours")
+	for _, k := range [][]byte{theirs, ours} {
+		if _, err := d.b.SetWith(k, []byte("v"), tier.SetArgs{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := d.b.NearWrites(); n != 1 {
+		t.Fatalf("b kept %d near copies, want 1 (the key a owns)", n)
+	}
+	if r, err := d.b.Hybrid.Get(theirs); err != nil || string(r.Value()) != "v" {
+		t.Fatalf("b's near copy: %v", err)
+	}
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		_, err := d.a.Hybrid.PeerGet(theirs)
+		return err
+	})
+
+	// An owner that is down: once b has given up on it, b stores what it
+	// writes of a's keys as its own.
+	hc := openHybrid(t)
+	dead := NewRing([]Member{{ID: "b", Addr: "127.0.0.1:1"}, {ID: "c", Addr: deadAddr(t)}})
+	c := NewCache(hc, newClient(t, ClientOptions{Ring: dead, Self: "b"}))
+	k := keyOf(t, dead, "c", "k")
+	if _, ok := c.Client().Get(k); ok {
+		t.Fatal("a dead owner served a Get")
+	}
+	if c.Client().OwnerUp(k) {
+		t.Fatal("the dead owner is still up after a failed Get")
+	}
+	if _, err := c.SetWith(k, []byte("v"), tier.SetArgs{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.NearWrites(); n != 0 {
+		t.Fatalf("%d near copies of a dead owner's keys, want 0", n)
+	}
+}
+
+// deadAddr returns a loopback address nothing listens on.
+func deadAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }

@@ -106,6 +106,13 @@ func (c *Client) Owner(key []byte) (m Member, remote, ok bool) {
 	return m, ok && m.ID != c.opts.Self, ok
 }
 
+// OwnerUp reports whether another member owns key and this client is not
+// avoiding it after a failure (its breaker is closed).
+func (c *Client) OwnerUp(key []byte) bool {
+	r := c.remoteFor(key)
+	return r != nil && !r.down.Load()
+}
+
 // Get asks key's owner for the key's live record and returns it as the
 // owner sent it: its header tells the version it was stored under (Tag)
 // and its expiry, and its Epoch is the owner's, meaningless here. The

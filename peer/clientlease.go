@@ -26,11 +26,8 @@ import (
 const tokenSep = "@"
 
 // LeaseRemote reports whether key's lease is taken at another member:
-// another member owns key and its breaker is closed.
-func (c *Client) LeaseRemote(key []byte) bool {
-	r := c.remoteFor(key)
-	return r != nil && !r.down.Load()
-}
+// another member owns key and its breaker is closed (OwnerUp).
+func (c *Client) LeaseRemote(key []byte) bool { return c.OwnerUp(key) }
 
 // Lease takes the leases of keys at their owners, one request per owner,
 // concurrently, as LEASE.MGET ttl WAIT wait does there, and returns one

@@ -48,8 +48,9 @@
 // involve the key's owner. A lookup that misses locally asks the owner
 // through the Client and serves the record only through the Hybrid's Fill
 // (the fencing rule below), which also keeps it in L1 as a clean near
-// copy; a write stored here is forwarded with the version tag it was
-// stored under. The server sees only the cache interfaces it owns.
+// copy; a write of a key another member owns is stored here as a near
+// copy too (tier.SetArgs.Near: L1 only, L2's older copy deleted) while the
+// owner is up, and forwarded with the version tag it was stored under. The server sees only the cache interfaces it owns.
 //
 // # Protocol
 //

@@ -185,6 +185,7 @@ func (s *Server) info(want map[string]bool) string {
 			"peer_sets_forwarded", p.SetsForwarded,
 			"peer_sets_refused", p.SetsRefused,
 			"peer_sets_dropped", p.SetsDropped,
+			"peer_sets_near", p.SetsNear,
 			"peer_served", p.Served,
 			"peer_served_hits", p.ServedHits,
 			"peer_sets_received", p.SetsReceived,

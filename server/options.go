@@ -58,6 +58,10 @@ type PeersInfo struct {
 	// SetsRefused those it refused (another version), SetsDropped those
 	// that never reached it (full queue, owner down).
 	SetsForwarded, SetsRefused, SetsDropped uint64
+	// SetsNear are writes of keys another member owns that this daemon
+	// kept in memory only (tier.SetArgs.Near), the owner storing them for
+	// the fleet.
+	SetsNear uint64
 	// Served are lookups this daemon answered for peers, ServedHits those
 	// it had the key for; SetsReceived the writes peers forwarded that it
 	// stored, SetsStale those it refused.

@@ -17,7 +17,7 @@ func TestInfoPeers(t *testing.T) {
 
 	rdb := startServer(t, func(o *Options) {
 		o.Peers = func() PeersInfo {
-			return PeersInfo{Listen: "10.0.0.1:7000", Peers: 2, Live: 1, Hits: 3, Misses: 1, SetsForwarded: 4, SetsDropped: 5, BytesIn: 6, BytesOut: 7}
+			return PeersInfo{Listen: "10.0.0.1:7000", Peers: 2, Live: 1, Hits: 3, Misses: 1, SetsForwarded: 4, SetsDropped: 5, SetsNear: 8, BytesIn: 6, BytesOut: 7}
 		}
 	}).client(t, nil)
 	info := rdb.Info(ctx).Val()
@@ -27,7 +27,7 @@ func TestInfoPeers(t *testing.T) {
 	p := parseInfo(t, rdb.Info(ctx, "peers").Val())["Peers"]
 	for name, want := range map[string]string{
 		"peer_listen": "10.0.0.1:7000", "peers_live": "1", "peer_hits": "3", "peer_misses": "1", "peer_errors": "0",
-		"peer_timeouts": "0", "peer_sets_forwarded": "4", "peer_sets_dropped": "5", "peer_bytes_in": "6",
+		"peer_timeouts": "0", "peer_sets_forwarded": "4", "peer_sets_dropped": "5", "peer_sets_near": "8", "peer_bytes_in": "6",
 		"peer_bytes_out": "7", "peer_hit_ratio": "0.7500",
 	} {
 		if p[name] != want {

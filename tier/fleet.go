@@ -80,6 +80,10 @@ func (h *Hybrid) Fill(key []byte, r Record, seq uint64, keep bool) (Record, erro
 	return r, nil
 }
 
+// NearWrites returns how many writes were stored as near copies
+// (SetArgs.Near) in L1 alone, their L2 copy left to the key's owner.
+func (h *Hybrid) NearWrites() uint64 { return h.nearWrites.Load() }
+
 // SetTagged stores value under key for another member of the fleet that
 // stored it under version tag (SetResult.Tag): only if a write of key here
 // would get the same tag, else it stores nothing and returns a *StaleError
@@ -97,5 +101,5 @@ func (h *Hybrid) SetTagged(key, value []byte, expireAt int64, tag string) error 
 		h.staleWrites.Add(1)
 		return &StaleError{Model: sc.Model, Current: hdr.Tag}
 	}
-	return h.put(key, newRecordIn(hdr, nil, value), sc, scoped, hdr.Epoch)
+	return h.put(key, newRecordIn(hdr, nil, value), sc, scoped, hdr.Epoch, false)
 }

@@ -170,3 +170,47 @@ func TestFleetSetTagged(t *testing.T) {
 		t.Errorf("stale writes %d, want 1", st.StaleWrites)
 	}
 }
+
+// TestFleetNearWrite: a write of a key another member owns (SetArgs.Near)
+// is served from L1, never written to this cache's L2, and deletes the
+// older copy L2 had, so that the old value does not reappear once the near
+// copy is gone; one too large for L1 is stored as any write.
+func TestFleetNearWrite(t *testing.T) {
+	for _, policy := range []tier.WritePolicy{tier.WriteBack, tier.WriteThrough} {
+		t.Run(policy.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := hcfg{dir: dir, policy: policy, memMax: 1 << 20}
+			h := openHybrid(t, cfg)
+			mustSetValue(t, h, "k", []byte("old"))
+			if err := h.Close(); err != nil {
+				t.Fatal(err)
+			}
+			h = openHybrid(t, cfg)
+			near := tier.SetArgs{Near: true}
+			if res, err := h.SetWith([]byte("k"), []byte("new"), near); err != nil || !res.Stored {
+				t.Fatalf("near SetWith: %+v, %v", res, err)
+			}
+			if v, err := getValue(h, "k"); err != nil || string(v) != "new" {
+				t.Fatalf("after the near write: %q, %v", v, err)
+			}
+			big := bytes.Repeat([]byte("b"), 1<<20)
+			if _, err := h.SetWith([]byte("big"), big, near); err != nil {
+				t.Fatal(err)
+			}
+			if n := h.NearWrites(); n != 1 {
+				t.Errorf("NearWrites = %d, want 1 (the large value was stored as any write)", n)
+			}
+			if err := h.Close(); err != nil {
+				t.Fatal(err)
+			}
+			h = openHybrid(t, cfg)
+			defer h.Close()
+			if v, err := getValue(h, "k"); !errors.Is(err, tier.ErrNotFound) {
+				t.Fatalf("after a restart, k = %q, %v; want not found (the near copy is memory only, L2's old copy deleted)", v, err)
+			}
+			if v, err := getValue(h, "big"); err != nil || !bytes.Equal(v, big) {
+				t.Fatalf("the value too large for L1 was not kept: %d bytes, %v", len(v), err)
+			}
+		})
+	}
+}

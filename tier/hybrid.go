@@ -35,6 +35,7 @@ type Hybrid struct {
 	closeErr  error
 
 	promotions, demotions atomic.Uint64
+	nearWrites            atomic.Uint64 // see NearWrites
 	staleWrites           atomic.Uint64
 	l2ReadErrs            atomic.Uint64
 }

@@ -23,6 +23,16 @@ type SetArgs struct {
 	Cond     SetCond // NX / XX
 	GetOld   bool    // return the old value (GET)
 
+	// Near stores the value as a near copy: the write of a key another
+	// member of a fleet owns, which that member stores for the fleet
+	// (package peer forwards it). It goes to L1 only, marked FlagClean so
+	// that evicting it writes nothing, and any copy of the key in L2 is
+	// deleted, so that an older value cannot reappear once it is evicted:
+	// the fleet then holds the value once on disk, at its owner, not once
+	// per member that wrote it. A value too large for L1 is stored as
+	// without Near.
+	Near bool
+
 	// Spare, if not nil, is the buffer the value was read into, with room
 	// in front of it: the value must be its tail (sharing its memory).
 	// When the room holds the record's header (ValueHeadroom is enough for
@@ -54,7 +64,7 @@ func (h *Hybrid) Set(key []byte, r Record) error {
 		if _, scoped, err := ParseScope(key); err != nil {
 			return err
 		} else if !scoped {
-			return h.put(key, r, Scope{}, false, 0)
+			return h.put(key, r, Scope{}, false, 0, false)
 		}
 	}
 	return h.SetValue(key, r.Value(), hdr.ExpireAt)
@@ -70,12 +80,13 @@ func (h *Hybrid) Set(key []byte, r Record) error {
 // it is in L1 (or, for a record too large for L1, in the queue that reads
 // consult), and waits only when more than MaxPending bytes are queued.
 func (h *Hybrid) SetValue(key, value []byte, expireAt int64) error {
-	_, err := h.setValue(key, value, expireAt, nil)
+	_, err := h.setValue(key, value, expireAt, nil, false)
 	return err
 }
 
-// setValue is SetValue with SetArgs.Spare; it returns the record's tag.
-func (h *Hybrid) setValue(key, value []byte, expireAt int64, spare []byte) (string, error) {
+// setValue is SetValue with SetArgs.Spare and SetArgs.Near; it returns the
+// record's tag.
+func (h *Hybrid) setValue(key, value []byte, expireAt int64, spare []byte, near bool) (string, error) {
 	if h.closed.Load() {
 		return "", ErrClosed
 	}
@@ -83,7 +94,10 @@ func (h *Hybrid) setValue(key, value []byte, expireAt int64, spare []byte) (stri
 	if err != nil {
 		return "", err
 	}
-	return hdr.Tag, h.put(key, newRecordIn(hdr, spare, value), sc, scoped, hdr.Epoch)
+	if near {
+		hdr.Flags = FlagClean
+	}
+	return hdr.Tag, h.put(key, newRecordIn(hdr, spare, value), sc, scoped, hdr.Epoch, near)
 }
 
 // SetWith is SET with its options: the existence check, the write and the
@@ -94,7 +108,7 @@ func (h *Hybrid) SetWith(key, value []byte, a SetArgs) (SetResult, error) {
 		return SetResult{}, ErrClosed
 	}
 	if a.Cond == Always && !a.KeepTTL && !a.GetOld {
-		tag, err := h.setValue(key, value, a.ExpireAt, a.Spare)
+		tag, err := h.setValue(key, value, a.ExpireAt, a.Spare, a.Near)
 		if err != nil {
 			return SetResult{}, err
 		}
@@ -121,12 +135,15 @@ func (h *Hybrid) SetWith(key, value []byte, a SetArgs) (SetResult, error) {
 	if a.KeepTTL && old != nil {
 		hdr.ExpireAt = old.ExpireAt()
 	}
+	if a.Near {
+		hdr.Flags = FlagClean
+	}
 	rec := newRecordIn(hdr, a.Spare, value)
 	if err := h.fitsL2(key, rec, sc, scoped, hdr.Epoch); err != nil {
 		st.mu.Unlock()
 		return SetResult{}, err
 	}
-	h.putLocked(key, rec, sc, scoped, hdr.Epoch)
+	h.putLocked(key, rec, sc, scoped, hdr.Epoch, a.Near)
 	st.mu.Unlock()
 	h.queue.waitForSpace()
 	res.Stored, res.Tag = true, hdr.Tag
@@ -167,7 +184,7 @@ func (h *Hybrid) headerNow(key []byte, expireAt int64) (Header, Scope, bool, err
 	return hdr, sc, scoped, nil
 }
 
-func (h *Hybrid) put(key []byte, r Record, sc Scope, scoped bool, epoch uint64) error {
+func (h *Hybrid) put(key []byte, r Record, sc Scope, scoped bool, epoch uint64, near bool) error {
 	if h.closed.Load() {
 		return ErrClosed
 	}
@@ -176,7 +193,7 @@ func (h *Hybrid) put(key []byte, r Record, sc Scope, scoped bool, epoch uint64) 
 	}
 	st := h.stripes.of(key)
 	st.mu.Lock()
-	h.putLocked(key, r, sc, scoped, epoch)
+	h.putLocked(key, r, sc, scoped, epoch, near)
 	st.mu.Unlock()
 	h.queue.waitForSpace()
 	return nil
@@ -195,15 +212,29 @@ func (h *Hybrid) fitsL2(key []byte, r Record, sc Scope, scoped bool, epoch uint6
 	return nil
 }
 
-// putLocked stores r in L1 and queues it for L2 as the write policy says.
-// The caller holds key's stripe lock.
-func (h *Hybrid) putLocked(key []byte, r Record, sc Scope, scoped bool, epoch uint64) {
+// putLocked stores r in L1 and queues it for L2 as the write policy says,
+// or, for a near copy (SetArgs.Near; r is FlagClean) that L1 took, queues
+// the deletion of L2's copy instead. The caller holds key's stripe lock.
+func (h *Hybrid) putLocked(key []byte, r Record, sc Scope, scoped bool, epoch uint64, near bool) {
 	defer h.stripes.of(key).seq.Add(1) // once the write is visible: see stripes
 	inL1 := len(key)+len(r) <= h.l1.MaxRecord() && h.l1.Set(key, r) == nil
 	if !inL1 {
 		_ = h.l1.Delete(key) // an older copy must not shadow this write
 	}
 	switch {
+	case near && inL1:
+		// L2's copy, if any, is older: it must not reappear when this one
+		// is evicted. A delete of an absent key costs L2 a tombstone.
+		h.queue.enqueue(newOp(key, nil, sc, scoped, epoch))
+		h.nearWrites.Add(1)
+	case near:
+		// Too large for L1: stored here as any write, clean or not as the
+		// policy says.
+		r.SetFlags(r.Flags() &^ FlagClean)
+		if h.opts.WritePolicy == WriteThrough {
+			r.SetFlags(r.Flags() | FlagClean)
+		}
+		h.queue.enqueue(newOp(key, r, sc, scoped, epoch))
 	case h.opts.WritePolicy == WriteThrough || !inL1:
 		h.queue.enqueue(newOp(key, r, sc, scoped, epoch))
 	case r.ExpireAt() != 0:
@@ -355,7 +386,7 @@ func (h *Hybrid) Expire(key []byte, expireAt int64, cond ExpireCond) (bool, erro
 	if h.opts.WritePolicy == WriteThrough {
 		hdr.Flags = FlagClean
 	}
-	h.putLocked(key, NewRecord(hdr, old.Value()), sc, scoped, hdr.Epoch)
+	h.putLocked(key, NewRecord(hdr, old.Value()), sc, scoped, hdr.Epoch, false)
 	return true, nil
 }
 

@@ -111,7 +111,8 @@ func (f *fleet) info() server.PeersInfo {
 		Hits: c.Hits, Misses: c.Misses, Fenced: c.Fenced,
 		Errors: c.Errors, Timeouts: c.Timeouts, Skipped: c.Skipped,
 		SetsForwarded: c.SetsForwarded, SetsRefused: c.SetsRefused, SetsDropped: c.SetsDropped,
-		Served: s.Gets, ServedHits: s.Hits, SetsReceived: s.Sets, SetsStale: s.Stale,
+		SetsNear: f.cache.NearWrites(),
+		Served:   s.Gets, ServedHits: s.Hits, SetsReceived: s.Sets, SetsStale: s.Stale,
 		AuthFailures: s.AuthFailures,
 		BytesIn:      c.BytesIn + s.BytesIn, BytesOut: c.BytesOut + s.BytesOut,
 	}

@@ -14,6 +14,7 @@ type PeerCollector struct {
 	peers, live                                  *prometheus.Desc
 	hits, misses, fenced, errors, timeouts, skip *prometheus.Desc
 	setsForwarded, setsRefused, setsDropped      *prometheus.Desc
+	setsNear                                     *prometheus.Desc
 	served, servedHits, setsReceived, setsStale  *prometheus.Desc
 	authFailures, bytesIn, bytesOut              *prometheus.Desc
 }
@@ -42,6 +43,7 @@ func NewPeerCollector(info func() server.PeersInfo) *PeerCollector {
 		setsForwarded: d("sets_forwarded_total", "Writes forwarded to their owner and stored there."),
 		setsRefused:   d("sets_refused_total", "Writes forwarded to their owner and refused (another model version)."),
 		setsDropped:   d("sets_dropped_total", "Writes that never reached their owner: full queue, owner down."),
+		setsNear:      d("sets_near_total", "Writes of keys other members own kept here in memory only, the owner storing them."),
 		served:        d("served_total", "Lookups this daemon answered for other members."),
 		servedHits:    d("served_hits_total", "Lookups this daemon answered for other members with a value."),
 		setsReceived:  d("sets_received_total", "Writes other members forwarded that this daemon stored."),
@@ -56,7 +58,7 @@ func NewPeerCollector(info func() server.PeersInfo) *PeerCollector {
 func (c *PeerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.peers, c.live, c.hits, c.misses, c.fenced, c.errors, c.timeouts, c.skip,
-		c.setsForwarded, c.setsRefused, c.setsDropped, c.served, c.servedHits, c.setsReceived, c.setsStale,
+		c.setsForwarded, c.setsRefused, c.setsDropped, c.setsNear, c.served, c.servedHits, c.setsReceived, c.setsStale,
 		c.authFailures, c.bytesIn, c.bytesOut,
 	} {
 		ch <- d
@@ -80,6 +82,7 @@ func (c *PeerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.setsForwarded, p.SetsForwarded)
 	counter(c.setsRefused, p.SetsRefused)
 	counter(c.setsDropped, p.SetsDropped)
+	counter(c.setsNear, p.SetsNear)
 	counter(c.served, p.Served)
 	counter(c.servedHits, p.ServedHits)
 	counter(c.setsReceived, p.SetsReceived)
