@@ -60,9 +60,15 @@ func (f *fleetNode) start(t *testing.T) {
 // peersInfo returns the daemon's INFO "# Peers" fields.
 func peersInfo(t *testing.T, c *redis.Client) map[string]string {
 	t.Helper()
-	info, err := c.Info(ctxT(t), "peers").Result()
+	return infoSection(t, c, "peers")
+}
+
+// infoSection returns the fields of the daemon's INFO section.
+func infoSection(t *testing.T, c *redis.Client, section string) map[string]string {
+	t.Helper()
+	info, err := c.Info(ctxT(t), section).Result()
 	if err != nil {
-		t.Fatalf("INFO peers: %v", err)
+		t.Fatalf("INFO %s: %v", section, err)
 	}
 	out := map[string]string{}
 	for _, line := range strings.Split(info, "\r\n") {
@@ -310,4 +316,29 @@ func writeTLSFiles(t *testing.T) (cert, key, ca string) {
 		return path
 	}
 	return write("cert.pem", "CERTIFICATE", leafDER), write("key.pem", "EC PRIVATE KEY", keyDER), write("ca.pem", "CERTIFICATE", caDER)
+}
+
+// TestFleetMemoryBound: a fleet member's memory bound counts its peer
+// server's requests and connection buffers and its queue of forwarded
+// writes: --max-value + 256 KiB + 16 MiB, 1024 × 128 KiB and 64 MiB.
+func TestFleetMemoryBound(t *testing.T) {
+	ns := natstest.RunServer(t, nil)
+	for _, maxValue := range []int64{64 << 20, 8 << 20} {
+		mv := fmt.Sprintf("--max-value=%d", maxValue)
+		alone := startNode(t, nil, "--nats", ns.ClientURL(), "--node-id", "alone", mv)
+		member := startFleetNode(t, ns.ClientURL(), "member", mv)
+		bound := func(n *node) int64 {
+			v, err := strconv.ParseInt(infoSection(t, n.client(t, ""), "memory")["memory_bound"], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		want := maxValue + 256<<10 + 16<<20 + 1024*128<<10 + 64<<20
+		if got := bound(member.node) - bound(alone); got != want {
+			t.Errorf("--max-value %d: a fleet member's bound is %d bytes over a lone daemon's, want %d", maxValue, got, want)
+		}
+		alone.stop()
+		member.stop()
+	}
 }

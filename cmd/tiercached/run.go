@@ -253,7 +253,7 @@ func autoThreads(cpus int) int { return min(cpus, max(2, cpus/2)) }
 // GOMEMLIMIT, when set, wins: the runtime has applied it already.
 func (d *daemon) setMemoryLimit(inflight, leases int64) {
 	d.memLimit = applyRuntime(d.opts.SetMemoryLimit, "GOMEMLIMIT", func() string {
-		limit := d.goMemoryLimit(inflight) + leases
+		limit := d.goMemoryLimit(inflight) + leases + d.fleetMemory()
 		debug.SetMemoryLimit(limit)
 		return fmt.Sprintf("%.1fMiB", float64(limit)/(1<<20))
 	})
@@ -333,11 +333,21 @@ func poolBytes(memMax int64) int64 { return min(64<<20, max(8<<20, memMax/8)) }
 // the README (Operations, "Memory"): request arguments in flight, L1 with
 // its overhead (1.15 × --mem-max, as tier.GoMemoryLimit), the write queue,
 // the recycled value buffers (poolBytes), Pebble's memory for batches as
-// large as the flusher makes, the leases (--max-leases × lease.Bytes)
-// and 64 MiB for the runtime, connections and everything else.
+// large as the flusher makes, the leases (--max-leases × lease.Bytes),
+// a fleet member's peer requests and forward queue (fleetMemory) and
+// 64 MiB for the runtime, connections and everything else.
 func (d *daemon) memoryBound(inflight, leases int64) int64 {
 	pending, batch := d.cache.QueueLimits()
-	return inflight + leases + d.opts.MemMax*115/100 + pending + d.cache.Buffers().MaxBytes() + d.l2.MemoryBound(max(batch, d.opts.MaxValue)) + 64<<20
+	return inflight + leases + d.fleetMemory() + d.opts.MemMax*115/100 + pending + d.cache.Buffers().MaxBytes() + d.l2.MemoryBound(max(batch, d.opts.MaxValue)) + 64<<20
+}
+
+// fleetMemory is what peer fill holds in the Go heap: the peer server's
+// requests and the client's queue of forwarded writes; 0 outside a fleet.
+func (d *daemon) fleetMemory() int64 {
+	if d.fleet == nil {
+		return 0
+	}
+	return d.fleet.server.MemoryBound() + d.fleet.client.MemoryBound()
 }
 
 // diskLine logs a line of the disk tier. Its Logger hook has no levels:
