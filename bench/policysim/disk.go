@@ -73,9 +73,10 @@ func (d *disk) atRiskBelow() uint64 {
 	return d.gens[len(d.gens)-1].id
 }
 
-// full reports whether a write of size bytes would make the store drop
-// a generation.
-func (d *disk) full(size int64) bool { return d.live+d.cost(size) > d.budget }
+// hasRoom reports whether a write of size bytes leaves the store a
+// generation below its budget: true while it fills, false once it has
+// dropped generations (it then stays within one of its budget).
+func (d *disk) hasRoom(size int64) bool { return d.live+d.cost(size) <= d.budget-d.genTarget }
 
 // write stores k in the current generation and evicts.
 func (d *disk) write(k int32, size int64) {

@@ -142,8 +142,8 @@ func newToday(a accounting) *twoTier {
 }
 
 // newS3FIFO2 is S3-FIFO as L1 deciding what L2 gets: what leaves the
-// small queue unread is not written (its key goes to the ghost), what
-// leaves main is demoted. L2 is disktier's, whose generations with second
+// small queue unread is not written once L2 is full (see disk.hasRoom;
+// its key goes to the ghost), what leaves main is demoted. L2 is disktier's, whose generations with second
 // chance are S3-FIFO's main queue on disk. The ghost covers both tiers:
 // as many bytes' worth of keys as L1 and L2 hold, so that a key asked
 // again before L2 would have dropped it goes to main. A promotion goes to
@@ -154,7 +154,7 @@ func newS3FIFO2(a accounting) *twoTier {
 	c.onEvict = func(e *node, fromSmall bool) {
 		switch {
 		case !e.dirty:
-		case fromSmall:
+		case fromSmall && !t.d.hasRoom(e.size):
 			t.rejected++
 		default:
 			t.d.write(e.key, e.size)
@@ -165,9 +165,10 @@ func newS3FIFO2(a accounting) *twoTier {
 }
 
 // newWTinyLFU2 is W-TinyLFU as L1 and as L2's admission filter: a dirty
-// entry L1 evicts is written to L2 only if its sketch count is 2 or more,
-// that is if it was asked for again since its miss (or the counts last
-// halved): one-hit wonders are not written. (Comparing with the count of
+// entry L1 evicts is written to L2 while L2 fills (disk.hasRoom), then
+// only if its sketch count is 2 or more, that is if it was asked for
+// again since its miss (or the counts last halved): one-hit wonders are
+// not written. (Comparing with the count of
 // the entry L2 would evict first, as W-TinyLFU's main does, rejects
 // little more: L2 drops whole generations, so right after a drop it has
 // room, and its oldest entries are mostly one-hit wonders too.) One
@@ -188,7 +189,7 @@ func newWTinyLFU2(a accounting, entries, l1Entries int, split bool) *twoTier {
 		if !e.dirty {
 			return
 		}
-		if l2sk.freq(e.key) < 2 {
+		if l2sk.freq(e.key) < 2 && !t.d.hasRoom(e.size) {
 			t.rejected++
 			return
 		}
