@@ -3,46 +3,27 @@ package harness
 import (
 	"context"
 	"fmt"
-	"math"
-	"math/rand/v2"
-	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tiercache/tiercache/internal/zipf"
 )
 
-// zipf draws ranks 0 … n-1 with P(k) ∝ 1/(k+1)^s by inverting the
-// cumulative distribution. Unlike math/rand's Zipf it accepts s = 1.
-type zipf struct{ cdf []float64 }
+// budgetStream is the PCG stream the budget trace is drawn from.
+const budgetStream = 0x21bf
 
-func newZipf(n int, s float64) *zipf {
-	cdf := make([]float64, n)
-	var sum float64
-	for k := range n {
-		sum += math.Pow(float64(k+1), -s)
-		cdf[k] = sum
-	}
-	for k := range cdf {
-		cdf[k] /= sum
-	}
-	return &zipf{cdf: cdf}
-}
-
-func (z *zipf) draw(rng *rand.Rand) int {
-	return min(sort.SearchFloat64s(z.cdf, rng.Float64()), len(z.cdf)-1)
+// BudgetTrace is the budget workload's replayed prompt sequence, the same
+// for every system: c.BudgetWarmup + c.BudgetRequests Zipf(c.BudgetZipfS)
+// ranks over c.BudgetKeys prompts, from c.Seed. bench/policysim simulates
+// eviction policies on it.
+func BudgetTrace(c Config) []int32 {
+	return zipf.New(c.BudgetKeys, c.BudgetZipfS).Trace(c.BudgetWarmup+c.BudgetRequests, c.Seed, budgetStream)
 }
 
 // trace is the replayed prompt sequence: the same for every system.
-func (h *runner) trace() []int32 {
-	z := newZipf(h.cfg.BudgetKeys, h.cfg.BudgetZipfS)
-	rng := rand.New(rand.NewPCG(h.cfg.Seed, 0x21bf))
-	t := make([]int32, h.cfg.BudgetWarmup+h.cfg.BudgetRequests)
-	for i := range t {
-		t[i] = int32(z.draw(rng))
-	}
-	return t
-}
+func (h *runner) trace() []int32 { return BudgetTrace(h.cfg) }
 
 // budget replays the trace cache-aside on every system at each memory
 // budget.

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/tiercache/tiercache/internal/zipf"
 	"github.com/tiercache/tiercache/peer"
 )
 
@@ -524,13 +524,7 @@ func lossRecovery(ws, ends []float64, kill, ret float64) (base, secs float64, ok
 // traceN is a trace of n requests drawn like the budget trace from
 // another stream.
 func (h *runner) traceN(n int, stream uint64) []int32 {
-	z := newZipf(h.cfg.BudgetKeys, h.cfg.BudgetZipfS)
-	rng := rand.New(rand.NewPCG(h.cfg.Seed, stream))
-	t := make([]int32, n)
-	for i := range t {
-		t[i] = int32(z.draw(rng))
-	}
-	return t
+	return zipf.New(h.cfg.BudgetKeys, h.cfg.BudgetZipfS).Trace(n, h.cfg.Seed, stream)
 }
 
 // ownedBy returns n keys "prefix<i>" that the ring of members ids gives

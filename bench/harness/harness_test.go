@@ -3,7 +3,6 @@ package harness
 import (
 	"context"
 	"encoding/json"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -172,23 +171,6 @@ func TestPropagationStandaloneNATS(t *testing.T) {
 	md, _ := os.ReadFile(filepath.Join(dir, "results.md"))
 	if !strings.Contains(string(md), "standalone `nats-server -js`") {
 		t.Error("results.md does not say the NATS server was standalone")
-	}
-}
-
-func TestZipf(t *testing.T) {
-	z := newZipf(1000, 1.0)
-	rng := rand.New(rand.NewPCG(1, 2))
-	counts := make([]int, 1000)
-	const n = 200_000
-	for range n {
-		counts[z.draw(rng)]++
-	}
-	// P(rank 0) = 1/H(1000) ≈ 0.1336; rank 1 half of that.
-	if p := float64(counts[0]) / n; p < 0.125 || p > 0.142 {
-		t.Errorf("P(0) = %.4f, want ≈ 0.1336", p)
-	}
-	if r := float64(counts[0]) / float64(counts[1]); r < 1.8 || r > 2.2 {
-		t.Errorf("P(0)/P(1) = %.2f, want ≈ 2", r)
 	}
 }
 
