@@ -198,7 +198,7 @@ func BenchmarkSetEvict(b *testing.B) {
 	for _, bs := range benchSizes {
 		b.Run(bs.name, func(b *testing.B) {
 			c := newCache(b, benchOpts())
-			c.SetOnEvict(func(string, tier.Record) {})
+			c.SetOnEvict(func(string, tier.Record, bool) {})
 			keys, r := benchKeys(keysFor(bs.size, 1)*2, bs.size)
 			bkeys := make([][]byte, len(keys))
 			for i, k := range keys {

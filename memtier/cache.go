@@ -36,7 +36,7 @@ type Cache struct {
 	smallBytes  int64        // the rings' capacity
 	pushed      atomic.Int64 // bytes ever written to the rings, up to smallBytes: what they hold in memory
 
-	onEvict atomic.Pointer[func(key string, r tier.Record)]
+	onEvict atomic.Pointer[func(key string, r tier.Record, admitted bool)]
 }
 
 var _ tier.Mem = (*Cache)(nil)
@@ -78,7 +78,6 @@ func New(opts Options) (*Cache, error) {
 		return nil, err
 	}
 	c := &Cache{
-		large:       newLarge(o.Buffers),
 		hash:        newHasher(),
 		mask:        uint64(o.Shards - 1),
 		shards:      make([]shard, o.Shards),
@@ -88,6 +87,7 @@ func New(opts Options) (*Cache, error) {
 		maxBytes:    capacity(o.MaxBytes),
 		smallBytes:  capacity(o.SmallBytes),
 	}
+	c.large = newLarge(o.Buffers, o.Eviction, o.GhostBytes, c.hash.Sum64, func() int64 { return c.clock.Now().Unix() / 60 })
 	for i := range c.shards {
 		c.shards[i].sizes = make(map[uint64]uint32)
 	}
@@ -263,7 +263,14 @@ func (c *Cache) dropStaleLarge(k string, e *entry) {
 //
 // Set may evict other entries for space, calling the SetOnEvict hook for
 // each before it returns.
-func (c *Cache) Set(key []byte, r tier.Record) error {
+func (c *Cache) Set(key []byte, r tier.Record) error { return c.store(key, r, false) }
+
+// SetProven is Set for a record whose key has been asked for before (a
+// promotion from L2): the eviction policy treats it as read again (S3FIFO
+// puts it in its main queue).
+func (c *Cache) SetProven(key []byte, r tier.Record) error { return c.store(key, r, true) }
+
+func (c *Cache) store(key []byte, r tier.Record, proven bool) error {
 	if c.bc.Load() == nil {
 		return tier.ErrClosed
 	}
@@ -283,13 +290,13 @@ func (c *Cache) Set(key []byte, r tier.Record) error {
 		}
 		return fmt.Errorf("%w: key and record of %d bytes, L1 takes at most %d", tier.ErrTooLarge, n, c.maxRecord)
 	}
-	return c.set(key, r)
+	return c.set(key, r, proven)
 }
 
 // set stores r under key without checking it. The key's shard lock orders
 // it against every other write of the key, whichever store each goes to,
 // so a key is in at most one of them.
-func (c *Cache) set(key []byte, r []byte) error {
+func (c *Cache) set(key []byte, r []byte, proven bool) error {
 	k, h, sh, bc := c.lockKey(key)
 	defer sh.mu.Unlock()
 	if bc == nil {
@@ -311,7 +318,7 @@ func (c *Cache) set(key []byte, r []byte) error {
 			r = bytes.Clone(r)
 		}
 		e := &entry{key: string(key), rec: r, cost: costOf(key, r, bufSize)}
-		if !c.large.put(e, c.largeLimit(), c.evictedLarge) {
+		if !c.large.put(e, c.largeLimit(), proven, c.evictedLarge) {
 			c.large.bufs.Release(r)
 			return fmt.Errorf("%w: key and record of %d bytes, L1 has room for %d beside its small records", tier.ErrTooLarge, size, c.largeLimit())
 		}
@@ -351,9 +358,9 @@ func (c *Cache) set(key []byte, r []byte) error {
 func (c *Cache) largeLimit() int64 { return c.maxBytes - c.pushed.Load() }
 
 // evictedLarge passes an entry the large store evicted to the hook.
-func (c *Cache) evictedLarge(e *entry) {
+func (c *Cache) evictedLarge(e *entry, admitted bool) {
 	if fn := c.onEvict.Load(); fn != nil {
-		(*fn)(e.key, e.rec)
+		(*fn)(e.key, e.rec, admitted)
 	}
 }
 
@@ -416,17 +423,19 @@ func (c *Cache) evictedLocked(key string, entry []byte, reason bigcache.RemoveRe
 	sh.removeLocked(h)
 	sh.evictions.Add(1)
 	if fn := c.onEvict.Load(); fn != nil {
-		(*fn)(key, tier.Record(entry))
+		(*fn)(key, tier.Record(entry), true)
 	}
 }
 
 // SetOnEvict installs fn, called for every record evicted to make space
 // (expired or not; not for deletes nor overwrites), in place of any
-// previous one; nil removes it. fn runs inside Set with a shard lock held:
+// previous one; nil removes it. admitted is false for a record the policy
+// let go unread (S3FIFO's small queue: a one-hit wonder), true for every
+// other. fn runs inside Set with a shard lock held:
 // it must be quick, must not block, must not panic (bigcache would keep the
 // shard locked) and must not call into c. fn may keep r (a fresh copy, or a
 // large record that nothing modifies) but must not modify it.
-func (c *Cache) SetOnEvict(fn func(key string, r tier.Record)) {
+func (c *Cache) SetOnEvict(fn func(key string, r tier.Record, admitted bool)) {
 	if fn == nil {
 		c.onEvict.Store(nil)
 		return
@@ -477,6 +486,8 @@ func (c *Cache) Stats() tier.Stats {
 	s := tier.Stats{
 		MaxBytes:  c.maxBytes,
 		Evictions: c.large.evictions.Load(),
+		Admitted:  c.large.admitted.Load(),
+		Rejected:  c.large.rejected.Load(),
 		Bytes:     c.large.bytes.Load(),
 		Keys:      c.large.keys.Load(),
 	}

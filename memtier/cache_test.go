@@ -225,7 +225,7 @@ func TestMalformedRecord(t *testing.T) {
 	}
 
 	// Bypass the check, as memory corruption would: Get drops the entry.
-	if err := c.set(k, bad); err != nil {
+	if err := c.set(k, bad, false); err != nil {
 		t.Fatal(err)
 	}
 	checkStats(t, c, map[string]tier.Record{"k": bad})
@@ -277,7 +277,7 @@ func TestExpiry(t *testing.T) {
 	}
 	clock.Advance(time.Second)
 	evicted := map[string]bool{}
-	c.SetOnEvict(func(key string, r tier.Record) { evicted[key] = true })
+	c.SetOnEvict(func(key string, r tier.Record, _ bool) { evicted[key] = true })
 	for i := 0; !evicted["e"]; i++ {
 		if i > 1000 {
 			t.Fatal("e was never evicted")
@@ -323,7 +323,7 @@ func TestEviction(t *testing.T) {
 	c := newCache(t, Options{MaxBytes: maxBytes, MaxRecord: 128 << 10})
 	evicted := map[string]tier.Record{}
 	dups := 0
-	c.SetOnEvict(func(key string, r tier.Record) {
+	c.SetOnEvict(func(key string, r tier.Record, _ bool) {
 		if _, ok := evicted[key]; ok {
 			dups++
 		}
@@ -390,7 +390,7 @@ func TestModel(t *testing.T) {
 	// share of 2 MiB.
 	c := newCache(t, Options{MaxBytes: 2 << 20, SmallBytes: 1 << 20, Shards: 16, MaxRecord: 64 << 10})
 	model := map[string]tier.Record{}
-	c.SetOnEvict(func(key string, r tier.Record) {
+	c.SetOnEvict(func(key string, r tier.Record, _ bool) {
 		if !bytes.Equal(r, model[key]) {
 			t.Errorf("evicted %q with the wrong record", key)
 		}
@@ -442,7 +442,7 @@ func TestConcurrent(t *testing.T) {
 	c := newCache(t, Options{MaxBytes: 2 << 20})
 	var mu sync.Mutex
 	hooked := 0
-	c.SetOnEvict(func(string, tier.Record) { mu.Lock(); hooked++; mu.Unlock() })
+	c.SetOnEvict(func(string, tier.Record, bool) { mu.Lock(); hooked++; mu.Unlock() })
 
 	var wg sync.WaitGroup
 	for g := range 4 {
@@ -607,7 +607,7 @@ func TestContains(t *testing.T) {
 		if !c.Contains(k) {
 			t.Fatalf("%s: not Contains after Set", k)
 		}
-		if e := c.large.mu.m[string(k)]; e != nil && e.ref.Load() {
+		if e := c.large.mu.m[string(k)]; e != nil && e.freq.Load() != 0 {
 			t.Errorf("%s: Contains marked the entry read", k)
 		}
 		if err := c.Delete(k); err != nil {

@@ -17,7 +17,7 @@ func Example() {
 	// Records larger than this stay in L2.
 	fmt.Println("MaxRecord:", c.MaxRecord())
 
-	c.SetOnEvict(func(key string, r tier.Record) {
+	c.SetOnEvict(func(key string, r tier.Record, _ bool) {
 		// Runs under a shard lock: hand the record to L2's writer, quickly.
 	})
 	if err := c.Set([]byte("greeting"), tier.NewRecord(tier.Header{}, []byte("hello"))); err != nil {

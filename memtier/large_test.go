@@ -108,7 +108,7 @@ func TestKeyMovesBetweenStores(t *testing.T) {
 func TestSharedBudget(t *testing.T) {
 	c := newCache(t, Options{MaxBytes: 8 << 20, SmallBytes: 2 << 20, Shards: 2})
 	evicted := 0
-	c.SetOnEvict(func(string, tier.Record) { evicted++ })
+	c.SetOnEvict(func(string, tier.Record, bool) { evicted++ })
 	within := func(when string) {
 		t.Helper()
 		if used := c.large.cost.Load() + c.pushed.Load(); used > c.maxBytes {
@@ -142,7 +142,7 @@ func TestSharedBudget(t *testing.T) {
 func TestSecondChance(t *testing.T) {
 	c := newCache(t, Options{MaxBytes: 8 << 20, SmallBytes: 1 << 20})
 	evicted := map[string]bool{}
-	c.SetOnEvict(func(key string, _ tier.Record) { evicted[key] = true })
+	c.SetOnEvict(func(key string, _ tier.Record, _ bool) { evicted[key] = true })
 	hot, cold := []byte("hot"), []byte("cold")
 	for _, k := range [][]byte{hot, cold} {
 		if err := c.Set(k, record(100<<10, 0, 1)); err != nil {
@@ -182,7 +182,7 @@ func TestBufferShares(t *testing.T) {
 	p := bufpool.New(bufpool.Options{})
 	var hooked []tier.Record
 	c := newCache(t, Options{MaxBytes: 8 << 20, SmallBytes: 1 << 20, MaxRecord: 1 << 20, Buffers: p})
-	c.SetOnEvict(func(_ string, r tier.Record) {
+	c.SetOnEvict(func(_ string, r tier.Record, _ bool) {
 		if _, ok := p.Retain(r); !ok {
 			t.Error("the hook could not retain an evicted record")
 		}

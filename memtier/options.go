@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/tiercache/tiercache/internal/bufpool"
+	"github.com/tiercache/tiercache/policy"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -124,6 +125,28 @@ type Options struct {
 	// the buffer is reused once nothing holds it (see package bufpool).
 	// Default nil: records are left to the garbage collector.
 	Buffers *bufpool.Pool
+
+	// Eviction is the large store's eviction policy (the rings are FIFO
+	// whatever it is). Default policy.Default (S3FIFO).
+	Eviction policy.Eviction
+
+	// GhostBytes sizes S3FIFO's ghost (policy.NewGhost): the bytes of
+	// entries whose keys it remembers after L1 drops them unread. The
+	// daemon passes L1's and L2's capacities together. Default MaxBytes.
+	GhostBytes int64
+}
+
+// GhostMemory is what the ghost of Options with GhostBytes takes in
+// memory at most, beside MaxBytes (0 for policies without a ghost).
+func (o *Options) GhostMemory() int64 {
+	if o.Eviction != policy.S3FIFO {
+		return 0
+	}
+	gb := o.GhostBytes
+	if gb == 0 {
+		gb = o.MaxBytes
+	}
+	return int64(policy.GhostEntries(gb)) * policy.GhostEntryBytes
 }
 
 // EnsureDefaults fills in the zero fields of o with their defaults and
@@ -131,6 +154,9 @@ type Options struct {
 func (o *Options) EnsureDefaults() *Options {
 	if o.MaxBytes == 0 {
 		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.GhostBytes == 0 {
+		o.GhostBytes = o.MaxBytes
 	}
 	if o.Clock == nil {
 		o.Clock = tier.SystemClock{}

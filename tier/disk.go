@@ -35,9 +35,11 @@ type Mem interface {
 	// keep the records but must not modify them.
 	Range(fn func(key []byte, r Record) bool)
 	// SetOnEvict installs fn, called for every record L1 evicts to make
-	// space. fn runs under L1's internal lock: it must not block nor call
-	// into L1. fn may keep r but must not modify it.
-	SetOnEvict(fn func(key string, r Record))
+	// space, with admitted false for a record L1's policy let go unread
+	// (a one-hit wonder, not worth writing to a full L2). fn runs under
+	// L1's internal lock: it must not block nor call into L1. fn may keep
+	// r but must not modify it.
+	SetOnEvict(fn func(key string, r Record, admitted bool))
 	// Reset removes every entry.
 	Reset() error
 	// Stats returns the tier's counters.
@@ -59,6 +61,13 @@ type RecentReader interface {
 	// not a lookup: it counts no hit nor miss. skip must be quick and must
 	// not call into the tier; fn may keep key and r.
 	ReadRecent(cursor []byte, maxBytes int64, maxRecord int, skip func(key []byte) bool, fn func(key []byte, r Record)) (next []byte, err error)
+}
+
+// ProvenSetter is an L1 whose eviction policy can be told that a record's
+// key was asked for before (memtier.Cache is one): the Hybrid promotes L2
+// hits with SetProven, where other L1s get Set.
+type ProvenSetter interface {
+	SetProven(key []byte, r Record) error
 }
 
 // FitChecker is an L1 that can tell whether it would store a record

@@ -107,7 +107,11 @@ func (h *Hybrid) promote(key []byte, r Record, st *stripe, seq uint64) {
 	if st.seq.Load() != seq {
 		return
 	}
-	if h.l1.Set(key, r) == nil {
+	set := h.l1.Set
+	if ps, ok := h.l1.(ProvenSetter); ok {
+		set = ps.SetProven // asked for again: L1's policy keeps it like a read entry
+	}
+	if set(key, r) == nil {
 		h.promotions.Add(1)
 	}
 }

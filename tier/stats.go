@@ -48,6 +48,14 @@ func (h *Hybrid) Stats() HybridStats {
 		WarmupBytes:     h.warm.bytes.Load(),
 		WarmupKeys:      h.warm.keys.Load(),
 		L1:              h.l1.Stats(),
-		L2:              h.l2.Stats(),
+		L2:              h.l2Stats(),
 	}
+}
+
+// l2Stats are L2's counters with what the Hybrid adds: the demotions it
+// admitted and the evictions it did not write (Admitted, Rejected).
+func (h *Hybrid) l2Stats() Stats {
+	st := h.l2.Stats()
+	st.Admitted, st.Rejected = h.demotions.Load(), h.l2Rejected.Load()
+	return st
 }

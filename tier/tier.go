@@ -59,6 +59,12 @@ type Stats struct {
 	Expiring  int64  // records stored with an expiry (L2; INFO's expires=)
 	Corrupt   uint64 // records that failed their checksum (L2)
 	Errors    uint64 // I/O errors seen (L2)
+	// Admitted and Rejected: in L1, the entries its policy admitted to its
+	// main queue and those it let go unread (S3FIFO's one-hit wonders); in
+	// the Hybrid's L2 stats, the records L1 evicted that were written down
+	// (demotions) and those not written because L1's policy had rejected
+	// them and L2 was full.
+	Admitted, Rejected uint64
 }
 
 // Op is one write in a batch for the disk tier: a set when Record is not

@@ -302,9 +302,15 @@ func (h *Hybrid) deleteLocked(key []byte, sc Scope, scoped bool, epoch uint64) {
 // onEvict is L1's eviction callback: it runs under an L1 lock, so it only
 // queues the record for L2 (demotion); the record is not copied, as L1 hands
 // over records that nothing modifies. Records L2 already has (FlagClean),
-// expired records and stale ones are dropped.
-func (h *Hybrid) onEvict(key string, r Record) {
+// expired records and stale ones are dropped, and so are those L1's policy
+// did not admit (one-hit wonders) once L2 is full: written, they would
+// only push out entries asked for again.
+func (h *Hybrid) onEvict(key string, r Record, admitted bool) {
 	if err := r.Check(); err != nil || r.Flags()&FlagClean != 0 || r.Expired(h.nowMs()) {
+		return
+	}
+	if !admitted && h.l2Full() {
+		h.l2Rejected.Add(1)
 		return
 	}
 	kb := []byte(key)
@@ -318,6 +324,14 @@ func (h *Hybrid) onEvict(key string, r Record) {
 	h.queue.enqueue(newOp(kb, r, sc, scoped, r.Epoch()))
 	h.stripes.ofString(key).seq.Add(1) // see stripes
 	h.demotions.Add(1)
+}
+
+// l2Full reports whether L2 has begun evicting, or its directory holds
+// three quarters of its bound (after a restart, before it evicts again):
+// from then on, what L2 takes pushes out what it holds.
+func (h *Hybrid) l2Full() bool {
+	st := h.l2.Stats()
+	return st.Evictions > 0 || st.Bytes >= st.MaxBytes/4*3
 }
 
 // ExpireCond is the condition of Expire, after Redis' EXPIRE options: a

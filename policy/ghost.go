@@ -1,0 +1,88 @@
+package policy
+
+// Ghost remembers the keys L1 dropped unread, by 64-bit hash, oldest
+// forgotten first: as many as stood for MaxBytes of entries, at most
+// MaxEntries. S3-FIFO sends a key the ghost still holds straight to its
+// main queue: it was asked for again before the cache would have evicted
+// it anyway. Sized for L1 and L2 together (the daemon passes --mem-max +
+// --disk-max), a key returns to main if it comes back before L2 would
+// have dropped it.
+//
+// A Ghost is not safe for concurrent use: its owner serializes calls.
+type Ghost struct {
+	ring       []ghostSlot // circular; the oldest at head
+	head, n    int
+	seq        uint64
+	bytes, max int64
+	latest     map[uint64]uint64 // hash → seq of its newest slot still remembered
+}
+
+type ghostSlot struct {
+	hash, seq uint64
+	size      int64
+}
+
+// GhostEntryBytes is what a ghost entry costs in memory at most: its slot
+// in the ring (24 bytes) and its map entry, with the map's load factor
+// and growth (measured by TestGhostBytes: 60 bytes per entry at 256 Ki
+// entries).
+const GhostEntryBytes = 72
+
+// GhostEntries is how many entries a ghost of maxBytes remembers at most:
+// one per 16 KiB, between 1,024 and 4 Mi (256 MiB of ghost at the top).
+// Entries of the large records S3-FIFO orders (1 KiB and more) that
+// average under 16 KiB are remembered for less than maxBytes' worth.
+func GhostEntries(maxBytes int64) int {
+	return int(min(max(maxBytes/(16<<10), 1024), 4<<20))
+}
+
+// NewGhost returns a ghost of maxBytes' worth of entries, GhostEntries of
+// them at most.
+func NewGhost(maxBytes int64) *Ghost {
+	return &Ghost{ring: make([]ghostSlot, GhostEntries(maxBytes)), max: maxBytes, latest: make(map[uint64]uint64)}
+}
+
+// Add remembers hash, for an entry of size bytes, forgetting the oldest
+// entries past the ghost's bounds.
+func (g *Ghost) Add(hash uint64, size int64) {
+	if len(g.ring) == 0 {
+		return
+	}
+	for g.n > 0 && (g.n == len(g.ring) || g.bytes+size > g.max) {
+		g.pop()
+	}
+	g.seq++
+	g.ring[(g.head+g.n)%len(g.ring)] = ghostSlot{hash: hash, seq: g.seq, size: size}
+	g.n++
+	g.bytes += size
+	g.latest[hash] = g.seq
+}
+
+// pop forgets the oldest slot.
+func (g *Ghost) pop() {
+	s := g.ring[g.head]
+	if g.latest[s.hash] == s.seq {
+		delete(g.latest, s.hash)
+	}
+	g.bytes -= s.size
+	g.head = (g.head + 1) % len(g.ring)
+	g.n--
+}
+
+// Take reports whether the ghost remembers hash, and forgets it.
+func (g *Ghost) Take(hash uint64) bool {
+	if _, ok := g.latest[hash]; !ok {
+		return false
+	}
+	delete(g.latest, hash)
+	return true
+}
+
+// Len returns how many keys the ghost remembers.
+func (g *Ghost) Len() int { return len(g.latest) }
+
+// Reset forgets every key.
+func (g *Ghost) Reset() {
+	g.head, g.n, g.bytes = 0, 0, 0
+	clear(g.latest)
+}
