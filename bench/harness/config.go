@@ -191,6 +191,10 @@ type Config struct {
 	FleetLossKillShare float64
 	FleetLossDown      time.Duration
 	FleetLossWindow    time.Duration
+	// FleetStampedePrompts new prompts are asked for, one after the
+	// other, by FleetStampedeClients clients on every fleet daemon at
+	// once (the fleet stampede). Defaults 200 and 4 (quick: 100 and 4).
+	FleetStampedePrompts, FleetStampedeClients int
 }
 
 // PropRun is one propagation run.
@@ -239,16 +243,18 @@ func FullConfig() Config {
 		PropRuns:         []PropRun{{Keys: 10_000, Rollouts: 200}, {Keys: 1_000_000, Rollouts: 10}},
 		PropTimeout:      10 * time.Second,
 
-		FleetDaemons:       []int{3, 5},
-		FleetMemMax:        64 * MiB,
-		FleetPeerSizes:     []int{120832, 4 << 20},
-		FleetPeerKeys:      3000,
-		FleetPeerKeysLarge: 64,
-		FleetPeerMemMax:    2 * GiB,
-		FleetLossRequests:  150_000,
-		FleetLossKillShare: 0.3,
-		FleetLossDown:      2 * time.Second,
-		FleetLossWindow:    2 * time.Second,
+		FleetDaemons:         []int{3, 5},
+		FleetMemMax:          64 * MiB,
+		FleetPeerSizes:       []int{120832, 4 << 20},
+		FleetPeerKeys:        3000,
+		FleetPeerKeysLarge:   64,
+		FleetPeerMemMax:      2 * GiB,
+		FleetLossRequests:    150_000,
+		FleetLossKillShare:   0.3,
+		FleetLossDown:        2 * time.Second,
+		FleetLossWindow:      2 * time.Second,
+		FleetStampedePrompts: 200,
+		FleetStampedeClients: 4,
 	}
 }
 
@@ -276,6 +282,7 @@ func QuickConfig() Config {
 	c.FleetLossRequests = 40_000
 	c.FleetLossDown = time.Second
 	c.FleetLossWindow = 500 * time.Millisecond
+	c.FleetStampedePrompts = 100
 	return c
 }
 
@@ -377,6 +384,8 @@ func (c *Config) EnsureDefaults() *Config {
 	set(&c.FleetLossRequests, d.FleetLossRequests)
 	setD(&c.FleetLossDown, d.FleetLossDown)
 	setD(&c.FleetLossWindow, d.FleetLossWindow)
+	set(&c.FleetStampedePrompts, d.FleetStampedePrompts)
+	set(&c.FleetStampedeClients, d.FleetStampedeClients)
 	set(&c.PropDaemons, d.PropDaemons)
 	setD(&c.PropTimeout, d.PropTimeout)
 	return c

@@ -127,7 +127,10 @@ func (h *runner) stopAllOf(ps []*proc, setting string, budget int64) error {
 	return first
 }
 
-// fleetRun measures one fleet size: the four systems on the same trace.
+// fleetRun measures one fleet size: the four systems on the same trace,
+// the fleet with peer fill twice (GET then SET, and LEASE.GET), and the
+// fleet stampede on the daemons with leases and on those without peer
+// fill (whose leases are each daemon's own).
 func (h *runner) fleetRun(ctx context.Context, n int, tr []int32, value []byte) (FleetResult, error) {
 	mem := h.cfg.FleetMemMax
 	disk := int64(h.cfg.BudgetDiskFactor * float64(mem))
@@ -138,26 +141,44 @@ func (h *runner) fleetRun(ctx context.Context, n int, tr []int32, value []byte) 
 	}
 	defer func() { _ = ns.stop(30 * time.Second) }()
 
-	for _, peerFill := range []bool{true, false} {
-		ps, _, err := h.startFleet(ctx, n, url, peerFill)
+	for _, m := range []struct{ peerFill, leases bool }{{true, false}, {true, true}, {false, false}} {
+		ps, _, err := h.startFleet(ctx, n, url, m.peerFill)
 		if err != nil {
 			return res, err
 		}
 		name, setting := FleetPeerFill, fmt.Sprintf("%d daemons, peer fill, --mem-max %s --disk-max %s each", n, fmtBytes(mem), fmtBytes(disk))
-		if !peerFill {
+		switch {
+		case m.leases:
+			name = FleetLeases
+			setting = fmt.Sprintf("%d daemons, peer fill, LEASE.GET ttl %v WAIT %v, --mem-max %s --disk-max %s each", n, fleetLeaseTTL, fleetLeaseWait, fmtBytes(mem), fmtBytes(disk))
+		case !m.peerFill:
 			name, setting = FleetPrivate, fmt.Sprintf("%d daemons, peer fill off, --mem-max %s --disk-max %s each", n, fmtBytes(mem), fmtBytes(disk))
 		}
-		row, err := h.fleetReplay(ctx, &fleetTargets{procs: ps}, tr, value, nil)
+		row, err := h.fleetReplay(ctx, &fleetTargets{procs: ps}, tr, value, nil, m.leases)
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", name, err)
 		}
 		row.System, row.Setting = name, setting
-		if peerFill {
+		if m.peerFill {
 			row.PeerHits = sumInfo(ps, "peers", "peer_hits")
 			row.PeerSetsDropped = sumInfo(ps, "peers", "peer_sets_dropped")
 		}
+		if m.leases {
+			row.LeasesGranted = sumInfo(ps, "stats", "leases_granted")
+		}
 		res.Rows = append(res.Rows, row)
 		h.logFleetRow(n, row)
+		if m.leases || !m.peerFill {
+			for _, leases := range []bool{false, true} {
+				st, err := h.fleetStampede(ctx, ps, m.peerFill, leases, value)
+				if err != nil {
+					return res, fmt.Errorf("%s: stampede: %w", name, err)
+				}
+				res.Stampede = append(res.Stampede, st)
+				h.logf("fleet %d: stampede, peer fill %v, leases %v: %d clients, %d prompts: %.3f encoder runs per prompt (%d runs, %d hits, %d lease waits ran out), %.1fs",
+					n, st.PeerFill, st.Leases, st.Clients, st.Prompts, st.RunsPerPrompt, st.Runs, st.Hits, st.LeaseMisses, st.Seconds)
+			}
+		}
 		if err := h.stopAllOf(ps, setting, mem); err != nil {
 			return res, err
 		}
@@ -169,7 +190,7 @@ func (h *runner) fleetRun(ctx context.Context, n int, tr []int32, value []byte) 
 	if err != nil {
 		return res, err
 	}
-	row, err := h.fleetReplay(ctx, &fleetTargets{procs: []*proc{one}}, tr, value, nil)
+	row, err := h.fleetReplay(ctx, &fleetTargets{procs: []*proc{one}}, tr, value, nil, false)
 	if err != nil {
 		return res, fmt.Errorf("one daemon: %w", err)
 	}
@@ -186,7 +207,7 @@ func (h *runner) fleetRun(ctx context.Context, n int, tr []int32, value []byte) 
 		if err != nil {
 			return res, err
 		}
-		row, err := h.fleetReplay(ctx, &fleetTargets{procs: []*proc{rd}}, tr, value, nil)
+		row, err := h.fleetReplay(ctx, &fleetTargets{procs: []*proc{rd}}, tr, value, nil, false)
 		if err != nil {
 			return res, fmt.Errorf("shared Redis: %w", err)
 		}
@@ -211,8 +232,9 @@ func (h *runner) fleetRun(ctx context.Context, n int, tr []int32, value []byte) 
 }
 
 func (h *runner) logFleetRow(n int, r FleetRow) {
-	h.logf("fleet %d: %s: hit %.3f (%d/%d), encoder runs per prompt %.3f (%d SETs, %d prompts missed), peer hits %d, %d errors, %.1fs",
-		n, r.System, r.HitRatio, r.Hits, r.Requests, r.EncoderRunsPerPrompt, r.Sets, r.PromptsMissed, r.PeerHits, r.Errors, r.Seconds)
+	h.logf("fleet %d: %s: hit %.3f (%d/%d), encoder runs per prompt %.3f (%d SETs, %d prompts missed; beyond the first: %d overlapping, %d later), peer hits %d, leases granted %d, lease waits ran out %d, refused %d, %d errors, %.1fs",
+		n, r.System, r.HitRatio, r.Hits, r.Requests, r.EncoderRunsPerPrompt, r.Sets, r.PromptsMissed, r.Overlapping, r.Later,
+		r.PeerHits, r.LeasesGranted, r.LeaseMisses, r.LeaseRefused, r.Errors, r.Seconds)
 }
 
 // fleetTargets are the daemons a replay spreads its requests over. A
@@ -251,16 +273,32 @@ type fleetLossPlan struct {
 	killed, returned time.Time // set by the replay
 }
 
+// The lease of a fleet replay's LEASE.GET, and how long a waiter waits
+// for its holder: the encoder is accounted, not slept, so a holder SETs
+// within a round trip; the TTL only matters when a forwarded SET is
+// dropped, and then a waiter takes the lease over after it.
+const (
+	fleetLeaseTTL  = 2 * time.Second
+	fleetLeaseWait = 2 * time.Second
+)
+
 // fleetReplay replays tr cache-aside over t's daemons with BudgetConns
-// workers, request i to daemon i mod n. A miss "encodes" (accounted, not
-// slept) and SETs. With a loss plan, a request that fails because its
+// workers, request i to daemon i mod n: the workers' requests are in
+// flight on every daemon at once. A miss "encodes" (accounted, not
+// slept) and SETs. With leases the request is LEASE.GET instead of GET:
+// a hit is done; a lease granted, a wait that ran out or a refusal
+// encodes and SETs. With a loss plan, a request that fails because its
 // daemon was killed is retried on the next one and counted in Errors.
-func (h *runner) fleetReplay(ctx context.Context, t *fleetTargets, tr []int32, value []byte, loss *fleetLossPlan) (FleetRow, error) {
+func (h *runner) fleetReplay(ctx context.Context, t *fleetTargets, tr []int32, value []byte, loss *fleetLossPlan, leases bool) (FleetRow, error) {
 	var (
 		next          atomic.Int64
 		hits, reqs    atomic.Int64 // measured part
 		sets, failed  atomic.Int64
+		overlapping   atomic.Int64
+		leaseMisses   atomic.Int64
+		refused       atomic.Int64
 		missed        = make([]atomic.Bool, h.cfg.BudgetKeys)
+		inflight      = make([]atomic.Int32, h.cfg.BudgetKeys) // runs of each prompt between its miss and its SET's reply
 		wg            sync.WaitGroup
 		errs          = make(chan error, h.cfg.BudgetConns+1)
 		warm          = int64(h.cfg.BudgetWarmup)
@@ -348,10 +386,18 @@ func (h *runner) fleetReplay(ctx context.Context, t *fleetTargets, tr []int32, v
 				key = strconv.AppendInt(append(key[:0], "{clip@v1}p"...), int64(tr[i]), 10)
 				for attempt := 0; ; attempt++ {
 					d, p, g := t.pick(i + int64(attempt))
-					hit, err := fleetRequest(conns, gens, d, p, g, key, value, func(d time.Duration) {
-						if i >= warm {
-							record(gh, d)
-						}
+					kind, err := fleetRequest(conns, gens, d, p, g, key, value, leases, fleetCalls{
+						lookup: func(d time.Duration) {
+							if i >= warm {
+								record(gh, d)
+							}
+						},
+						encode: func() {
+							if inflight[tr[i]].Add(1) > 1 {
+								overlapping.Add(1)
+							}
+						},
+						stored: func() { inflight[tr[i]].Add(-1) },
 					})
 					if err != nil {
 						if c := conns[d]; c != nil {
@@ -365,11 +411,18 @@ func (h *runner) fleetReplay(ctx context.Context, t *fleetTargets, tr []int32, v
 						failed.Add(1)
 						continue
 					}
+					hit := kind == leaseHit
 					if i >= warm {
 						reqs.Add(1)
 						if hit {
 							hits.Add(1)
 						}
+					}
+					switch kind {
+					case leaseMiss:
+						leaseMisses.Add(1)
+					case leaseRefused:
+						refused.Add(1)
 					}
 					if !hit {
 						sets.Add(1)
@@ -390,13 +443,15 @@ func (h *runner) fleetReplay(ctx context.Context, t *fleetTargets, tr []int32, v
 	if err := ctx.Err(); err != nil {
 		return FleetRow{}, err
 	}
-	r := FleetRow{Requests: reqs.Load(), Hits: hits.Load(), Sets: sets.Load(), Errors: failed.Load(),
+	r := FleetRow{Leases: leases, Requests: reqs.Load(), Hits: hits.Load(), Sets: sets.Load(), Errors: failed.Load(),
+		Overlapping: overlapping.Load(), LeaseMisses: leaseMisses.Load(), LeaseRefused: refused.Load(),
 		Get: summarize(getH), Seconds: time.Since(start).Seconds(), windows: windows, windowEnds: windowEnds}
 	for i := range missed {
 		if missed[i].Load() {
 			r.PromptsMissed++
 		}
 	}
+	r.Later = r.Sets - r.PromptsMissed - r.Overlapping
 	if r.Requests > 0 {
 		r.HitRatio = float64(r.Hits) / float64(r.Requests)
 	}
@@ -407,9 +462,25 @@ func (h *runner) fleetReplay(ctx context.Context, t *fleetTargets, tr []int32, v
 	return r, nil
 }
 
-// fleetRequest GETs key from daemon d (dialing it if its connection is
-// missing or from an older process) and SETs value on a miss.
-func fleetRequest(conns map[int]*respConn, gens map[int]int, d int, p *proc, g int, key, value []byte, rec func(time.Duration)) (bool, error) {
+// leaseRefused is what fleetRequest reports for a LEASE.GET refused at
+// --max-leases (the encoder runs, as for a miss).
+const leaseRefused = 'r'
+
+// fleetCalls are what fleetRequest tells its replay: lookup the GET's (or
+// LEASE.GET's) latency, encode that the encoder runs (a miss, a lease),
+// and stored that its SET was answered.
+type fleetCalls struct {
+	lookup         func(time.Duration)
+	encode, stored func()
+}
+
+// fleetRequest asks daemon d for key (dialing it if its connection is
+// missing or from an older process): GET, or with leases LEASE.GET. On
+// anything but a hit it runs the encoder (accounted, not slept) and SETs
+// value, which completes a lease granted; a lease it could not complete
+// (the SET refused) is released. It reports leaseHit, leaseGranted (a
+// GET's miss too), leaseMiss or leaseRefused.
+func fleetRequest(conns map[int]*respConn, gens map[int]int, d int, p *proc, g int, key, value []byte, leases bool, calls fleetCalls) (byte, error) {
 	c := conns[d]
 	if c != nil && gens[d] != g {
 		c.Close()
@@ -418,31 +489,76 @@ func fleetRequest(conns map[int]*respConn, gens map[int]int, d int, p *proc, g i
 	if c == nil {
 		var err error
 		if c, err = p.resp(); err != nil {
-			return false, err
+			return 0, err
 		}
 		conns[d], gens[d] = c, g
 	}
 	t0 := time.Now()
-	c.sendGet(key)
-	if err := c.flush(); err != nil {
-		return false, err
-	}
-	hit, _, err := c.recvGet()
+	kind, token, err := lookup(c, key, leases, fleetLeaseTTL, fleetLeaseWait)
 	if err != nil {
-		return false, fmt.Errorf("GET: %w", err)
+		return 0, err
 	}
-	rec(time.Since(t0))
-	if hit {
-		return true, nil
+	calls.lookup(time.Since(t0))
+	if kind == leaseHit {
+		return kind, nil
 	}
+	calls.encode()
+	defer calls.stored()
+	return kind, store(c, key, value, token)
+}
+
+// lookup asks c for key with GET, or with leases with LEASE.GET key ttl
+// WAIT wait, and reports leaseHit, leaseGranted (with its token; a GET's
+// miss is leaseGranted without one), leaseMiss or leaseRefused.
+func lookup(c *respConn, key []byte, leases bool, ttl, wait time.Duration) (kind byte, token string, err error) {
+	if leases {
+		c.sendLeaseGet(key, ttl, wait)
+	} else {
+		c.sendGet(key)
+	}
+	if err := c.flush(); err != nil {
+		return 0, "", err
+	}
+	if !leases {
+		hit, _, err := c.recvGet()
+		if err != nil {
+			return 0, "", fmt.Errorf("GET: %w", err)
+		}
+		if hit {
+			return leaseHit, "", nil
+		}
+		return leaseGranted, "", nil
+	}
+	kind, token, err = c.recvLease()
+	switch {
+	case isServerError(err):
+		return leaseRefused, "", nil
+	case err != nil:
+		return 0, "", fmt.Errorf("LEASE.GET: %w", err)
+	}
+	return kind, token, nil
+}
+
+// store SETs key to value on c; a SET the server refuses is not an error,
+// but the lease token held, if any, is then released.
+func store(c *respConn, key, value []byte, token string) error {
 	c.sendSet(key, value)
 	if err := c.flush(); err != nil {
-		return false, err
+		return err
 	}
-	if err := c.recvSet(); err != nil && !isServerError(err) {
-		return false, fmt.Errorf("SET: %w", err)
+	err := c.recvSet()
+	switch {
+	case err == nil:
+		return nil
+	case !isServerError(err):
+		return fmt.Errorf("SET: %w", err)
+	case token == "":
+		return nil
 	}
-	return false, nil
+	if _, err := c.do("LEASE.RELEASE", string(key), token); err != nil && !isServerError(err) {
+		return fmt.Errorf("LEASE.RELEASE: %w", err)
+	}
+	return nil
 }
 
 // fleetLoss replays a trace of FleetLossRequests over 3 daemons with peer
@@ -471,7 +587,7 @@ func (h *runner) fleetLoss(ctx context.Context, value []byte) error {
 	}
 	t := &fleetTargets{procs: ps}
 	start := time.Now()
-	row, err := h.fleetReplay(ctx, t, tr, value, plan)
+	row, err := h.fleetReplay(ctx, t, tr, value, plan, false)
 	if err != nil {
 		return err
 	}

@@ -24,12 +24,16 @@ func writeFleet(b *bytes.Buffer, r *Results, hasPlot func(string) bool) {
 		c.BudgetZipfS, c.BudgetKeys, fmtBytes(int64(c.BudgetValue)), c.BudgetWarmup, c.BudgetRequests, c.BudgetConns)
 	p("The daemons run on a standalone `nats-server -js` on loopback, each with `--peer-listen 127.0.0.1:0` and a peer password (peer fill) or without `--peer-listen` (peer fill off: private caches of the same size). ")
 	p("\"One daemon\" has the fleet's total `--mem-max` and `--disk-max`; the shared Redis is one redis-server over loopback TCP with `maxmemory` = the fleet's total memory, `allkeys-lru`, no persistence. ")
-	p("Encoder runs per prompt = SETs ÷ distinct prompts that missed at least once, over the whole replay, with plain cache-aside (GET then SET): leases are not fleet-wide yet, so there is no LEASE.GET row.\n\n")
+	p("The fleet with peer fill replays the trace twice, on fresh daemons each time: GET then SET, and with `LEASE.GET key %d WAIT %d` instead of GET (a hit is done; a lease granted, a wait that ran out or a refusal runs the encoder and SETs, which completes the lease at the key's owner and wakes its waiters on every daemon). ",
+		fleetLeaseTTL.Milliseconds(), fleetLeaseWait.Milliseconds())
+	p("Each worker takes the next request of the trace and sends it to its daemon, so %d requests are in flight over the daemons at once. ", c.BudgetConns)
+	p("Encoder runs per prompt = SETs ÷ distinct prompts that missed at least once, over the whole replay. The runs beyond each prompt's first are split: *overlapping* began while another run of the same prompt was in flight on any daemon (from its miss or lease to its SET's reply): duplicate computation; *later* are the others: the value had been evicted, or was not (yet) where the request looked (a SET forwarded to the owner arrives after its reply). ")
+	p("Since the encoder is accounted, not slept, a run lasts one SET round trip and overlaps are rare: the replay's runs per prompt are mostly recomputation after eviction, which one daemon of the fleet's size also does and leases cannot remove. GET p99 is LEASE.GET's p99 in the lease row (waits included).\n\n")
 	if hasPlot("fleet_hit_ratio.png") {
 		p("![fleet](fleet_hit_ratio.png)\n\n")
 	}
 	if len(r.Fleet) > 0 {
-		p("| daemons | system | setting | hit ratio (hits/requests) | peer fill ÷ this | encoder runs per prompt (SETs/prompts) | encoder s per 1k requests | peer hits | GET p99 ms | s |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		p("| daemons | system | setting | hit ratio (hits/requests) | peer fill ÷ this | encoder runs per prompt (SETs/prompts) | beyond the first, per prompt: overlapping / later | encoder s per 1k requests | peer hits | leases granted / waits ran out | GET p99 ms | s |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, f := range r.Fleet {
 			pf := f.row(FleetPeerFill)
 			for _, x := range f.Rows {
@@ -37,11 +41,20 @@ func writeFleet(b *bytes.Buffer, r *Results, hasPlot func(string) bool) {
 				if pf != nil && x.System != FleetPeerFill {
 					ratio = ratioCell(pf.HitRatio, x.HitRatio)
 				}
-				p("| %d | %s | %s | %.3f (%d/%d) | %s | %.3f (%d/%d) | %.1f | %d | %s | %.1f |\n", f.Daemons, x.System, x.Setting, x.HitRatio, x.Hits, x.Requests,
-					ratio, x.EncoderRunsPerPrompt, x.Sets, x.PromptsMissed, x.EncoderSecondsSpentPer1k, x.PeerHits, ms(x.Get.P99), x.Seconds)
+				leases := "—"
+				if x.Leases {
+					leases = fmt.Sprintf("%d / %d", x.LeasesGranted, x.LeaseMisses)
+					if x.LeaseRefused > 0 {
+						leases += fmt.Sprintf(" (%d refused)", x.LeaseRefused)
+					}
+				}
+				p("| %d | %s | %s | %.3f (%d/%d) | %s | %.3f (%d/%d) | %.3f / %.3f | %.1f | %d | %s | %s | %.1f |\n", f.Daemons, x.System, x.Setting, x.HitRatio, x.Hits, x.Requests,
+					ratio, x.EncoderRunsPerPrompt, x.Sets, x.PromptsMissed, perPrompt(x.Overlapping, x.PromptsMissed), perPrompt(x.Later, x.PromptsMissed),
+					x.EncoderSecondsSpentPer1k, x.PeerHits, leases, ms(x.Get.P99), x.Seconds)
 			}
 		}
 		p("\n")
+		writeFleetStampede(b, r)
 	}
 	if len(r.FleetPeerGet) > 0 {
 		p("Peer-served GET: two daemons A and B with peer fill; keys owned by B (rendezvous hashing, as the daemons compute it) are SET on B and each read once through A, which has never seen them, so every read is served by B (checked with A's `peer_hits`); then the same keys again through A, from the near copy in its L1 (the local GET). ")
@@ -87,7 +100,7 @@ func plotFleet(dir string, r *Results) (string, error) {
 	p.Y.Label.Text = "hit ratio"
 	p.Y.Min, p.Y.Max = 0, 1
 	var vs []any
-	for _, s := range []string{FleetPeerFill, FleetPrivate, FleetOne, FleetRedis} {
+	for _, s := range []string{FleetPeerFill, FleetLeases, FleetPrivate, FleetOne, FleetRedis} {
 		var xys plotter.XYs
 		for _, f := range r.Fleet {
 			if x := f.row(s); x != nil {
@@ -153,8 +166,7 @@ func evaluateFleetTargets(r *Results) []Target {
 			}
 			ts = append(ts, t)
 		}
-		ts = append(ts, Target{Name: fmt.Sprintf("Fleet of %d: encoder runs per prompt ≤ 1.05 with leases", f.Daemons),
-			Detail: fmt.Sprintf("leases are not fleet-wide yet; plain cache-aside: %.3f (peer fill off %.3f)", pf.EncoderRunsPerPrompt, rowRuns(f.row(FleetPrivate)))})
+		ts = append(ts, leaseTarget(&f))
 	}
 	for _, g := range r.FleetPeerGet {
 		if g.Size > 1*MiB {
@@ -175,9 +187,70 @@ func evaluateFleetTargets(r *Results) []Target {
 	return ts
 }
 
-func rowRuns(r *FleetRow) float64 {
-	if r == nil {
+// leaseTarget judges "encoder runs per prompt ≤ 1.05 with leases" on
+// duplicate computation, the fleet stampede's runs per prompt with
+// fleet-wide leases: the replay's figure is mostly recomputation after
+// eviction, which leases cannot remove; its detail gives both.
+func leaseTarget(f *FleetResult) Target {
+	t := Target{Name: fmt.Sprintf("Fleet of %d: encoder runs per prompt ≤ 1.05 with leases (duplicate computation: the fleet stampede)", f.Daemons)}
+	st := f.stampede(true, true)
+	if st == nil {
+		t.Detail = "no fleet stampede with leases"
+		return t
+	}
+	t.Known, t.Met = true, st.RunsPerPrompt <= 1.05
+	t.Detail = fmt.Sprintf("stampede, %d clients on %d daemons: %.3f with fleet-wide leases, %.3f GET then SET, %.3f with each daemon's own leases (peer fill off)",
+		st.Clients, f.Daemons, st.RunsPerPrompt, stampedeRuns(f.stampede(true, false)), stampedeRuns(f.stampede(false, true)))
+	if l, g := f.row(FleetLeases), f.row(FleetPeerFill); l != nil && g != nil {
+		t.Detail += fmt.Sprintf("; budget trace (eviction included): %.3f with LEASE.GET vs %.3f GET then SET, overlapping runs %.4f vs %.4f per prompt",
+			l.EncoderRunsPerPrompt, g.EncoderRunsPerPrompt, perPrompt(l.Overlapping, l.PromptsMissed), perPrompt(g.Overlapping, g.PromptsMissed))
+	}
+	return t
+}
+
+// writeFleetStampede renders the fleet stampede of every fleet size.
+func writeFleetStampede(b *bytes.Buffer, r *Results) {
+	has := false
+	for _, f := range r.Fleet {
+		has = has || len(f.Stampede) > 0
+	}
+	if !has {
+		return
+	}
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	c := r.Config
+	p("Fleet stampede: duplicate computation alone. After the replay, on the daemons of the LEASE.GET row and on those without peer fill, %d clients per daemon ask for the same new prompt at once, for %d prompts one after the other (%s values: they fit in the fleet's memory, nothing is evicted). ",
+		c.FleetStampedeClients, c.FleetStampedePrompts, fmtBytes(int64(c.BudgetValue)))
+	p("A client that must compute (a miss, a lease, a wait that ran out) finishes only once every client of the round has asked, as a %g ms encoder outlasts clients that ask within it: \"asked\" is a GET answered (it does not wait) or a LEASE.GET sent (it waits for the holder by design). ", c.EncoderDelayMs)
+	p("So with GET then SET every client computes, exactly; with leases, one client per lease granted: once for the fleet with fleet-wide leases, once per daemon when each daemon leases alone, whatever the timing.\n\n")
+	p("| daemons | peer fill | protocol | clients | prompts | encoder runs per prompt (runs/prompts) | hits | lease waits ran out | s |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, f := range r.Fleet {
+		for _, s := range f.Stampede {
+			mode := "GET then SET"
+			if s.Leases {
+				mode = "LEASE.GET"
+			}
+			fill := "on"
+			if !s.PeerFill {
+				fill = "off"
+			}
+			p("| %d | %s | %s | %d | %d | %.3f (%d/%d) | %d | %d | %.1f |\n", f.Daemons, fill, mode, s.Clients, s.Prompts, s.RunsPerPrompt, s.Runs, s.Prompts, s.Hits, s.LeaseMisses, s.Seconds)
+		}
+	}
+	p("\n")
+}
+
+// perPrompt is n ÷ prompts (0 without prompts).
+func perPrompt(n, prompts int64) float64 {
+	if prompts == 0 {
 		return 0
 	}
-	return r.EncoderRunsPerPrompt
+	return float64(n) / float64(prompts)
+}
+
+func stampedeRuns(s *FleetStampede) float64 {
+	if s == nil {
+		return 0
+	}
+	return s.RunsPerPrompt
 }

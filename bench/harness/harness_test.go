@@ -245,7 +245,13 @@ func TestLRUHits(t *testing.T) {
 }
 
 // TestFleetTiny runs the fleet workload at toy sizes: peer fill must hit at
-// least as often as private caches on the same trace, with peer hits.
+// least as often as private caches on the same trace, with peer hits; the
+// LEASE.GET replay must take leases; and in the fleet stampede, where
+// duplicates can only come from clients asking at once, GET then SET must
+// compute each prompt once per client, leases once per prompt with peer
+// fill and once per daemon without. Those counts follow from the
+// stampede's order (a computing client waits until every client asked)
+// and the lease semantics, not from timing.
 func TestFleetTiny(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	cfg := tinyConfig(t)
@@ -260,18 +266,43 @@ func TestFleetTiny(t *testing.T) {
 	cfg.FleetLossRequests = 4000
 	cfg.FleetLossDown = 300 * time.Millisecond
 	cfg.FleetLossWindow = 100 * time.Millisecond
+	cfg.FleetStampedePrompts, cfg.FleetStampedeClients = 20, 2
 	res := runTiny(t, cfg)
 	if len(res.Fleet) != 1 {
 		t.Fatalf("fleet: %d results, want 1", len(res.Fleet))
 	}
 	f := res.Fleet[0]
-	pf, off, one := f.row(FleetPeerFill), f.row(FleetPrivate), f.row(FleetOne)
-	if pf == nil || off == nil || one == nil {
+	pf, ls, off, one := f.row(FleetPeerFill), f.row(FleetLeases), f.row(FleetPrivate), f.row(FleetOne)
+	if pf == nil || ls == nil || off == nil || one == nil {
 		t.Fatalf("fleet rows: %+v", f.Rows)
 	}
-	for _, r := range []*FleetRow{pf, off, one} {
-		if r.Requests != int64(cfg.BudgetRequests) || r.HitRatio <= 0 || r.HitRatio >= 1 || r.EncoderRunsPerPrompt < 1 {
+	for _, r := range []*FleetRow{pf, ls, off, one} {
+		if r.Requests != int64(cfg.BudgetRequests) || r.HitRatio <= 0 || r.HitRatio >= 1 || r.EncoderRunsPerPrompt < 1 ||
+			r.Overlapping < 0 || r.Later < 0 || r.Overlapping+r.Later != r.Sets-r.PromptsMissed {
 			t.Errorf("fleet row %+v", *r)
+		}
+	}
+	if !ls.Leases || ls.LeasesGranted == 0 || pf.Leases || pf.LeasesGranted != 0 {
+		t.Errorf("LEASE.GET replay: leases %v, %d granted; GET replay: leases %v, %d granted", ls.Leases, ls.LeasesGranted, pf.Leases, pf.LeasesGranted)
+	}
+	const daemons, perDaemon = 3, 2
+	clients, prompts := int64(daemons*perDaemon), int64(cfg.FleetStampedePrompts)
+	for _, c := range []struct {
+		peerFill, leases bool
+		runs             int64
+	}{
+		{true, false, clients * prompts}, // every client computes
+		{true, true, prompts},            // once for the fleet
+		{false, false, clients * prompts},
+		{false, true, daemons * prompts}, // once per daemon
+	} {
+		s := f.stampede(c.peerFill, c.leases)
+		if s == nil {
+			t.Errorf("no stampede with peer fill %v, leases %v: %+v", c.peerFill, c.leases, f.Stampede)
+			continue
+		}
+		if s.Clients != int(clients) || s.Prompts != int(prompts) || s.Runs != c.runs || s.Runs+s.Hits != clients*prompts || s.LeaseMisses != 0 {
+			t.Errorf("stampede with peer fill %v, leases %v: %+v, want %d runs", c.peerFill, c.leases, *s, c.runs)
 		}
 	}
 	if pf.HitRatio < off.HitRatio {
@@ -305,7 +336,7 @@ func TestFleetTiny(t *testing.T) {
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "results.md"))
-	for _, s := range []string{"## 7. Fleet (peer fill)", FleetPeerFill, "Peer-served GET", "Member loss"} {
+	for _, s := range []string{"## 7. Fleet (peer fill)", FleetPeerFill, FleetLeases, "Fleet stampede", "Peer-served GET", "Member loss"} {
 		if !strings.Contains(string(md), s) {
 			t.Errorf("results.md lacks %q", s)
 		}

@@ -237,3 +237,63 @@ func (c *respConn) doString(args ...string) (string, error) {
 	}
 	return "", fmt.Errorf("resp: %s: unexpected reply %v", args[0], r)
 }
+
+// The first element of a LEASE.GET reply, as recvLease reports it.
+const (
+	leaseHit     = 'h' // ["hit", VALUE]
+	leaseGranted = 'l' // ["lease", TOKEN]: the caller computes and SETs
+	leaseMiss    = 'm' // ["miss", nil]: WAIT ran out
+)
+
+// sendLeaseGet queues LEASE.GET key ttl-ms WAIT ms.
+func (c *respConn) sendLeaseGet(key []byte, ttl, wait time.Duration) {
+	c.w.WriteString("*5\r\n$9\r\nLEASE.GET\r\n")
+	c.writeBulk(key)
+	c.writeBulk(strconv.AppendInt(c.num[:0], ttl.Milliseconds(), 10))
+	c.w.WriteString("$4\r\nWAIT\r\n")
+	c.writeBulk(strconv.AppendInt(c.num[:0], wait.Milliseconds(), 10))
+}
+
+// recvLease reads a LEASE.GET reply: leaseHit (the value is discarded),
+// leaseGranted with the token, or leaseMiss; an error reply (--max-leases
+// reached) is a serverError.
+func (c *respConn) recvLease() (kind byte, token string, err error) {
+	l, err := c.line()
+	if err != nil {
+		return 0, "", err
+	}
+	switch {
+	case l[0] == '-':
+		return 0, "", serverError(l[1:])
+	case string(l) != "*2":
+		return 0, "", fmt.Errorf("resp: unexpected LEASE.GET reply %q", l)
+	}
+	st, err := c.recv()
+	if err != nil {
+		return 0, "", err
+	}
+	s, _ := st.(string)
+	switch s {
+	case "hit":
+		if _, _, err := c.recvGet(); err != nil {
+			return 0, "", err
+		}
+		return leaseHit, "", nil
+	case "lease":
+		tok, err := c.recv()
+		if err != nil {
+			return 0, "", err
+		}
+		t, ok := tok.(string)
+		if !ok {
+			return 0, "", fmt.Errorf("resp: LEASE.GET granted a lease with token %v", tok)
+		}
+		return leaseGranted, t, nil
+	case "miss":
+		if _, err := c.recv(); err != nil {
+			return 0, "", err
+		}
+		return leaseMiss, "", nil
+	}
+	return 0, "", fmt.Errorf("resp: LEASE.GET answered status %v", st)
+}

@@ -76,6 +76,9 @@ type ConfigSummary struct {
 	FleetDaemons      []int     `json:"fleet_daemons,omitempty"`
 	FleetMemMax       int64     `json:"fleet_mem_max,omitempty"`
 	FleetLossRequests int       `json:"fleet_loss_requests,omitempty"`
+	// The fleet stampede's new prompts and clients per daemon.
+	FleetStampedePrompts int `json:"fleet_stampede_prompts,omitempty"`
+	FleetStampedeClients int `json:"fleet_stampede_clients,omitempty"`
 }
 
 // Latency is a histogram's summary, in microseconds.
@@ -222,9 +225,12 @@ type Target struct {
 // The systems of a fleet run, in FleetRow.System.
 const (
 	FleetPeerFill = "fleet, peer fill"
-	FleetPrivate  = "fleet, peer fill off"
-	FleetOne      = "one daemon, fleet's memory and disk"
-	FleetRedis    = "one shared Redis, fleet's memory"
+	// FleetLeases is FleetPeerFill's daemons driven with LEASE.GET
+	// instead of GET (fleet-wide leases).
+	FleetLeases  = "fleet, peer fill, LEASE.GET"
+	FleetPrivate = "fleet, peer fill off"
+	FleetOne     = "one daemon, fleet's memory and disk"
+	FleetRedis   = "one shared Redis, fleet's memory"
 )
 
 // FleetResult is one fleet size: the budget trace spread round-robin over
@@ -238,12 +244,26 @@ type FleetResult struct {
 	VsPrivate float64 `json:"peer_fill_vs_private"`
 	VsOne     float64 `json:"peer_fill_vs_one_daemon"`
 	VsRedis   float64 `json:"peer_fill_vs_shared_redis,omitempty"`
+	// Stampede is the fleet stampede on these daemons: duplicate
+	// computation alone, without eviction.
+	Stampede []FleetStampede `json:"stampede,omitempty"`
 }
 
 func (r *FleetResult) row(system string) *FleetRow {
 	for i := range r.Rows {
 		if r.Rows[i].System == system {
 			return &r.Rows[i]
+		}
+	}
+	return nil
+}
+
+// stampede returns the fleet stampede row with peer fill and leases as
+// given, or nil.
+func (r *FleetResult) stampede(peerFill, leases bool) *FleetStampede {
+	for i := range r.Stampede {
+		if s := &r.Stampede[i]; s.PeerFill == peerFill && s.Leases == leases {
+			return s
 		}
 	}
 	return nil
@@ -256,13 +276,28 @@ type FleetRow struct {
 	Requests int64   `json:"requests"` // measured (after the warm-up)
 	Hits     int64   `json:"hits"`
 	HitRatio float64 `json:"hit_ratio"`
+	// Leases is true when the replay asked with LEASE.GET (a hit, or a
+	// lease and then the encoder and a SET) instead of GET then SET.
+	Leases bool `json:"leases,omitempty"`
 	// Sets is every SET of the replay, warm-up included: one per encoder
 	// run. PromptsMissed is the distinct prompts that missed at least
-	// once; EncoderRunsPerPrompt is Sets ÷ PromptsMissed (plain
-	// cache-aside: GET, then SET on a miss, no leases).
-	Sets                     int64   `json:"sets"`
-	PromptsMissed            int64   `json:"prompts_missed"`
-	EncoderRunsPerPrompt     float64 `json:"encoder_runs_per_prompt"`
+	// once; EncoderRunsPerPrompt is Sets ÷ PromptsMissed.
+	Sets                 int64   `json:"sets"`
+	PromptsMissed        int64   `json:"prompts_missed"`
+	EncoderRunsPerPrompt float64 `json:"encoder_runs_per_prompt"`
+	// The runs beyond each prompt's first (Sets − PromptsMissed), split:
+	// Overlapping began while another run of the same prompt was in
+	// flight (from its miss or lease to its SET's acknowledgement), on
+	// any daemon: duplicate computation. Later are the others: the value
+	// had been evicted, or was not (yet) where this request looked.
+	Overlapping int64 `json:"overlapping_runs"`
+	Later       int64 `json:"later_runs"`
+	// With Leases: leases granted (INFO leases_granted summed over the
+	// daemons), LEASE.GETs whose WAIT ran out ("miss") and LEASE.GETs
+	// refused at --max-leases; both of the last two run the encoder.
+	LeasesGranted            int64   `json:"leases_granted,omitempty"`
+	LeaseMisses              int64   `json:"lease_misses,omitempty"`
+	LeaseRefused             int64   `json:"lease_refused,omitempty"`
 	EncoderSecondsSpentPer1k float64 `json:"encoder_seconds_spent_per_1k"`
 	PeerHits                 int64   `json:"peer_hits,omitempty"`         // INFO peer_hits summed over the daemons
 	PeerSetsDropped          int64   `json:"peer_sets_dropped,omitempty"` // forwarded SETs the queue dropped
@@ -271,6 +306,24 @@ type FleetRow struct {
 	Seconds                  float64 `json:"seconds"`
 
 	windows, windowEnds []float64
+}
+
+// FleetStampede is the fleet stampede: clients on every daemon ask for
+// the same new prompt at once, one prompt after the other, and the
+// client or clients that must compute it (a miss, a lease) finish only
+// once every client has asked. The prompts fit in the fleet's memory, so
+// runs beyond one per prompt are duplicate computation alone.
+type FleetStampede struct {
+	PeerFill bool  `json:"peer_fill"`
+	Leases   bool  `json:"leases"`
+	Clients  int   `json:"clients"` // over all the daemons
+	Prompts  int   `json:"prompts"`
+	Runs     int64 `json:"runs"` // encoder runs (SETs)
+	Hits     int64 `json:"hits"`
+	// LeaseMisses are LEASE.GETs whose WAIT ran out (they compute).
+	LeaseMisses   int64   `json:"lease_misses,omitempty"`
+	RunsPerPrompt float64 `json:"runs_per_prompt"`
+	Seconds       float64 `json:"seconds"`
 }
 
 // FleetPeerGet is GETs served through daemon A by daemon B, the keys'

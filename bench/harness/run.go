@@ -324,6 +324,7 @@ func summaryOf(c *Config) ConfigSummary {
 		EncoderDelayMs: float64(c.EncoderDelay) / 1e6, ColdMemMax: c.ColdMemMax, ColdFactor: c.ColdFactor,
 		RestartBytes: c.RestartBytes, PropDaemons: c.PropDaemons, PropRuns: c.PropRuns, PropNATS: propNATSMode(c), Seed: c.Seed,
 		FleetDaemons: c.FleetDaemons, FleetMemMax: c.FleetMemMax, FleetLossRequests: c.FleetLossRequests,
+		FleetStampedePrompts: c.FleetStampedePrompts, FleetStampedeClients: c.FleetStampedeClients,
 	}
 }
 
