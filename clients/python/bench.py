@@ -11,7 +11,7 @@ alternately, and the median of the rounds is reported):
   * AsyncCache.get against a raw redis.asyncio GET of the same 118 KB
     (goal: under 10% overhead), by the per-call median and the mean, and
     raw against raw, which shows how far the machine's load alone moves
-    each figure;
+    each figure, and raw redis.asyncio against raw redis-py;
   * throughput of 118 KB gets from 64 concurrent tasks on one AsyncCache
     against 64 threads on one Cache (and 64 tasks of raw redis.asyncio
     GETs, for reference), rounds alternated the same way.
@@ -84,14 +84,16 @@ async def arounds(a, b, n, k):
 def throughput(sides, k):
     """Median over k rounds of each side's calls per second; a side is a
     function that runs one burst and returns how many calls it made. The
-    sides run one after the other within a round."""
+    sides run one after the other within a round, each round starting one
+    side further on, so that no side always follows the same one."""
     rates = [[] for _ in sides]
-    for _ in range(k):
-        for rate, burst in zip(rates, sides):
+    for r in range(k):
+        for j in range(len(sides)):
+            i = (r + j) % len(sides)
             t0 = time.perf_counter()
-            calls = burst()
-            rate.append(calls / (time.perf_counter() - t0))
-    return [statistics.median(r) for r in rates]
+            calls = sides[i]()
+            rates[i].append(calls / (time.perf_counter() - t0))
+    return [statistics.median(x) for x in rates]
 
 
 def bench_sync(args, g, clip, keys):
@@ -124,6 +126,15 @@ def bench_async(args, clip, keys, workers=64):
     (m1, m2), (d1, d2) = run(arounds(lambda: araw.get(b"bench:one"), lambda: araw.get(b"bench:one"), args.n, args.rounds))
     print("  the noise floor, raw GET against raw GET: per-call median %+.1f%%, mean %+.1f%%"
           % ((d1 / d2 - 1) * 100, (m1 / m2 - 1) * 100))
+    sraw = redis.Redis(unix_socket_path=args.socket, socket_timeout=60)
+
+    async def sync_get():
+        return sraw.get(b"bench:one")
+
+    _, (d_async, d_sync) = run(arounds(lambda: araw.get(b"bench:one"), sync_get, args.n, args.rounds))
+    print("  raw redis.asyncio GET against raw redis-py GET: per-call median %.1f us against %.1f us (%.2fx)"
+          % (d_async * 1e6, d_sync * 1e6, d_async / d_sync))
+    sraw.close()
 
     per = args.burst  # gets per worker per burst
     total = workers * per
