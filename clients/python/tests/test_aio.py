@@ -43,12 +43,14 @@ def rand(shape, dtype, seed=0):
 
 @async_fixture
 async def acache(daemon):
+    """An AsyncCache on the test's daemon, closed after the test."""
     c = AsyncCache(socket=daemon.socket, timeout=30)
     yield c
     await c.close()
 
 
 async def stats(c):
+    """The daemon's INFO stats section, through c's pool."""
     return await c.r.info("stats")
 
 
@@ -318,6 +320,11 @@ async def test_many_tasks_share_one_cache(acache):
 
     results = await asyncio.gather(*(one(i) for i in range(200)))
     assert results == [(i, None) for i in range(200)]
+    # The pool keeps its connections: one task after another reuses them.
+    before = (await stats(acache))["total_connections_received"]
+    for i in range(20):
+        assert int((await acache.get(b"task:%d" % i))[0]) == i
+    assert (await stats(acache))["total_connections_received"] == before
 
 
 # -- 7. daemon away -----------------------------------------------------------
