@@ -6,6 +6,9 @@ tiercache daemon, as tensors.
     k = cache_key(model="openai/clip-vit-large-patch14", version="2024-06",
                   stage="text-encoder", inputs={"prompt": "a cat", "max_length": 77})
     emb = c.get_or_compute(k, lambda: encoder(prompt))
+
+For asyncio programs, tiercache.aio.AsyncCache has the same API with
+coroutines (await c.get(k), await c.get_or_compute(k, fn), ...).
 """
 
 from .client import DEFAULT_SOCKET, Cache, StaleVersion, Unavailable

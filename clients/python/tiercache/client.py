@@ -1,38 +1,25 @@
 """The tiercache client: tensors in, tensors out, over any Redis connection."""
 
 import functools
-import logging
 import os
-import threading
 
 import redis
 
-from . import frame
-from .keys import cache_key
+from .base import Batch, CacheBase, input_key, log
+from .errors import AWAY, StaleVersion, Unavailable, raise_stale
 
-log = logging.getLogger("tiercache")
+__all__ = ["Cache", "StaleVersion", "Unavailable", "DEFAULT_SOCKET", "log"]
 
 DEFAULT_SOCKET = "/tmp/tiercache.sock"
 
 
-class StaleVersion(Exception):
-    """The key names a model version the cluster has rolled past (-STALE):
-    this process computed it with an old model. Nothing was stored."""
+def socket_path(socket=None):
+    """The daemon's socket: socket, else $TIERCACHE_SOCKET, else
+    DEFAULT_SOCKET."""
+    return socket or os.environ.get("TIERCACHE_SOCKET", DEFAULT_SOCKET)
 
 
-class Unavailable(ConnectionError):
-    """The daemon cannot be reached (put and the lease calls raise it; reads
-    return misses instead)."""
-
-
-def _raise_stale(e):
-    msg = str(e)
-    if msg.startswith("STALE"):
-        raise StaleVersion(msg) from None
-    raise e
-
-
-class Cache:
+class Cache(CacheBase):
     """A connection to a tiercache daemon (any Redis-protocol server works
     for everything but leases and model commands).
 
@@ -47,43 +34,15 @@ class Cache:
     """
 
     def __init__(self, socket=None, url=None, client=None, timeout=10.0, bf16="error"):
+        super().__init__(bf16=bf16)
         if client is not None:
             self.r = client
         elif url is not None:
             self.r = redis.Redis.from_url(url, socket_timeout=timeout)
         else:
-            path = socket or os.environ.get("TIERCACHE_SOCKET", DEFAULT_SOCKET)
-            self.r = redis.Redis(unix_socket_path=path, socket_timeout=timeout)
-        self.bf16 = bf16
-        self._warned = False
-        self._lock = threading.Lock()
-
-    # -- errors -------------------------------------------------------------
-
-    def _unavailable(self, e):
-        with self._lock:
-            first, self._warned = not self._warned, True
-        if first:
-            log.warning("tiercache: daemon unreachable, serving misses: %s", e)
-
-    def _ok(self):
-        self._warned = False
+            self.r = redis.Redis(unix_socket_path=socket_path(socket), socket_timeout=timeout)
 
     # -- values -------------------------------------------------------------
-
-    def encode(self, value):
-        """Frames a numpy array or torch tensor (see tiercache.frame)."""
-        fmt = "pt" if frame.is_torch(value) else "np"
-        return frame.encode({"tensor": value}, {"format": fmt})
-
-    def decode(self, buf):
-        """The array a framed value holds (numpy, or torch if stored from
-        torch and torch is installed)."""
-        tensors, _ = frame.decode(buf, bf16=self.bf16)
-        try:
-            return tensors["tensor"]
-        except KeyError:
-            raise frame.FrameError("tiercache: the value holds no tensor named 'tensor'") from None
 
     def put(self, key, value, ttl=None):
         """Stores a numpy array or torch tensor under key, for ttl seconds
@@ -94,15 +53,15 @@ class Cache:
         try:
             self.r.set(key, data, ex=ttl)
         except redis.ResponseError as e:
-            _raise_stale(e)
-        except (redis.ConnectionError, redis.TimeoutError) as e:
+            raise_stale(e)
+        except AWAY as e:
             raise Unavailable(str(e)) from e
 
     def get(self, key):
         """The array stored under key, or None (miss, or daemon away)."""
         try:
             b = self.r.get(key)
-        except (redis.ConnectionError, redis.TimeoutError) as e:
+        except AWAY as e:
             self._unavailable(e)
             return None
         self._ok()
@@ -116,7 +75,7 @@ class Cache:
             return []
         try:
             bs = self.r.mget(keys)
-        except (redis.ConnectionError, redis.TimeoutError) as e:
+        except AWAY as e:
             self._unavailable(e)
             return [None] * len(keys)
         self._ok()
@@ -138,8 +97,8 @@ class Cache:
                     p.set(k, v, ex=ttl)
                 p.execute()
         except redis.ResponseError as e:
-            _raise_stale(e)
-        except (redis.ConnectionError, redis.TimeoutError) as e:
+            raise_stale(e)
+        except AWAY as e:
             raise Unavailable(str(e)) from e
 
     # -- leases ---------------------------------------------------------------
@@ -153,8 +112,8 @@ class Cache:
         try:
             status, v = self.r.execute_command("LEASE.GET", key, lease_ms, "WAIT", wait_ms)
         except redis.ResponseError as e:
-            _raise_stale(e)
-        except (redis.ConnectionError, redis.TimeoutError) as e:
+            raise_stale(e)
+        except AWAY as e:
             self._unavailable(e)
             return fn()
         self._ok()
@@ -189,29 +148,21 @@ class Cache:
         default key(input) is the input itself when it is a dict, else
         {"input": input}.
         """
-        keyfn = key or (lambda x: x if isinstance(x, dict) else {"input": x})
+        keyfn = key or input_key
 
         def deco(fn):
             @functools.wraps(fn)
             def wrapper(inputs):
-                inputs = list(inputs)
-                keys = [cache_key(model, version, stage, keyfn(x)) for x in inputs]
-                found = self.get_many(keys)
-                todo = {}  # key -> first index, in order
-                for i, (k, v) in enumerate(zip(keys, found)):
-                    if v is None and k not in todo:
-                        todo[k] = i
-                if todo:
-                    results = list(fn([inputs[i] for i in todo.values()]))
-                    if len(results) != len(todo):
-                        raise ValueError("tiercache: %s returned %d results for %d inputs" % (fn.__name__, len(results), len(todo)))
-                    computed = dict(zip(todo, results))
-                    try:
-                        self.put_many(computed.items(), ttl=ttl)
-                    except Unavailable as e:
-                        self._unavailable(e)
-                    found = [computed[k] if v is None else v for k, v in zip(keys, found)]
-                return found
+                batch = Batch(model, version, stage, keyfn, inputs)
+                todo = batch.misses(self.get_many(batch.keys))
+                if not todo:
+                    return batch.found
+                computed = batch.computed(fn.__name__, fn(todo))
+                try:
+                    self.put_many(computed.items(), ttl=ttl)
+                except Unavailable as e:
+                    self._unavailable(e)
+                return batch.merged(computed)
 
             return wrapper
 
