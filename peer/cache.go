@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -147,21 +148,39 @@ func (c *Cache) PeerStats() Stats {
 // member whose breaker is closed (Client.LeaseRemote).
 func (c *Cache) LeaseRemote(key []byte) bool { return c.client.LeaseRemote(key) }
 
-// Lease takes keys' leases at their owners (Client.Lease). A hit is
-// served only if the fencing rule lets this cache serve the owner's
-// record (tier.Hybrid.Fill, which may keep it as a near copy); one it
-// refuses is Unreachable, as are keys whose owner did not answer: their
-// leases are taken locally.
+// Lease takes keys' leases at their owners (Client.Lease), for the keys
+// this cache does not hold itself: a key found here (a near copy, or a
+// copy written here) is a Hit at once, its record a copy, with no request.
+// A hit at the owner is served only if the fencing rule lets this cache
+// serve the owner's record (tier.Hybrid.Fill, which may keep it as a near
+// copy); one it refuses is Unreachable, as are keys whose owner did not
+// answer: their leases are taken locally.
 func (c *Cache) Lease(ctx context.Context, keys [][]byte, ttl, wait time.Duration) ([]lease.Answer, error) {
+	ans := make([]lease.Answer, len(keys))
+	var ask [][]byte
+	var idx []int
 	seqs := make([]uint64, len(keys))
 	for i, k := range keys {
 		seqs[i] = c.Hybrid.WriteSeq(k)
+		if r, err := c.Hybrid.Get(k); err == nil {
+			r = slices.Clone(r) // L1's record may be shared and recycled; the answer outlives the lookup
+			ans[i] = lease.Answer{State: lease.Hit, Record: r, Value: r.Value()}
+			continue
+		}
+		ask = append(ask, k)
+		idx = append(idx, i)
 	}
-	ans, err := c.client.Lease(ctx, keys, ttl, wait)
+	if len(ask) == 0 {
+		return ans, nil
+	}
+	got, err := c.client.Lease(ctx, ask, ttl, wait)
 	if err != nil {
 		return nil, err
 	}
-	for i := range ans {
+	for j, i := range idx {
+		ans[i] = got[j]
+	}
+	for _, i := range idx {
 		a := &ans[i]
 		if a.State != lease.Hit {
 			continue

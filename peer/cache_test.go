@@ -1,12 +1,14 @@
 package peer
 
 import (
+	"context"
 	"errors"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/tiercache/tiercache/internal/testutil"
+	"github.com/tiercache/tiercache/lease"
 	"github.com/tiercache/tiercache/tier"
 	"github.com/tiercache/tiercache/tier/tiertest"
 )
@@ -223,4 +225,25 @@ func deadAddr(t testing.TB) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// A lease of a key another member owns that this member holds (here the
+// near copy of its own write) is a hit at once, without asking the owner
+// (whose server, here, takes no leases: asking it would be Unreachable).
+func TestCacheLeaseLocalFirst(t *testing.T) {
+	d := newDuo(t)
+	k := keyOf(t, d.ring, "a", "written-on-b")
+	if _, err := d.b.SetWith(k, []byte("v"), tier.SetArgs{}); err != nil {
+		t.Fatal(err)
+	}
+	ans, err := d.b.Lease(context.Background(), [][]byte{k, keyOf(t, d.ring, "a", "absent")}, time.Minute, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ans[0].State != lease.Hit || string(ans[0].Value) != "v" {
+		t.Fatalf("lease of a key held here: %+v, want a hit", ans[0])
+	}
+	if ans[1].State == lease.Hit {
+		t.Fatalf("lease of an absent key: %+v", ans[1])
+	}
 }
