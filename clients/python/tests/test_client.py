@@ -3,6 +3,8 @@ import logging
 import multiprocessing
 import os
 import struct
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -224,9 +226,51 @@ def test_get_or_compute_releases_on_failure(cache):
     k = b"{clip@v1}boom"
     with pytest.raises(RuntimeError):
         cache.get_or_compute(k, lambda: (_ for _ in ()).throw(RuntimeError("encoder failed")))
-    # The lease was released: the next caller gets it at once and computes.
-    v = cache.get_or_compute(k, lambda: np.ones(2, np.float32), wait_ms=1)
-    assert np.array_equal(v, np.ones(2, np.float32))
+    # The lease was released: the next LEASE.GET is granted it at once.
+    status, _ = cache.r.execute_command("LEASE.GET", k, 60_000)  # no WAIT
+    assert status == b"lease"
+
+
+def test_a_waiter_outlives_its_socket_timeout(daemon):
+    # With a 2 s read timeout a LEASE.GET waits at most 1 s at a time: the
+    # waiter asks again until the holder has stored the value, instead of
+    # timing out and computing it too.
+    k = b"{clip@v1}slow"
+    go = threading.Event()
+    calls = []
+
+    def compute():
+        calls.append(1)
+        go.wait()
+        return np.ones(4, np.float32)
+
+    with Cache(socket=daemon.socket, timeout=2) as holder, Cache(socket=daemon.socket, timeout=2) as waiter:
+        results = {}
+        h = threading.Thread(target=lambda: results.__setitem__("h", holder.get_or_compute(k, compute)))
+        h.start()
+        poll(lambda: holder.r.info("stats"), lambda s: s["leases_active"] == 1)
+        w = threading.Thread(target=lambda: results.__setitem__("w", waiter.get_or_compute(k, compute)))
+        w.start()
+        poll(lambda: holder.r.info("stats"), lambda s: s["lease_waits"] >= 3)  # asked three times: > 2 s
+        go.set()
+        h.join()
+        w.join()
+        assert np.array_equal(results["w"], np.ones(4, np.float32))
+        assert np.array_equal(results["h"], np.ones(4, np.float32))
+    assert len(calls) == 1
+
+
+def poll(what, cond, timeout=60):
+    """what()'s first value for which cond holds, asked every 10 ms; fails
+    the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = what()
+        if cond(v):
+            return v
+        if time.monotonic() > deadline:
+            pytest.fail("still %r after %s s" % (v, timeout))
+        time.sleep(0.01)  # the poll's period
 
 
 # -- 6. NaN ----------------------------------------------------------------

@@ -41,6 +41,10 @@ class Cache(CacheBase):
             self.r = redis.Redis.from_url(url, socket_timeout=timeout)
         else:
             self.r = redis.Redis(unix_socket_path=socket_path(socket), socket_timeout=timeout)
+        t = self.r.connection_pool.connection_kwargs.get("socket_timeout")
+        # _wait_slice_ms is the longest one LEASE.GET waits (None: no
+        # limit), so that a wait never runs into the read timeout.
+        self._wait_slice_ms = max(1, int(t * 1000) // 2) if t else None
 
     # -- values -------------------------------------------------------------
 
@@ -110,7 +114,7 @@ class Cache(CacheBase):
         out), a waiter takes the lease over. If the daemon is away, fn runs
         and its result is returned uncached."""
         try:
-            status, v = self.r.execute_command("LEASE.GET", key, lease_ms, "WAIT", wait_ms)
+            status, v = self._lease_get(key, lease_ms, wait_ms)
         except redis.ResponseError as e:
             raise_stale(e)
         except AWAY as e:
@@ -119,22 +123,35 @@ class Cache(CacheBase):
         self._ok()
         if status == b"hit":
             return self.decode(v)
-        value = fn()
         if status == b"lease":
             try:
+                value = fn()
                 self.put(key, value, ttl=ttl)  # completes the lease, wakes the waiters
-            except Exception:
+            except BaseException:  # a waiter must not wait out lease_ms
                 try:
                     self.r.execute_command("LEASE.RELEASE", key, v)
                 except redis.RedisError:
                     pass
                 raise
-        else:  # "miss": the holder took longer than wait_ms
-            try:
-                self.put(key, value, ttl=ttl)
-            except Unavailable as e:
-                self._unavailable(e)
+            return value
+        # "miss": the holder took longer than wait_ms.
+        value = fn()
+        try:
+            self.put(key, value, ttl=ttl)
+        except Unavailable as e:
+            self._unavailable(e)
         return value
+
+    def _lease_get(self, key, lease_ms, wait_ms):
+        """LEASE.GET key, waiting up to wait_ms in slices of at most
+        _wait_slice_ms: a "miss" before wait_ms is over asks again."""
+        left = wait_ms
+        while True:
+            wait = left if self._wait_slice_ms is None else min(left, self._wait_slice_ms)
+            status, v = self.r.execute_command("LEASE.GET", key, lease_ms, "WAIT", wait)
+            left -= wait
+            if status != b"miss" or left <= 0:
+                return status, v
 
     # -- batches --------------------------------------------------------------
 
