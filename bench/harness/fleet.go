@@ -1,11 +1,15 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,13 +42,24 @@ func (h *runner) fleet(ctx context.Context) error {
 	// The two measurements below are independent: one failing does not
 	// stop the other.
 	var errs []error
-	if err := h.fleetPeerGet(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("peer-served GET: %w", err))
+	if !h.cfg.has(WorkloadPeerGet) { // else it runs on its own
+		if err := h.fleetPeerGet(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("peer-served GET: %w", err))
+		}
 	}
 	if err := h.fleetLoss(ctx, value); err != nil {
 		errs = append(errs, fmt.Errorf("member loss: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// peerGet runs the peerget workload: the fleet's peer-served GET
+// measurement alone.
+func (h *runner) peerGet(ctx context.Context) error {
+	if h.natsBin == "" {
+		return errors.New("no nats-server: the peer-served GET runs on a standalone one")
+	}
+	return h.fleetPeerGet(ctx)
 }
 
 // fleetMember is how a fleet daemon is started (again, after a kill).
@@ -589,36 +604,47 @@ func (h *runner) fleetPeerGet(ctx context.Context) error {
 			}
 		}
 		r := FleetPeerGet{Size: size, Keys: count}
+		both := []*proc{a, b}
+		// Each pass starts with both daemons quiet, so that no work left
+		// over from the SETs (or the pass before) is billed to its GETs.
+		pass := func(keys [][]byte, conns int) (gets, error) {
+			if err := h.waitQuiet(ctx, both); err != nil {
+				return gets{}, err
+			}
+			return timedGets(ctx, a, both, keys, conns)
+		}
 		hits0 := sumInfo([]*proc{a}, "peers", "peer_hits")
-		peerLat, peerCPU, peerSecs, peerMisses, err := timedGets(ctx, a, []*proc{a, b}, one, 1)
+		peer, err := pass(one, 1)
 		if err != nil {
 			return err
 		}
 		r.PeerHits = sumInfo([]*proc{a}, "peers", "peer_hits") - hits0
-		localLat, localCPU, _, localMisses, err := timedGets(ctx, a, []*proc{a, b}, one, 1)
+		local, err := pass(one, 1)
 		if err != nil {
 			return err
 		}
-		r.Peer, r.Local = peerLat, localLat
-		r.PeerCPUMicros = float64(peerCPU.Microseconds()) / float64(count)
-		r.LocalCPUMicros = float64(localCPU.Microseconds()) / float64(count)
+		r.Peer, r.Local = peer.lat, local.lat
+		r.PeerCPUMicros = float64(peer.cpu.Microseconds()) / float64(count)
+		r.LocalCPUMicros = float64(local.cpu.Microseconds()) / float64(count)
 		r.CPURatio = ratioOf(r.PeerCPUMicros, r.LocalCPUMicros)
-		r.PeerMBPerSec = float64(size) * float64(count) / peerSecs / 1e6
-		_, _, peer16, peerMisses16, err := timedGets(ctx, a, nil, many, 16)
+		r.PeerFaults = float64(peer.faults) / float64(count)
+		r.LocalFaults = float64(local.faults) / float64(count)
+		r.PeerMBPerSec = float64(size) * float64(count) / peer.secs / 1e6
+		peer16, err := pass(many, 16)
 		if err != nil {
 			return err
 		}
-		_, _, local16, localMisses16, err := timedGets(ctx, a, nil, many, 16)
+		local16, err := pass(many, 16)
 		if err != nil {
 			return err
 		}
-		r.PeerMisses, r.LocalMisses = peerMisses+peerMisses16, localMisses+localMisses16
-		r.PeerOpsPerSec16 = float64(count) / peer16
-		r.LocalOpsPerSec16 = float64(count) / local16
+		r.PeerMisses, r.LocalMisses = peer.misses+peer16.misses, local.misses+local16.misses
+		r.PeerOpsPerSec16 = float64(count) / peer16.secs
+		r.LocalOpsPerSec16 = float64(count) / local16.secs
 		r.ThroughputRatio = ratioOf(r.PeerOpsPerSec16, r.LocalOpsPerSec16)
 		h.res.FleetPeerGet = append(h.res.FleetPeerGet, r)
-		h.logf("peer-served GET %s: p50 %.0fµs p99 %.0fµs (local p99 %.0fµs), CPU %.0fµs vs local %.0fµs (%.2f×), 16 clients %.0f/s vs local %.0f/s (%.2f×), %.0f MB/s one client, %d peer hits of %d (one client)",
-			fmtBytes(int64(size)), r.Peer.P50, r.Peer.P99, r.Local.P99, r.PeerCPUMicros, r.LocalCPUMicros, r.CPURatio,
+		h.logf("peer-served GET %s: p50 %.0fµs p99 %.0fµs (local p99 %.0fµs), CPU %.0fµs vs local %.0fµs (%.2f×), page faults %.1f vs local %.1f, 16 clients %.0f/s vs local %.0f/s (%.2f×), %.0f MB/s one client, %d peer hits of %d (one client)",
+			fmtBytes(int64(size)), r.Peer.P50, r.Peer.P99, r.Local.P99, r.PeerCPUMicros, r.LocalCPUMicros, r.CPURatio, r.PeerFaults, r.LocalFaults,
 			r.PeerOpsPerSec16, r.LocalOpsPerSec16, r.ThroughputRatio, r.PeerMBPerSec, r.PeerHits, count)
 		if r.PeerMisses+r.LocalMisses > 0 {
 			h.note("peer-served GET %s: %d of the peer-served GETs and %d of the local ones missed (a peer request past --peer-timeout, or an eviction)", fmtBytes(int64(size)), r.PeerMisses, r.LocalMisses)
@@ -651,25 +677,35 @@ func setAll(p *proc, keys [][]byte, value []byte) error {
 	return nil
 }
 
+// gets is what one pass of timedGets measured.
+type gets struct {
+	lat    Latency
+	cpu    time.Duration // CPU time of the processes watched
+	faults int64         // their page faults (minor and major)
+	secs   float64       // elapsed
+	misses int64
+}
+
 // timedGets GETs every key once through p with conns clients (key i by
 // client i mod conns), and returns the latency, the CPU time the cpu
 // processes used meanwhile (per-thread schedstat: nanoseconds, where
-// /proc/PID/stat counts 10 ms ticks), the elapsed seconds and the misses
-// (every key is there: a miss is a peer request that timed out or failed).
-func timedGets(ctx context.Context, p *proc, cpu []*proc, keys [][]byte, conns int) (Latency, time.Duration, float64, int64, error) {
-	cpuNow := func() int64 {
-		var s int64
+// /proc/PID/stat counts 10 ms ticks) and their page faults, the elapsed
+// seconds and the misses (every key is there: a miss is a peer request
+// that timed out or failed).
+func timedGets(ctx context.Context, p *proc, cpu []*proc, keys [][]byte, conns int) (gets, error) {
+	cpuNow := func() (ns, faults int64) {
 		for _, q := range cpu {
 			n, _ := cpuNanos(q.pid())
-			s += n
+			ns += n
+			faults += pageFaults(q.pid())
 		}
-		return s
+		return ns, faults
 	}
 	cs := make([]*respConn, conns)
 	for i := range cs {
 		var err error
 		if cs[i], err = p.resp(); err != nil {
-			return Latency{}, 0, 0, 0, err
+			return gets{}, err
 		}
 		defer cs[i].Close()
 	}
@@ -680,7 +716,7 @@ func timedGets(ctx context.Context, p *proc, cpu []*proc, keys [][]byte, conns i
 		wg     sync.WaitGroup
 		errs   = make(chan error, conns)
 	)
-	c0 := cpuNow()
+	c0, f0 := cpuNow()
 	t0 := time.Now()
 	for w, c := range cs {
 		wg.Add(1)
@@ -709,10 +745,75 @@ func timedGets(ctx context.Context, p *proc, cpu []*proc, keys [][]byte, conns i
 	}
 	wg.Wait()
 	secs := time.Since(t0).Seconds()
-	used := time.Duration(cpuNow() - c0)
+	c1, f1 := cpuNow()
 	close(errs)
 	if err := <-errs; err != nil {
-		return Latency{}, 0, 0, 0, err
+		return gets{}, err
 	}
-	return summarize(hist), used, secs, misses.Load(), ctx.Err()
+	return gets{lat: summarize(hist), cpu: time.Duration(c1 - c0), faults: f1 - f0, secs: secs, misses: misses.Load()}, ctx.Err()
+}
+
+// Quiet daemons: at most quietCPU of one core over quietWindow, twice in
+// a row, with no write waiting for L2.
+const (
+	quietCPU     = 0.02
+	quietWindow  = 100 * time.Millisecond
+	quietTimeout = 60 * time.Second
+)
+
+// waitQuiet waits until the daemons ps are quiet: no write pending for L2
+// (INFO pending_write_bytes) and their CPU idle. After quietTimeout it
+// goes on with a note: the pass that follows may bill leftover work.
+func (h *runner) waitQuiet(ctx context.Context, ps []*proc) error {
+	deadline := time.Now().Add(quietTimeout)
+	cpu := func() int64 {
+		var s int64
+		for _, p := range ps {
+			n, _ := cpuNanos(p.pid())
+			s += n
+		}
+		return s
+	}
+	calm := 0
+	for calm < 2 {
+		c0, t0 := cpu(), time.Now()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(quietWindow):
+		}
+		share := float64(cpu()-c0) / float64(time.Since(t0).Nanoseconds())
+		if share <= quietCPU && sumInfo(ps, "tiers", "pending_write_bytes") == 0 {
+			calm++
+		} else {
+			calm = 0
+		}
+		if calm < 2 && time.Now().After(deadline) {
+			h.note("peer-served GET: the daemons were still busy (%.0f%% of a core) after %v; measured anyway", 100*share, quietTimeout)
+			return nil
+		}
+	}
+	return nil
+}
+
+// pageFaults returns the page faults (minor and major) of process pid
+// so far, from /proc/PID/stat; 0 if it cannot be read.
+func pageFaults(pid int) int64 {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: count the
+	// fields after its closing parenthesis (state is field 3).
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 10 {
+		return 0
+	}
+	minflt, _ := strconv.ParseInt(f[7], 10, 64) // field 10
+	majflt, _ := strconv.ParseInt(f[9], 10, 64) // field 12
+	return minflt + majflt
 }

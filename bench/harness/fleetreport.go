@@ -45,11 +45,11 @@ func writeFleet(b *bytes.Buffer, r *Results, hasPlot func(string) bool) {
 	}
 	if len(r.FleetPeerGet) > 0 {
 		p("Peer-served GET: two daemons A and B with peer fill; keys owned by B (rendezvous hashing, as the daemons compute it) are SET on B and each read once through A, which has never seen them, so every read is served by B (checked with A's `peer_hits`); then the same keys again through A, from the near copy in its L1 (the local GET). ")
-		p("CPU is A's and B's together, per GET, from `/proc/PID/task/*/schedstat` (nanoseconds; `/proc/PID/stat` counts 10 ms ticks) read before and after each pass. Throughput: 16 clients on a second set of keys, first read (peer) then again (local).\n\n")
-		p("| size | keys | peer p50 / p99 ms | local p50 / p99 ms | CPU per GET peer / local µs | CPU ratio | one client MB/s (peer) | 16 clients GET/s peer / local | throughput ratio | misses peer / local |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		p("CPU is A's and B's together, per GET, from `/proc/PID/task/*/schedstat` (nanoseconds; `/proc/PID/stat` counts 10 ms ticks) read before and after each pass, and so are their page faults (`/proc/PID/stat`); each pass starts once both daemons are quiet (no write pending for L2, under 2%% of a core for two 100 ms windows). Throughput: 16 clients on a second set of keys, first read (peer) then again (local).\n\n")
+		p("| size | keys | peer p50 / p99 ms | local p50 / p99 ms | CPU per GET peer / local µs | CPU ratio | page faults per GET peer / local | one client MB/s (peer) | 16 clients GET/s peer / local | throughput ratio | misses peer / local |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, g := range r.FleetPeerGet {
-			p("| %s | %d | %s / %s | %s / %s | %.0f / %.0f | %.2f× | %.0f | %.0f / %.0f | %.2f× | %d / %d |\n", fmtBytes(int64(g.Size)), g.Keys, ms(g.Peer.P50), ms(g.Peer.P99), ms(g.Local.P50), ms(g.Local.P99),
-				g.PeerCPUMicros, g.LocalCPUMicros, g.CPURatio, g.PeerMBPerSec, g.PeerOpsPerSec16, g.LocalOpsPerSec16, g.ThroughputRatio, g.PeerMisses, g.LocalMisses)
+			p("| %s | %d | %s / %s | %s / %s | %.0f / %.0f | %.2f× | %.1f / %.1f | %.0f | %.0f / %.0f | %.2f× | %d / %d |\n", fmtBytes(int64(g.Size)), g.Keys, ms(g.Peer.P50), ms(g.Peer.P99), ms(g.Local.P50), ms(g.Local.P99),
+				g.PeerCPUMicros, g.LocalCPUMicros, g.CPURatio, g.PeerFaults, g.LocalFaults, g.PeerMBPerSec, g.PeerOpsPerSec16, g.LocalOpsPerSec16, g.ThroughputRatio, g.PeerMisses, g.LocalMisses)
 		}
 		p("\n")
 	}

@@ -287,9 +287,13 @@ type FleetPeerGet struct {
 	Peer        Latency `json:"peer"`  // one client, first reads through A
 	Local       Latency `json:"local"` // one client, the same keys again
 	// CPU time of A and B together per GET (per-thread schedstat).
-	PeerCPUMicros    float64 `json:"peer_cpu_us"`
-	LocalCPUMicros   float64 `json:"local_cpu_us"`
-	CPURatio         float64 `json:"cpu_ratio"`
+	PeerCPUMicros  float64 `json:"peer_cpu_us"`
+	LocalCPUMicros float64 `json:"local_cpu_us"`
+	CPURatio       float64 `json:"cpu_ratio"`
+	// Page faults of A and B together per GET (/proc/PID/stat): a near
+	// copy A keeps in memory it has never touched costs one per 4 KiB.
+	PeerFaults       float64 `json:"peer_faults"`
+	LocalFaults      float64 `json:"local_faults"`
 	PeerMBPerSec     float64 `json:"peer_mb_per_sec"` // one client
 	PeerOpsPerSec16  float64 `json:"peer_ops_per_sec_16"`
 	LocalOpsPerSec16 float64 `json:"local_ops_per_sec_16"`
