@@ -182,9 +182,10 @@ type Config struct {
 	// 1 MiB, FleetPeerKeysLarge above (twice: one client, then 16).
 	// Defaults 3,000 and 64 (quick: 500 and 24).
 	FleetPeerKeys, FleetPeerKeysLarge int
-	// FleetPeerMemMax is --mem-max of the two daemons of the peer-served
+	// FleetPeerMemMax is --mem-max of daemons A and B of the peer-served
 	// GET measurement: large enough that the owner's L1, whose shards
-	// each hold 1/64 of it, keeps every large value. Default 2 GiB.
+	// each hold 1/64 of it, keeps every large value; daemon C, the
+	// steady-state reader, gets an eighth of it. Default 2 GiB.
 	FleetPeerMemMax int64
 	// FleetLossRequests is the member-loss replay's length after the
 	// warm-up (BudgetWarmup); a daemon is SIGKILLed after

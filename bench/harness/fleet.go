@@ -576,43 +576,56 @@ func (h *runner) fleetPeerGet(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = ns.stop(30 * time.Second) }()
+	// A reads into an L1 with room for every near copy (its memory
+	// grows), C into a full one (--mem-max an eighth of the others',
+	// filled first: every near copy evicts an entry, as at steady state).
+	// C writes through, so that what it evicts is in L2 already and
+	// costs no write during a pass.
 	var ps []*proc
-	for i := range 2 {
-		p, err := h.track(h.startTiercache(ctx, fmt.Sprintf("tiercached-%c", 'A'+i), tcOpts{memMax: h.cfg.FleetPeerMemMax,
-			diskMax: 2 * h.cfg.FleetPeerMemMax, policy: "back", nats: url, nodeID: string(rune('A' + i)),
-			peerListen: "127.0.0.1:0", peerPassword: fleetPassword}))
+	for i := range 3 {
+		o := tcOpts{memMax: h.cfg.FleetPeerMemMax, diskMax: 2 * h.cfg.FleetPeerMemMax, policy: "back", nats: url,
+			nodeID: string(rune('A' + i)), peerListen: "127.0.0.1:0", peerPassword: fleetPassword}
+		if i == 2 {
+			o.memMax, o.policy = h.cfg.FleetPeerMemMax/8, "through"
+		}
+		p, err := h.track(h.startTiercache(ctx, fmt.Sprintf("tiercached-%c", 'A'+i), o))
 		if err != nil {
 			return err
 		}
 		ps = append(ps, p)
 	}
-	if err := waitPeersLive(ctx, ps, 1, 30*time.Second); err != nil {
+	if err := waitPeersLive(ctx, ps, 2, 30*time.Second); err != nil {
 		return err
 	}
-	a, b := ps[0], ps[1]
+	a, b, c := ps[0], ps[1], ps[2]
+	ids := []string{"A", "B", "C"}
+	cMem := h.cfg.FleetPeerMemMax / 8
 	for si, size := range h.cfg.FleetPeerSizes {
 		count := h.cfg.FleetPeerKeys
 		if size >= 1*MiB {
 			count = h.cfg.FleetPeerKeysLarge
 		}
 		value := randomValue(size, h.cfg.Seed+3)
-		one := ownedBy([]string{"A", "B"}, "B", fmt.Sprintf("peerget:%d:1:", si), count)
-		many := ownedBy([]string{"A", "B"}, "B", fmt.Sprintf("peerget:%d:16:", si), count)
-		for _, ks := range [][][]byte{one, many} {
+		one := ownedBy(ids, "B", fmt.Sprintf("peerget:%d:1:", si), count)
+		many := ownedBy(ids, "B", fmt.Sprintf("peerget:%d:16:", si), count)
+		steady := ownedBy(ids, "B", fmt.Sprintf("peerget:%d:steady:", si), count)
+		for _, ks := range [][][]byte{one, many, steady} {
 			if err := setAll(b, ks, value); err != nil {
 				return err
 			}
 		}
 		r := FleetPeerGet{Size: size, Keys: count}
-		both := []*proc{a, b}
-		// Each pass starts with both daemons quiet, so that no work left
-		// over from the SETs (or the pass before) is billed to its GETs.
-		pass := func(keys [][]byte, conns int) (gets, error) {
+		// Each pass starts with the daemons it measures quiet, so that no
+		// work left over from the SETs (or the pass before) is billed to
+		// its GETs.
+		passOn := func(via *proc, keys [][]byte, conns int) (gets, error) {
+			both := []*proc{via, b}
 			if err := h.waitQuiet(ctx, both); err != nil {
 				return gets{}, err
 			}
-			return timedGets(ctx, a, both, keys, conns)
+			return timedGets(ctx, via, both, keys, conns)
 		}
+		pass := func(keys [][]byte, conns int) (gets, error) { return passOn(a, keys, conns) }
 		hits0 := sumInfo([]*proc{a}, "peers", "peer_hits")
 		peer, err := pass(one, 1)
 		if err != nil {
@@ -642,15 +655,70 @@ func (h *runner) fleetPeerGet(ctx context.Context) error {
 		r.PeerOpsPerSec16 = float64(count) / peer16.secs
 		r.LocalOpsPerSec16 = float64(count) / local16.secs
 		r.ThroughputRatio = ratioOf(r.PeerOpsPerSec16, r.LocalOpsPerSec16)
+
+		// Steady state: C's L1 full of its own keys (written through), then
+		// the same first reads through C, then local GETs of the last of
+		// them, which its L1 still holds.
+		fill := ownedBy(ids, "C", fmt.Sprintf("peerget:%d:fill:", si), int(5*cMem/4/int64(size))+1)
+		if err := setAll(c, fill, value); err != nil {
+			return err
+		}
+		sp, err := passOn(c, steady, 1)
+		if err != nil {
+			return err
+		}
+		recent := steady[count-max(1, min(count, int(cMem/4/int64(size)))):]
+		sl, err := passOn(c, recent, 1)
+		if err != nil {
+			return err
+		}
+		r.SteadyPeerCPUMicros = float64(sp.cpu.Microseconds()) / float64(len(steady))
+		r.SteadyLocalCPUMicros = float64(sl.cpu.Microseconds()) / float64(len(recent))
+		r.SteadyCPURatio = ratioOf(r.SteadyPeerCPUMicros, r.SteadyLocalCPUMicros)
+		r.SteadyPeerFaults = float64(sp.faults) / float64(len(steady))
+		r.SteadyPeer = sp.lat
+		r.SteadyMisses = sp.misses + sl.misses
+		// Room on B and C for the next size.
+		for _, d := range []struct {
+			p    *proc
+			keys [][][]byte
+		}{{b, [][][]byte{one, many, steady}}, {c, [][][]byte{fill, steady}}} {
+			for _, ks := range d.keys {
+				if err := delAll(d.p, ks); err != nil {
+					return err
+				}
+			}
+		}
 		h.res.FleetPeerGet = append(h.res.FleetPeerGet, r)
 		h.logf("peer-served GET %s: p50 %.0fµs p99 %.0fµs (local p99 %.0fµs), CPU %.0fµs vs local %.0fµs (%.2f×), page faults %.1f vs local %.1f, 16 clients %.0f/s vs local %.0f/s (%.2f×), %.0f MB/s one client, %d peer hits of %d (one client)",
 			fmtBytes(int64(size)), r.Peer.P50, r.Peer.P99, r.Local.P99, r.PeerCPUMicros, r.LocalCPUMicros, r.CPURatio, r.PeerFaults, r.LocalFaults,
 			r.PeerOpsPerSec16, r.LocalOpsPerSec16, r.ThroughputRatio, r.PeerMBPerSec, r.PeerHits, count)
-		if r.PeerMisses+r.LocalMisses > 0 {
-			h.note("peer-served GET %s: %d of the peer-served GETs and %d of the local ones missed (a peer request past --peer-timeout, or an eviction)", fmtBytes(int64(size)), r.PeerMisses, r.LocalMisses)
+		h.logf("peer-served GET %s at steady state (L1 full): CPU %.0fµs vs local %.0fµs (%.2f×), page faults %.1f, p99 %.0fµs, %d misses",
+			fmtBytes(int64(size)), r.SteadyPeerCPUMicros, r.SteadyLocalCPUMicros, r.SteadyCPURatio, r.SteadyPeerFaults, r.SteadyPeer.P99, r.SteadyMisses)
+		if r.PeerMisses+r.LocalMisses+r.SteadyMisses > 0 {
+			h.note("peer-served GET %s: %d of the peer-served GETs and %d of the local ones missed, %d at steady state (a peer request past --peer-timeout, or an eviction)", fmtBytes(int64(size)), r.PeerMisses, r.LocalMisses, r.SteadyMisses)
 		}
 	}
-	return h.stopAllOf(ps, "peer-served GET, 2 daemons", h.cfg.FleetPeerMemMax)
+	return h.stopAllOf(ps, "peer-served GET, 3 daemons (C: an eighth of this)", h.cfg.FleetPeerMemMax)
+}
+
+// delAll deletes keys on p, 64 to a DEL.
+func delAll(p *proc, keys [][]byte) error {
+	c, err := p.resp()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for i := 0; i < len(keys); i += 64 {
+		args := []string{"DEL"}
+		for _, k := range keys[i:min(i+64, len(keys))] {
+			args = append(args, string(k))
+		}
+		if _, err := c.do(args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // setAll SETs every key to value on p, 8 in flight.

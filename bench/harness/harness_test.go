@@ -349,7 +349,8 @@ func TestPeerGetTiny(t *testing.T) {
 		t.Fatalf("peer-served GET: %+v", res.FleetPeerGet)
 	}
 	g := res.FleetPeerGet[0]
-	if g.PeerHits+g.PeerMisses < int64(g.Keys) || g.PeerHits == 0 || g.PeerCPUMicros <= 0 || g.LocalCPUMicros <= 0 || g.PeerFaults < 0 {
+	if g.PeerHits+g.PeerMisses < int64(g.Keys) || g.PeerHits == 0 || g.PeerCPUMicros <= 0 || g.LocalCPUMicros <= 0 || g.PeerFaults < 0 ||
+		g.SteadyPeerCPUMicros <= 0 || g.SteadyLocalCPUMicros <= 0 || g.SteadyMisses >= int64(g.Keys) {
 		t.Errorf("peer-served GET %+v", g)
 	}
 }
