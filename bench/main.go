@@ -5,6 +5,7 @@
 //
 //	go run ./bench --quick                 # < 2 minutes
 //	go run ./bench --out bench/results     # the full run (22–24 minutes)
+//	go run ./bench --workloads peerget     # the peer-served GET alone (minutes)
 //
 // The logic is in bench/harness (Config, Run, Write); this file binds flags.
 package main
@@ -35,7 +36,7 @@ func run() error {
 	fs := pflag.NewFlagSet("bench", pflag.ContinueOnError)
 	quick := fs.Bool("quick", false, "reduced sizes and durations: finishes in under 2 minutes on 2 cores")
 	out := fs.String("out", "", "output directory (default bench/out under the module root)")
-	workloads := fs.StringSlice("workloads", nil, "workloads to run (default: "+strings.Join(harness.AllWorkloads, ",")+"; also: fleet, which takes longer)")
+	workloads := fs.StringSlice("workloads", nil, "workloads to run (default: "+strings.Join(harness.AllWorkloads, ",")+"; also: fleet, which takes longer, and peerget, the fleet's peer-served GET alone)")
 	peers := fs.StringSlice("peers", []string{"redis", "memcached"}, "peers to compare with, when found on PATH")
 	seed := fs.Uint64("seed", 1, "seed of key choices and the replayed trace")
 	daemon := fs.String("tiercached", "", "tiercached binary to use (default: go build ./cmd/tiercached)")

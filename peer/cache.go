@@ -59,11 +59,20 @@ func (c *Cache) Get(key []byte) (tier.Record, error) {
 	if err == nil || !errors.Is(err, tier.ErrNotFound) {
 		return r, err
 	}
-	pr, ok := c.client.Get(key)
+	// The owner's record is read into the Hybrid's buffer pool, as a
+	// SET's value is: a near copy L1 keeps (by reference) is recycled
+	// once evicted, and a record it does not keep at once, so a stream
+	// of peer-served GETs does not keep landing in memory never touched
+	// (a page fault per 4 KiB). This lookup then ends as the buffer's
+	// reader (Done); the caller holds a pinned guard of the pool, as for
+	// any record Get returns.
+	pool := c.Hybrid.Buffers()
+	pr, ok := c.client.get(key, pool)
 	if !ok {
 		return nil, err
 	}
 	fr, ferr := c.Hybrid.Fill(key, pr, seq, c.Keep(key, pr))
+	pool.Done(pr)
 	if ferr != nil {
 		if errors.Is(ferr, tier.ErrNotFound) {
 			c.fenced.Add(1)

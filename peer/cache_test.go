@@ -7,8 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tiercache/tiercache/disktier"
+	"github.com/tiercache/tiercache/internal/bufpool"
 	"github.com/tiercache/tiercache/internal/testutil"
 	"github.com/tiercache/tiercache/lease"
+	"github.com/tiercache/tiercache/memtier"
 	"github.com/tiercache/tiercache/tier"
 	"github.com/tiercache/tiercache/tier/tiertest"
 )
@@ -245,5 +248,72 @@ func TestCacheLeaseLocalFirst(t *testing.T) {
 	}
 	if ans[1].State == lease.Hit {
 		t.Fatalf("lease of an absent key: %+v", ans[1])
+	}
+}
+
+// A member whose Hybrid recycles buffers reads a peer's large record into
+// one: a record L1 does not keep is reused by the next peer-served GET
+// once the reader's guard is unpinned, and a near copy L1 keeps is not
+// (the pool poisons what it frees, so a kept copy recycled too early
+// would show).
+func TestCacheGetRecycles(t *testing.T) {
+	pool := bufpool.New(bufpool.Options{Poison: true})
+	l1, err := memtier.New(memtier.Options{MaxBytes: 256 << 20, Buffers: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, err := disktier.Open(disktier.Options{Dir: t.TempDir(), MaxBytes: 1 << 30})
+	if err != nil {
+		l1.Close()
+		t.Fatal(err)
+	}
+	hb, err := tier.NewHybrid(tier.Options{L1: l1, L2: l2, Buffers: pool})
+	if err != nil {
+		l1.Close()
+		l2.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := hb.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	ha := openHybrid(t)
+	sa := startServer(t, ServerOptions{Store: ha, NodeID: "a"})
+	ring := NewRing([]Member{{ID: "a", Addr: sa.Addr().String()}, {ID: "b", Addr: "127.0.0.1:1"}})
+	b := NewCache(hb, newClient(t, ClientOptions{Ring: ring, Self: "b"}))
+	keys := keysOf(t, ring, "a", "k", 5)
+	v := value(118<<10, 7)
+	for _, k := range keys {
+		mustSet(t, ha, k, v)
+	}
+	guard := pool.Guard()
+	defer guard.Close()
+	get := func(k []byte) {
+		t.Helper()
+		guard.Pin()
+		defer guard.Unpin()
+		r, err := b.Get(k)
+		if err != nil || string(r.Value()) != string(v) {
+			t.Fatalf("Get %q: %v", k, err)
+		}
+	}
+
+	b.Keep = func([]byte, tier.Record) bool { return false }
+	get(keys[0])
+	get(keys[1])
+	if st := pool.Stats(); st.Gets != 2 || st.Reused != 1 {
+		t.Fatalf("pool %+v after two peer-served GETs kept nowhere: want 2 gets, 1 reused", st)
+	}
+
+	b.Keep = func([]byte, tier.Record) bool { return true }
+	get(keys[2]) // kept in L1
+	b.Keep = func([]byte, tier.Record) bool { return false }
+	get(keys[3])
+	get(keys[4])
+	requests := b.PeerStats().Requests
+	get(keys[2]) // the near copy, intact
+	if st := b.PeerStats(); st.Requests != requests {
+		t.Fatalf("the near copy was not served: %d peer requests, want %d", st.Requests, requests)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/tiercache/tiercache/internal/bufpool"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -125,6 +126,18 @@ func (c *Client) OwnerUp(key []byte) bool {
 // not have the key, fails or is slow. Concurrent Gets of one key make one
 // request.
 func (c *Client) Get(key []byte) (r tier.Record, ok bool) {
+	return c.get(key, nil)
+}
+
+// get is Get reading a record of pooledReply bytes or more into a buffer
+// of pool, when pool is not nil, so that a near copy L1 keeps by
+// reference lands in recycled memory rather than in pages the process
+// has never touched. The caller then owns r as the command that read it:
+// it calls pool.Done(r) once it no longer needs r (nothing happens for a
+// record pool does not manage). Every caller must hold a pinned Guard of
+// pool around get: the Gets that shared a request copy its record when
+// they return, which may be after the Get that made it called Done.
+func (c *Client) get(key []byte, pool *bufpool.Pool) (r tier.Record, ok bool) {
 	rm := c.remoteFor(key)
 	if rm == nil {
 		return nil, false
@@ -133,12 +146,21 @@ func (c *Client) Get(key []byte) (r tier.Record, ok bool) {
 		c.stats.skipped.Add(1)
 		return nil, false
 	}
-	v, _, shared := c.flight.Do(string(key), func() (any, error) { return rm.get(key), nil })
+	made := false // this Get made the request: its record is this Get's to give back
+	v, _, shared := c.flight.Do(string(key), func() (any, error) {
+		made = true
+		return rm.get(key, pool), nil
+	})
 	res := v.(getResult)
 	switch {
 	case res.rec != nil && shared:
+		// Each gets a copy: the caller may rewrite it (Hybrid.Fill does).
 		c.stats.hits.Add(1)
-		return slices.Clone(res.rec), true
+		cp := slices.Clone(res.rec)
+		if made {
+			pool.Done(res.rec)
+		}
+		return cp, true
 	case res.rec != nil:
 		c.stats.hits.Add(1)
 		return res.rec, true

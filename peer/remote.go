@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tiercache/tiercache/internal/bufpool"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -314,6 +315,18 @@ func (r *remote) hello(cc *clientConn, deadline time.Time, password string) erro
 
 // readReply reads one reply of at most limit bytes.
 func (cc *clientConn) readReply(limit int) (kind byte, body []byte, err error) {
+	return cc.readReplyInto(limit, nil)
+}
+
+// pooledReply is the smallest reply body a Get reads into its caller's
+// buffer pool (the RESP server reads a SET's value of that size into it).
+const pooledReply = 16 << 10
+
+// readReplyInto is readReply reading a body of at least pooledReply bytes
+// into a buffer of pool, when pool is not nil: the caller then owns it as
+// the command that read it (bufpool.Pool.Done; on an error it is done
+// already).
+func (cc *clientConn) readReplyInto(limit int, pool *bufpool.Pool) (kind byte, body []byte, err error) {
 	kind, n, err := readHeader(cc.br)
 	if err != nil {
 		return 0, nil, err
@@ -321,11 +334,16 @@ func (cc *clientConn) readReply(limit int) (kind byte, body []byte, err error) {
 	if n > limit {
 		return 0, nil, fmt.Errorf("%w: reply of %d bytes exceeds %d", ErrProtocol, n, limit)
 	}
-	body = make([]byte, n)
+	if pool != nil && n >= pooledReply {
+		body = pool.Get(n)
+	} else {
+		body = make([]byte, n)
+	}
 	if _, err := io.ReadFull(cc.br, body); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
+		pool.Done(body)
 		return 0, nil, err
 	}
 	return kind, body, nil
@@ -340,8 +358,9 @@ func retryable(cc *clientConn, replied bool, err error) bool {
 }
 
 // get sends one GET of key. A connection taken from the pool that turns
-// out closed is replaced once.
-func (r *remote) get(key []byte) getResult {
+// out closed is replaced once. A large record is read into a buffer of
+// pool when it is not nil (see Client.get).
+func (r *remote) get(key []byte, pool *bufpool.Pool) getResult {
 	o := &r.c.opts
 	deadline := time.Now().Add(o.Timeout)
 	r.c.stats.requests.Add(1)
@@ -360,7 +379,7 @@ func (r *remote) get(key []byte) getResult {
 		var body []byte
 		replied := false
 		if err == nil {
-			kind, body, err = cc.readReply(maxRequest(o.MaxValue))
+			kind, body, err = cc.readReplyInto(maxRequest(o.MaxValue), pool)
 			replied = err == nil || errors.Is(err, ErrProtocol) || errors.Is(err, io.ErrUnexpectedEOF)
 		}
 		if err != nil {
@@ -371,16 +390,21 @@ func (r *remote) get(key []byte) getResult {
 			r.failed(err)
 			return getResult{failed: true}
 		}
+		if kind != stOK {
+			pool.Done(body)
+		}
 		switch kind {
 		case stOK:
 			rec := tier.Record(body)
 			if err := rec.Check(); err != nil {
+				pool.Done(body)
 				r.release(cc, false)
 				r.failed(fmt.Errorf("%w: %w", ErrProtocol, err))
 				return getResult{failed: true}
 			}
 			r.release(cc, true)
 			if rec.Expired(o.Now().UnixMilli()) {
+				pool.Done(body)
 				return getResult{}
 			}
 			return getResult{rec: rec}

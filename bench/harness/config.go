@@ -15,6 +15,10 @@ const (
 	WorkloadRestart     = "restart"
 	WorkloadPropagation = "propagation"
 	WorkloadFleet       = "fleet"
+	// WorkloadPeerGet is the fleet workload's peer-served GET measurement
+	// alone (a minute or two where the fleet workload takes a quarter of
+	// an hour). The fleet workload runs it too, unless both are asked for.
+	WorkloadPeerGet = "peerget"
 )
 
 // AllWorkloads is the default set of workloads, in the order Run runs
@@ -23,7 +27,7 @@ const (
 var AllWorkloads = []string{WorkloadHotSet, WorkloadBudget, WorkloadCold, WorkloadRestart, WorkloadPropagation}
 
 // KnownWorkloads is every workload, in the order Run runs them.
-var KnownWorkloads = append(append([]string(nil), AllWorkloads...), WorkloadFleet)
+var KnownWorkloads = append(append([]string(nil), AllWorkloads...), WorkloadFleet, WorkloadPeerGet)
 
 // Sizes.
 const (
@@ -178,9 +182,10 @@ type Config struct {
 	// 1 MiB, FleetPeerKeysLarge above (twice: one client, then 16).
 	// Defaults 3,000 and 64 (quick: 500 and 24).
 	FleetPeerKeys, FleetPeerKeysLarge int
-	// FleetPeerMemMax is --mem-max of the two daemons of the peer-served
+	// FleetPeerMemMax is --mem-max of daemons A and B of the peer-served
 	// GET measurement: large enough that the owner's L1, whose shards
-	// each hold 1/64 of it, keeps every large value. Default 2 GiB.
+	// each hold 1/64 of it, keeps every large value; daemon C, the
+	// steady-state reader, gets an eighth of it. Default 2 GiB.
 	FleetPeerMemMax int64
 	// FleetLossRequests is the member-loss replay's length after the
 	// warm-up (BudgetWarmup); a daemon is SIGKILLed after

@@ -1,10 +1,14 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,13 +42,24 @@ func (h *runner) fleet(ctx context.Context) error {
 	// The two measurements below are independent: one failing does not
 	// stop the other.
 	var errs []error
-	if err := h.fleetPeerGet(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("peer-served GET: %w", err))
+	if !h.cfg.has(WorkloadPeerGet) { // else it runs on its own
+		if err := h.fleetPeerGet(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("peer-served GET: %w", err))
+		}
 	}
 	if err := h.fleetLoss(ctx, value); err != nil {
 		errs = append(errs, fmt.Errorf("member loss: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// peerGet runs the peerget workload: the fleet's peer-served GET
+// measurement alone.
+func (h *runner) peerGet(ctx context.Context) error {
+	if h.natsBin == "" {
+		return errors.New("no nats-server: the peer-served GET runs on a standalone one")
+	}
+	return h.fleetPeerGet(ctx)
 }
 
 // fleetMember is how a fleet daemon is started (again, after a kill).
@@ -671,70 +686,149 @@ func (h *runner) fleetPeerGet(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = ns.stop(30 * time.Second) }()
+	// A reads into an L1 with room for every near copy (its memory
+	// grows), C into a full one (--mem-max an eighth of the others',
+	// filled first: every near copy evicts an entry, as at steady state).
+	// C writes through, so that what it evicts is in L2 already and
+	// costs no write during a pass.
 	var ps []*proc
-	for i := range 2 {
-		p, err := h.track(h.startTiercache(ctx, fmt.Sprintf("tiercached-%c", 'A'+i), tcOpts{memMax: h.cfg.FleetPeerMemMax,
-			diskMax: 2 * h.cfg.FleetPeerMemMax, policy: "back", nats: url, nodeID: string(rune('A' + i)),
-			peerListen: "127.0.0.1:0", peerPassword: fleetPassword}))
+	for i := range 3 {
+		o := tcOpts{memMax: h.cfg.FleetPeerMemMax, diskMax: 2 * h.cfg.FleetPeerMemMax, policy: "back", nats: url,
+			nodeID: string(rune('A' + i)), peerListen: "127.0.0.1:0", peerPassword: fleetPassword}
+		if i == 2 {
+			o.memMax, o.policy = h.cfg.FleetPeerMemMax/8, "through"
+		}
+		p, err := h.track(h.startTiercache(ctx, fmt.Sprintf("tiercached-%c", 'A'+i), o))
 		if err != nil {
 			return err
 		}
 		ps = append(ps, p)
 	}
-	if err := waitPeersLive(ctx, ps, 1, 30*time.Second); err != nil {
+	if err := waitPeersLive(ctx, ps, 2, 30*time.Second); err != nil {
 		return err
 	}
-	a, b := ps[0], ps[1]
+	a, b, c := ps[0], ps[1], ps[2]
+	ids := []string{"A", "B", "C"}
+	cMem := h.cfg.FleetPeerMemMax / 8
 	for si, size := range h.cfg.FleetPeerSizes {
 		count := h.cfg.FleetPeerKeys
 		if size >= 1*MiB {
 			count = h.cfg.FleetPeerKeysLarge
 		}
 		value := randomValue(size, h.cfg.Seed+3)
-		one := ownedBy([]string{"A", "B"}, "B", fmt.Sprintf("peerget:%d:1:", si), count)
-		many := ownedBy([]string{"A", "B"}, "B", fmt.Sprintf("peerget:%d:16:", si), count)
-		for _, ks := range [][][]byte{one, many} {
+		one := ownedBy(ids, "B", fmt.Sprintf("peerget:%d:1:", si), count)
+		many := ownedBy(ids, "B", fmt.Sprintf("peerget:%d:16:", si), count)
+		steady := ownedBy(ids, "B", fmt.Sprintf("peerget:%d:steady:", si), count)
+		for _, ks := range [][][]byte{one, many, steady} {
 			if err := setAll(b, ks, value); err != nil {
 				return err
 			}
 		}
 		r := FleetPeerGet{Size: size, Keys: count}
+		// Each pass starts with the daemons it measures quiet, so that no
+		// work left over from the SETs (or the pass before) is billed to
+		// its GETs.
+		passOn := func(via *proc, keys [][]byte, conns int) (gets, error) {
+			both := []*proc{via, b}
+			if err := h.waitQuiet(ctx, both); err != nil {
+				return gets{}, err
+			}
+			return timedGets(ctx, via, both, keys, conns)
+		}
+		pass := func(keys [][]byte, conns int) (gets, error) { return passOn(a, keys, conns) }
 		hits0 := sumInfo([]*proc{a}, "peers", "peer_hits")
-		peerLat, peerCPU, peerSecs, peerMisses, err := timedGets(ctx, a, []*proc{a, b}, one, 1)
+		peer, err := pass(one, 1)
 		if err != nil {
 			return err
 		}
 		r.PeerHits = sumInfo([]*proc{a}, "peers", "peer_hits") - hits0
-		localLat, localCPU, _, localMisses, err := timedGets(ctx, a, []*proc{a, b}, one, 1)
+		local, err := pass(one, 1)
 		if err != nil {
 			return err
 		}
-		r.Peer, r.Local = peerLat, localLat
-		r.PeerCPUMicros = float64(peerCPU.Microseconds()) / float64(count)
-		r.LocalCPUMicros = float64(localCPU.Microseconds()) / float64(count)
+		r.Peer, r.Local = peer.lat, local.lat
+		r.PeerCPUMicros = float64(peer.cpu.Microseconds()) / float64(count)
+		r.LocalCPUMicros = float64(local.cpu.Microseconds()) / float64(count)
 		r.CPURatio = ratioOf(r.PeerCPUMicros, r.LocalCPUMicros)
-		r.PeerMBPerSec = float64(size) * float64(count) / peerSecs / 1e6
-		_, _, peer16, peerMisses16, err := timedGets(ctx, a, nil, many, 16)
+		r.PeerFaults = float64(peer.faults) / float64(count)
+		r.LocalFaults = float64(local.faults) / float64(count)
+		r.PeerMBPerSec = float64(size) * float64(count) / peer.secs / 1e6
+		peer16, err := pass(many, 16)
 		if err != nil {
 			return err
 		}
-		_, _, local16, localMisses16, err := timedGets(ctx, a, nil, many, 16)
+		local16, err := pass(many, 16)
 		if err != nil {
 			return err
 		}
-		r.PeerMisses, r.LocalMisses = peerMisses+peerMisses16, localMisses+localMisses16
-		r.PeerOpsPerSec16 = float64(count) / peer16
-		r.LocalOpsPerSec16 = float64(count) / local16
+		r.PeerMisses, r.LocalMisses = peer.misses+peer16.misses, local.misses+local16.misses
+		r.PeerOpsPerSec16 = float64(count) / peer16.secs
+		r.LocalOpsPerSec16 = float64(count) / local16.secs
 		r.ThroughputRatio = ratioOf(r.PeerOpsPerSec16, r.LocalOpsPerSec16)
+
+		// Steady state: C's L1 full of its own keys (written through), then
+		// the same first reads through C, then local GETs of the last of
+		// them, which its L1 still holds.
+		fill := ownedBy(ids, "C", fmt.Sprintf("peerget:%d:fill:", si), int(5*cMem/4/int64(size))+1)
+		if err := setAll(c, fill, value); err != nil {
+			return err
+		}
+		sp, err := passOn(c, steady, 1)
+		if err != nil {
+			return err
+		}
+		recent := steady[count-max(1, min(count, int(cMem/4/int64(size)))):]
+		sl, err := passOn(c, recent, 1)
+		if err != nil {
+			return err
+		}
+		r.SteadyPeerCPUMicros = float64(sp.cpu.Microseconds()) / float64(len(steady))
+		r.SteadyLocalCPUMicros = float64(sl.cpu.Microseconds()) / float64(len(recent))
+		r.SteadyCPURatio = ratioOf(r.SteadyPeerCPUMicros, r.SteadyLocalCPUMicros)
+		r.SteadyPeerFaults = float64(sp.faults) / float64(len(steady))
+		r.SteadyPeer = sp.lat
+		r.SteadyMisses = sp.misses + sl.misses
+		// Room on B and C for the next size.
+		for _, d := range []struct {
+			p    *proc
+			keys [][][]byte
+		}{{b, [][][]byte{one, many, steady}}, {c, [][][]byte{fill, steady}}} {
+			for _, ks := range d.keys {
+				if err := delAll(d.p, ks); err != nil {
+					return err
+				}
+			}
+		}
 		h.res.FleetPeerGet = append(h.res.FleetPeerGet, r)
-		h.logf("peer-served GET %s: p50 %.0fµs p99 %.0fµs (local p99 %.0fµs), CPU %.0fµs vs local %.0fµs (%.2f×), 16 clients %.0f/s vs local %.0f/s (%.2f×), %.0f MB/s one client, %d peer hits of %d (one client)",
-			fmtBytes(int64(size)), r.Peer.P50, r.Peer.P99, r.Local.P99, r.PeerCPUMicros, r.LocalCPUMicros, r.CPURatio,
+		h.logf("peer-served GET %s: p50 %.0fµs p99 %.0fµs (local p99 %.0fµs), CPU %.0fµs vs local %.0fµs (%.2f×), page faults %.1f vs local %.1f, 16 clients %.0f/s vs local %.0f/s (%.2f×), %.0f MB/s one client, %d peer hits of %d (one client)",
+			fmtBytes(int64(size)), r.Peer.P50, r.Peer.P99, r.Local.P99, r.PeerCPUMicros, r.LocalCPUMicros, r.CPURatio, r.PeerFaults, r.LocalFaults,
 			r.PeerOpsPerSec16, r.LocalOpsPerSec16, r.ThroughputRatio, r.PeerMBPerSec, r.PeerHits, count)
-		if r.PeerMisses+r.LocalMisses > 0 {
-			h.note("peer-served GET %s: %d of the peer-served GETs and %d of the local ones missed (a peer request past --peer-timeout, or an eviction)", fmtBytes(int64(size)), r.PeerMisses, r.LocalMisses)
+		h.logf("peer-served GET %s at steady state (L1 full): CPU %.0fµs vs local %.0fµs (%.2f×), page faults %.1f, p99 %.0fµs, %d misses",
+			fmtBytes(int64(size)), r.SteadyPeerCPUMicros, r.SteadyLocalCPUMicros, r.SteadyCPURatio, r.SteadyPeerFaults, r.SteadyPeer.P99, r.SteadyMisses)
+		if r.PeerMisses+r.LocalMisses+r.SteadyMisses > 0 {
+			h.note("peer-served GET %s: %d of the peer-served GETs and %d of the local ones missed, %d at steady state (a peer request past --peer-timeout, or an eviction)", fmtBytes(int64(size)), r.PeerMisses, r.LocalMisses, r.SteadyMisses)
 		}
 	}
-	return h.stopAllOf(ps, "peer-served GET, 2 daemons", h.cfg.FleetPeerMemMax)
+	return h.stopAllOf(ps, "peer-served GET, 3 daemons (C: an eighth of this)", h.cfg.FleetPeerMemMax)
+}
+
+// delAll deletes keys on p, 64 to a DEL.
+func delAll(p *proc, keys [][]byte) error {
+	c, err := p.resp()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for i := 0; i < len(keys); i += 64 {
+		args := []string{"DEL"}
+		for _, k := range keys[i:min(i+64, len(keys))] {
+			args = append(args, string(k))
+		}
+		if _, err := c.do(args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // setAll SETs every key to value on p, 8 in flight.
@@ -761,25 +855,35 @@ func setAll(p *proc, keys [][]byte, value []byte) error {
 	return nil
 }
 
+// gets is what one pass of timedGets measured.
+type gets struct {
+	lat    Latency
+	cpu    time.Duration // CPU time of the processes watched
+	faults int64         // their page faults (minor and major)
+	secs   float64       // elapsed
+	misses int64
+}
+
 // timedGets GETs every key once through p with conns clients (key i by
 // client i mod conns), and returns the latency, the CPU time the cpu
 // processes used meanwhile (per-thread schedstat: nanoseconds, where
-// /proc/PID/stat counts 10 ms ticks), the elapsed seconds and the misses
-// (every key is there: a miss is a peer request that timed out or failed).
-func timedGets(ctx context.Context, p *proc, cpu []*proc, keys [][]byte, conns int) (Latency, time.Duration, float64, int64, error) {
-	cpuNow := func() int64 {
-		var s int64
+// /proc/PID/stat counts 10 ms ticks) and their page faults, the elapsed
+// seconds and the misses (every key is there: a miss is a peer request
+// that timed out or failed).
+func timedGets(ctx context.Context, p *proc, cpu []*proc, keys [][]byte, conns int) (gets, error) {
+	cpuNow := func() (ns, faults int64) {
 		for _, q := range cpu {
 			n, _ := cpuNanos(q.pid())
-			s += n
+			ns += n
+			faults += pageFaults(q.pid())
 		}
-		return s
+		return ns, faults
 	}
 	cs := make([]*respConn, conns)
 	for i := range cs {
 		var err error
 		if cs[i], err = p.resp(); err != nil {
-			return Latency{}, 0, 0, 0, err
+			return gets{}, err
 		}
 		defer cs[i].Close()
 	}
@@ -790,7 +894,7 @@ func timedGets(ctx context.Context, p *proc, cpu []*proc, keys [][]byte, conns i
 		wg     sync.WaitGroup
 		errs   = make(chan error, conns)
 	)
-	c0 := cpuNow()
+	c0, f0 := cpuNow()
 	t0 := time.Now()
 	for w, c := range cs {
 		wg.Add(1)
@@ -819,10 +923,75 @@ func timedGets(ctx context.Context, p *proc, cpu []*proc, keys [][]byte, conns i
 	}
 	wg.Wait()
 	secs := time.Since(t0).Seconds()
-	used := time.Duration(cpuNow() - c0)
+	c1, f1 := cpuNow()
 	close(errs)
 	if err := <-errs; err != nil {
-		return Latency{}, 0, 0, 0, err
+		return gets{}, err
 	}
-	return summarize(hist), used, secs, misses.Load(), ctx.Err()
+	return gets{lat: summarize(hist), cpu: time.Duration(c1 - c0), faults: f1 - f0, secs: secs, misses: misses.Load()}, ctx.Err()
+}
+
+// Quiet daemons: at most quietCPU of one core over quietWindow, twice in
+// a row, with no write waiting for L2.
+const (
+	quietCPU     = 0.02
+	quietWindow  = 100 * time.Millisecond
+	quietTimeout = 60 * time.Second
+)
+
+// waitQuiet waits until the daemons ps are quiet: no write pending for L2
+// (INFO pending_write_bytes) and their CPU idle. After quietTimeout it
+// goes on with a note: the pass that follows may bill leftover work.
+func (h *runner) waitQuiet(ctx context.Context, ps []*proc) error {
+	deadline := time.Now().Add(quietTimeout)
+	cpu := func() int64 {
+		var s int64
+		for _, p := range ps {
+			n, _ := cpuNanos(p.pid())
+			s += n
+		}
+		return s
+	}
+	calm := 0
+	for calm < 2 {
+		c0, t0 := cpu(), time.Now()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(quietWindow):
+		}
+		share := float64(cpu()-c0) / float64(time.Since(t0).Nanoseconds())
+		if share <= quietCPU && sumInfo(ps, "tiers", "pending_write_bytes") == 0 {
+			calm++
+		} else {
+			calm = 0
+		}
+		if calm < 2 && time.Now().After(deadline) {
+			h.note("peer-served GET: the daemons were still busy (%.0f%% of a core) after %v; measured anyway", 100*share, quietTimeout)
+			return nil
+		}
+	}
+	return nil
+}
+
+// pageFaults returns the page faults (minor and major) of process pid
+// so far, from /proc/PID/stat; 0 if it cannot be read.
+func pageFaults(pid int) int64 {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: count the
+	// fields after its closing parenthesis (state is field 3).
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 10 {
+		return 0
+	}
+	minflt, _ := strconv.ParseInt(f[7], 10, 64) // field 10
+	majflt, _ := strconv.ParseInt(f[9], 10, 64) // field 12
+	return minflt + majflt
 }

@@ -345,6 +345,40 @@ func TestFleetTiny(t *testing.T) {
 
 // runTiny runs cfg within two minutes and fails the test if the run, or
 // one of its workloads (a note saying so), failed.
+// TestPeerGetTiny runs the peerget workload alone: the peer-served GET
+// measurement without the fleet replays.
+func TestPeerGetTiny(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	cfg := tinyConfig(t)
+	cfg.Workloads = []string{WorkloadPeerGet}
+	cfg.FleetPeerSizes = []int{16 << 10}
+	cfg.FleetPeerKeys = 100
+	cfg.FleetPeerMemMax = 256 * MiB
+	res := runTiny(t, cfg)
+	if len(res.Fleet) != 0 || res.FleetLoss != nil {
+		t.Errorf("peerget ran the fleet replays: %d fleet results, loss %v", len(res.Fleet), res.FleetLoss)
+	}
+	if len(res.FleetPeerGet) != 1 {
+		t.Fatalf("peer-served GET: %+v", res.FleetPeerGet)
+	}
+	g := res.FleetPeerGet[0]
+	if g.PeerHits+g.PeerMisses < int64(g.Keys) || g.PeerHits == 0 || g.PeerCPUMicros <= 0 || g.LocalCPUMicros <= 0 || g.PeerFaults < 0 ||
+		g.SteadyPeerCPUMicros <= 0 || g.SteadyLocalCPUMicros <= 0 || g.SteadyMisses >= int64(g.Keys) {
+		t.Errorf("peer-served GET %+v", g)
+	}
+}
+
+// TestPageFaults reads this process's page faults, and 0 for a process
+// that does not exist.
+func TestPageFaults(t *testing.T) {
+	if n := pageFaults(os.Getpid()); n <= 0 {
+		t.Errorf("pageFaults(self) = %d, want > 0", n)
+	}
+	if n := pageFaults(1 << 30); n != 0 {
+		t.Errorf("pageFaults(no such process) = %d, want 0", n)
+	}
+}
+
 func runTiny(t *testing.T, cfg Config) *Results {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -340,13 +340,26 @@ type FleetPeerGet struct {
 	Peer        Latency `json:"peer"`  // one client, first reads through A
 	Local       Latency `json:"local"` // one client, the same keys again
 	// CPU time of A and B together per GET (per-thread schedstat).
-	PeerCPUMicros    float64 `json:"peer_cpu_us"`
-	LocalCPUMicros   float64 `json:"local_cpu_us"`
-	CPURatio         float64 `json:"cpu_ratio"`
-	PeerMBPerSec     float64 `json:"peer_mb_per_sec"` // one client
-	PeerOpsPerSec16  float64 `json:"peer_ops_per_sec_16"`
-	LocalOpsPerSec16 float64 `json:"local_ops_per_sec_16"`
-	ThroughputRatio  float64 `json:"throughput_ratio_16"` // peer ÷ local
+	PeerCPUMicros  float64 `json:"peer_cpu_us"`
+	LocalCPUMicros float64 `json:"local_cpu_us"`
+	CPURatio       float64 `json:"cpu_ratio"`
+	// Page faults of A and B together per GET (/proc/PID/stat): a near
+	// copy A keeps in memory it has never touched costs one per 4 KiB.
+	PeerFaults  float64 `json:"peer_faults"`
+	LocalFaults float64 `json:"local_faults"`
+	// The same at steady state: first reads through daemon C, whose L1
+	// (an eighth of A's) is full, so each near copy evicts an entry;
+	// local GETs of the last keys read, which C still holds.
+	SteadyPeerCPUMicros  float64 `json:"steady_peer_cpu_us"`
+	SteadyLocalCPUMicros float64 `json:"steady_local_cpu_us"`
+	SteadyCPURatio       float64 `json:"steady_cpu_ratio"`
+	SteadyPeerFaults     float64 `json:"steady_peer_faults"`
+	SteadyPeer           Latency `json:"steady_peer"`
+	SteadyMisses         int64   `json:"steady_misses,omitempty"`
+	PeerMBPerSec         float64 `json:"peer_mb_per_sec"` // one client
+	PeerOpsPerSec16      float64 `json:"peer_ops_per_sec_16"`
+	LocalOpsPerSec16     float64 `json:"local_ops_per_sec_16"`
+	ThroughputRatio      float64 `json:"throughput_ratio_16"` // peer ÷ local
 }
 
 // FleetLoss is a member SIGKILLed mid-replay and restarted.

@@ -85,6 +85,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			err = h.propagation(ctx)
 		case WorkloadFleet:
 			err = h.fleet(ctx)
+		case WorkloadPeerGet:
+			err = h.peerGet(ctx)
 		}
 		h.stopAll()
 		if err != nil {
@@ -187,11 +189,12 @@ func (h *runner) stopProc(p *proc, workload, setting string, budget int64) error
 }
 
 // locateNATS builds nats-server from the module when cfg.PropNATSServer
-// is "build" and the propagation workload runs, or when the fleet workload
-// (always on a standalone server) runs and no binary is named.
+// is "build" and the propagation workload runs, or when the fleet or
+// peerget workload (always on a standalone server) runs and no binary is
+// named.
 func (h *runner) locateNATS(ctx context.Context) error {
 	prop := h.cfg.PropNATSServer == "build" && h.cfg.has(WorkloadPropagation)
-	fleet := h.cfg.has(WorkloadFleet) && (h.cfg.PropNATSServer == "" || h.cfg.PropNATSServer == "build")
+	fleet := (h.cfg.has(WorkloadFleet) || h.cfg.has(WorkloadPeerGet)) && (h.cfg.PropNATSServer == "" || h.cfg.PropNATSServer == "build")
 	if h.cfg.PropNATSServer != "" && h.cfg.PropNATSServer != "build" {
 		h.natsBin = h.cfg.PropNATSServer
 	}
