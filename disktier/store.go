@@ -74,6 +74,9 @@ type Store struct {
 	// estimated as usage.disk + written - usage.written.
 	usage   atomic.Pointer[usageSample]
 	written atomic.Int64
+	// writeBytes counts the bytes written to the files of the directory
+	// since Open, by every Pebble instance (see countFS).
+	writeBytes atomic.Int64
 
 	// Published copies of state guarded by mu, for lock-free readers.
 	keysGauge         atomic.Int64
@@ -924,6 +927,7 @@ func (s *Store) Stats() tier.Stats {
 		Expiring:  s.expiringGauge.Load(),
 		Corrupt:   s.corrupt.Load(),
 		Errors:    s.errors.Load(),
+		Written:   uint64(s.writeBytes.Load()),
 	}
 }
 

@@ -59,6 +59,10 @@ type Stats struct {
 	Expiring  int64  // records stored with an expiry (L2; INFO's expires=)
 	Corrupt   uint64 // records that failed their checksum (L2)
 	Errors    uint64 // I/O errors seen (L2)
+	// Written is the number of bytes the tier wrote to storage since it
+	// opened (L2: to the files of its directory, WAL, sstables, blob files
+	// and MANIFEST, flushes and compactions included; 0 for L1).
+	Written uint64
 }
 
 // Op is one write in a batch for the disk tier: a set when Record is not
