@@ -1,10 +1,15 @@
 package disktier
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
+	mathrand "math/rand/v2"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/tiercache/tiercache/internal/testutil"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -108,4 +113,58 @@ func logPebbleMetrics(t testing.TB, s *Store) {
 		m.BlobFiles.Local.LiveCount, float64(m.BlobFiles.Local.LiveSize)/MiB,
 		m.WAL.Files, float64(m.WAL.PhysicalSize)/MiB, m.WAL.ObsoleteFiles,
 		m.Compact.Count, m.Compact.DeleteOnlyCount, m.Flush.Count)
+}
+
+// TestLiveShare fills a store with a cache-aside load (a lookup, then a
+// write of the missed key) of uniform 118 KiB values, four times MaxBytes,
+// and checks that the live entries take at least 90% of MaxBytes at the
+// end while the directory stayed within 1.1 × MaxBytes. With the sizing of
+// before (a reserve of two memtables and MaxBytes/16, generations of 1/16
+// of the budget) the share was about 0.79.
+func TestLiveShare(t *testing.T) {
+	const maxBytes, recSize = 64 * MiB, 120832 // the harness's budget values
+	fs := vfs.NewMem()
+	s := openTest(t, Options{FS: fs, Dir: "/mem", MaxBytes: maxBytes})
+	r := mathrand.New(mathrand.NewPCG(22, 1))
+	value := randBytes(recSize)
+	var peak int64
+	for written := 0; written < 4*maxBytes; {
+		k := []byte(fmt.Sprintf("prompt-%016x", r.Uint64()))
+		if _, err := s.Get(k); !errors.Is(err, tier.ErrNotFound) {
+			t.Fatalf("Get(%q) = %v, want a miss", k, err)
+		}
+		binary.LittleEndian.PutUint64(value, r.Uint64()) // distinct values
+		mustSet(t, s, k, rec(value, 0))
+		written += recSize
+		peak = max(peak, memDirSize(t, fs, "/mem"))
+	}
+	// The writes outrun the maintainer on an in-memory FS: let it catch up.
+	testutil.WaitFor(t, 10*time.Second, "eviction down to the budget", func() bool {
+		return s.liveGauge.Load() <= s.budget
+	})
+	share := float64(s.Stats().Keys*recSize) / maxBytes
+	t.Logf("live share %.3f (%d entries of %d bytes), peak directory %.3f × MaxBytes", share, s.Stats().Keys, recSize, float64(peak)/maxBytes)
+	logPebbleMetrics(t, s)
+	if share < 0.9 {
+		t.Errorf("live entries are %.3f of MaxBytes, want at least 0.9", share)
+	}
+	if limit := int64(maxBytes * 11 / 10); peak > limit {
+		t.Errorf("directory reached %d bytes, bound %d", peak, limit)
+	}
+}
+
+// memDirSize sums the sizes of the files in dir on fs.
+func memDirSize(t testing.TB, fs vfs.FS, dir string) int64 {
+	t.Helper()
+	names, err := fs.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, n := range names {
+		if fi, err := fs.Stat(fs.PathJoin(dir, n)); err == nil {
+			total += fi.Size()
+		}
+	}
+	return total
 }

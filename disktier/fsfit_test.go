@@ -31,7 +31,7 @@ func TestMaxBytesFitsFilesystem(t *testing.T) {
 	if got := s.Stats().MaxBytes; got != fit {
 		t.Fatalf("MaxBytes %d on a filesystem of %d bytes, want %d", got, size, fit)
 	}
-	if want := max(1*MiB, min(64*MiB, fit/16)); s.opts.MemTableSize != want {
+	if want := max(1*MiB, min(64*MiB, fit/32)); s.opts.MemTableSize != want {
 		t.Errorf("MemTableSize %d, want %d (derived from the lowered bound)", s.opts.MemTableSize, want)
 	}
 	mu.Lock()
@@ -53,7 +53,7 @@ func TestMaxBytesFitsFilesystem(t *testing.T) {
 func TestSmallMaxBytes(t *testing.T) {
 	// The smallest bound is accepted with the default memtable size.
 	s := openTest(t, Options{MaxBytes: MinMaxBytes})
-	if s.opts.MemTableSize != MinMaxBytes/16 {
+	if s.opts.MemTableSize != 1*MiB {
 		t.Fatalf("MemTableSize %d with MaxBytes %d", s.opts.MemTableSize, MinMaxBytes)
 	}
 }

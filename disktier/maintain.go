@@ -130,7 +130,8 @@ func (s *Store) measure() {
 }
 
 // evict drops the oldest generations while the live ones exceed the logical
-// budget, and one more when the measured size stays high.
+// budget, and one more when the measured size stays high or a writer still
+// waits for room (a batch larger than the room the budget leaves).
 func (s *Store) evict(m *maintState, h *handle) {
 	for s.liveGauge.Load() > s.budget {
 		if dropped, err := s.dropOldest(m, h); err != nil || !dropped {
@@ -139,7 +140,9 @@ func (s *Store) evict(m *maintState, h *handle) {
 		m.lastDrop = time.Now()
 		s.measure()
 	}
-	if s.usage.Load().disk > s.physHigh && time.Since(m.lastDrop) > physGrace {
+	w := s.waiting.Load()
+	high := s.usage.Load().disk > s.physHigh || (w > 0 && s.estimate()+w > s.hardLimit)
+	if high && time.Since(m.lastDrop) > physGrace {
 		if dropped, err := s.dropOldest(m, h); err == nil && dropped {
 			m.lastDrop = time.Now()
 		}
@@ -358,7 +361,7 @@ func (s *Store) secondChance(h *handle, r cleanupReq, force bool) bool {
 	cost := entryCost(len(r.key), len(rec), s.inline(rec))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !force && s.estimate()+cost > s.hardLimit {
+	if !force && s.estimate()+s.room(cost) > s.hardLimit {
 		return false
 	}
 	cur, err := getCopy(h.db, appendPtrKey(nil, r.key))

@@ -87,7 +87,7 @@ const blockSize = 32 * KiB
 // mutates the struct, so each Open gets its own).
 func (s *Store) pebbleOptions(h *handle) *pebble.Options {
 	o := &pebble.Options{
-		FS: &walGuardFS{FS: s.opts.FS, onFault: func(err error) {
+		FS: &walGuardFS{FS: countFS{FS: s.opts.FS, n: &s.writeBytes}, onFault: func(err error) {
 			s.fault(h, "WAL: %v", err)
 		}},
 		Cache:              s.cache,

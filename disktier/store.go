@@ -74,6 +74,12 @@ type Store struct {
 	// estimated as usage.disk + written - usage.written.
 	usage   atomic.Pointer[usageSample]
 	written atomic.Int64
+	// waiting is the room (see room) a writer waits for, 0 when none
+	// waits: the maintainer evicts until it fits.
+	waiting atomic.Int64
+	// writeBytes counts the bytes written to the files of the directory
+	// since Open, by every Pebble instance (see countFS).
+	writeBytes atomic.Int64
 
 	// Published copies of state guarded by mu, for lock-free readers.
 	keysGauge         atomic.Int64
@@ -155,25 +161,46 @@ func Open(opts Options) (*Store, error) {
 
 // sizing derives the eviction thresholds from the options.
 //
-// The directory holds, besides the live generations: the WAL of up to two
-// memtables (Pebble flushes one while the other fills), the output of a
-// flush or compaction in progress, generations already dropped whose files
-// Pebble has not deleted yet, and the MANIFEST. The logical budget keeps
-// room for those; the measured size (Metrics().DiskSpaceUsage) is the
-// backstop, checked by the maintainer and, as an estimate, by every write.
+// The live generations (every entryCost written to them, overwritten and
+// deleted entries included, in the WAL until flushed) are most of the
+// directory. Besides them it holds, for a while: a dropped generation until
+// Pebble deletes its files (at most genTarget), the output of a flush being
+// written while the flushed WAL still exists (at most one memtable, or a
+// batch flushed on its own, see room), the output of a compaction next to
+// its inputs (keys and blob handles: small), the MANIFEST and the OPTIONS
+// file. The budget leaves room for the first two under MaxBytes; the
+// measured size (Metrics().DiskSpaceUsage) is the backstop, checked by the
+// maintainer and, as an estimate, by every write.
+//
+// Before, the budget also left room for a second memtable and MaxBytes/16,
+// generations were 1/16 of it and memtables MaxBytes/16: the live entries
+// were about 79% of MaxBytes (see the package documentation).
 func (s *Store) sizing() {
 	o := &s.opts
-	reserve := 2*o.MemTableSize + o.MaxBytes/16
-	s.budget = o.MaxBytes - reserve
-	s.genTarget = max(s.budget/int64(o.Generations), 1)
-	// Writes wait when the estimate would pass MaxBytes less one memtable:
-	// the estimate cannot see a flush's output coexisting with its WAL, nor
-	// a compaction's output with its inputs, and those must fit in the
-	// 10% above MaxBytes.
-	s.hardLimit = o.MaxBytes - o.MemTableSize
-	s.physHigh = s.hardLimit - o.MaxBytes/16
+	m := o.MemTableSize
+	s.genTarget = max((o.MaxBytes-m)/int64(o.Generations+1), 1)
+	s.budget = o.MaxBytes - m - s.genTarget
+	// The maintainer drops one more generation when the measured size
+	// stays above MaxBytes. Writes wait when the estimate would pass
+	// MaxBytes plus a fortieth: the estimate cannot see a flush's output
+	// coexisting with its WAL (one memtable, at most MaxBytes/16), nor a
+	// compaction's output with its inputs, and those must fit in the rest
+	// of the 10% above MaxBytes.
+	s.physHigh = o.MaxBytes
+	s.hardLimit = o.MaxBytes + o.MaxBytes/40
 	s.maxBatch = s.budget / 4
 	s.maxRecord = s.maxBatch
+}
+
+// room returns the room a write of cost bytes needs under hardLimit: its
+// cost, twice over for a batch that Pebble flushes on its own (larger than
+// half a memtable), whose flush output is written while its WAL is still
+// there.
+func (s *Store) room(cost int64) int64 {
+	if cost > s.opts.MemTableSize/2 {
+		return 2 * cost
+	}
+	return cost
 }
 
 // loadStateLocked reads the meta keys of a freshly opened instance.
@@ -529,19 +556,20 @@ func (s *Store) Write(ops []tier.Op) error {
 // lockForWrite acquires mu once a write of cost bytes fits under the bound,
 // waiting for the maintainer to evict if it does not.
 func (s *Store) lockForWrite(cost int64) error {
+	need := s.room(cost)
 	var timer *time.Timer
 	for {
 		s.mu.Lock()
 		if s.closed.Load() {
 			s.mu.Unlock()
+			s.stopWaiting(timer, need)
 			return tier.ErrClosed
 		}
-		if cost == 0 || s.estimate()+cost <= s.hardLimit {
-			if timer != nil {
-				timer.Stop()
-			}
+		if cost == 0 || s.estimate()+need <= s.hardLimit {
+			s.stopWaiting(timer, need)
 			return nil
 		}
+		s.waiting.Store(need)
 		ch := s.progressChan()
 		s.mu.Unlock()
 		s.kickMaintainer()
@@ -551,11 +579,21 @@ func (s *Store) lockForWrite(cost int64) error {
 		select {
 		case <-ch:
 		case <-s.done:
-			timer.Stop()
+			s.stopWaiting(timer, need)
 			return tier.ErrClosed
 		case <-timer.C:
+			s.stopWaiting(timer, need)
 			return fmt.Errorf("%w: waited %v for eviction", ErrNoSpace, s.opts.WriteTimeout)
 		}
+	}
+}
+
+// stopWaiting ends a wait of lockForWrite, if it waited: the maintainer
+// stops evicting for it (unless another writer asked since).
+func (s *Store) stopWaiting(timer *time.Timer, need int64) {
+	if timer != nil {
+		timer.Stop()
+		s.waiting.CompareAndSwap(need, 0)
 	}
 }
 
@@ -924,6 +962,7 @@ func (s *Store) Stats() tier.Stats {
 		Expiring:  s.expiringGauge.Load(),
 		Corrupt:   s.corrupt.Load(),
 		Errors:    s.errors.Load(),
+		Written:   uint64(s.writeBytes.Load()),
 	}
 }
 

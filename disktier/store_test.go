@@ -335,3 +335,28 @@ func TestSecondChanceBelow(t *testing.T) {
 		}
 	}
 }
+
+// TestWrittenCountsWhatReachesTheDirectory checks Stats().Written: a record
+// is written once to the WAL when committed, and once more to a blob file
+// when its memtable is flushed.
+func TestWrittenCountsWhatReachesTheDirectory(t *testing.T) {
+	s := openTest(t, Options{FS: vfs.NewMem(), Dir: "/mem", MaxBytes: 64 * MiB})
+	before := s.Stats().Written
+	const n, size = 8, 100 * KiB
+	for i := 0; i < n; i++ {
+		mustSet(t, s, key(i), rec(randBytes(size), 0))
+	}
+	committed := s.Stats().Written - before
+	if committed < n*size {
+		t.Fatalf("Written grew by %d bytes after committing %d bytes of records", committed, n*size)
+	}
+	s.dbmu.RLock()
+	err := s.h.db.Flush()
+	s.dbmu.RUnlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flushed := s.Stats().Written - before; flushed < 2*n*size {
+		t.Errorf("Written grew by %d bytes after committing and flushing %d bytes of records, want twice that", flushed, n*size)
+	}
+}

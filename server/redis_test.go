@@ -754,10 +754,38 @@ var infoContract = map[string][]string{
 	"Clients":  {"connected_clients"},
 	"Memory":   {"used_memory", "used_memory_rss"},
 	"Stats":    {"keyspace_hits", "keyspace_misses", "total_commands_processed", "rejected_stale_writes", "leases_granted", "lease_waits", "lease_wakeups", "leases_expired"},
-	"Tiers":    {"l1_hits", "l1_misses", "l2_hits", "l2_misses", "promotions", "demotions", "l1_evictions", "l2_evictions", "l1_bytes", "l1_max_bytes", "l1_keys", "l2_bytes", "l2_max_bytes", "l2_keys", "l2_corrupt_entries", "write_policy"},
+	"Tiers":    {"l1_hits", "l1_misses", "l2_hits", "l2_misses", "promotions", "demotions", "l1_evictions", "l2_evictions", "l1_bytes", "l1_max_bytes", "l1_keys", "l2_bytes", "l2_max_bytes", "l2_keys", "l2_corrupt_entries", "l2_write_bytes", "write_policy"},
 	"Cluster":  {"nats_connected", "models_revision", "models_known", "rollouts_applied"},
 	"Models":   {"unscoped", "unregistered"},
 	"Keyspace": {"db0"},
+}
+
+// TestInfoL2WriteBytes checks that l2_write_bytes counts what L2 writes to
+// its directory: a value written through shows in it at least once (its
+// WAL record), and it agrees with the store's own count.
+func TestInfoL2WriteBytes(t *testing.T) {
+	ts := startServer(t, nil)
+	ctx := context.Background()
+	rdb := ts.client(t, &redis.Options{PoolSize: 1})
+	field := func() int64 {
+		v, _ := infoField(rdb.Info(ctx, "tiers").Val(), "l2_write_bytes")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatalf("l2_write_bytes = %q: %v", v, err)
+		}
+		return n
+	}
+	before := field()
+	const size = 256 << 10
+	if err := rdb.Set(ctx, "big", strings.Repeat("x", size), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the value's bytes in l2_write_bytes", func() bool {
+		return field()-before >= size
+	})
+	if got, store := field(), int64(ts.l2.Stats().Written); got > store {
+		t.Errorf("l2_write_bytes %d, above the store's count %d read after it", got, store)
+	}
 }
 
 func TestRedisInfo(t *testing.T) {

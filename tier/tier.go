@@ -65,6 +65,10 @@ type Stats struct {
 	// (demotions) and those not written because L1's policy had rejected
 	// them and L2 was full.
 	Admitted, Rejected uint64
+	// Written is the number of bytes the tier wrote to storage since it
+	// opened (L2: to the files of its directory, WAL, sstables, blob files
+	// and MANIFEST, flushes and compactions included; 0 for L1).
+	Written uint64
 }
 
 // Op is one write in a batch for the disk tier: a set when Record is not

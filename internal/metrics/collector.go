@@ -20,6 +20,7 @@ type Collector struct {
 	corrupt                *prometheus.Desc
 	readErrors, writeErrs  *prometheus.Desc
 	storageErrors          *prometheus.Desc
+	l2WriteBytes           *prometheus.Desc
 	pendingBytes, dropped  *prometheus.Desc
 	staleWrites            *prometheus.Desc
 	modelsRev, modelsKnown *prometheus.Desc
@@ -71,6 +72,7 @@ func NewCollector(stats func() tier.HybridStats, models func() tier.ModelStats) 
 		readErrors:    d("l2_read_errors_total", "L2 reads that failed and were served as misses."),
 		writeErrs:     d("l2_write_errors_total", "L2 batch commits that failed and were retried."),
 		storageErrors: d("l2_storage_errors_total", "I/O errors the disk tier saw, its background work included."),
+		l2WriteBytes:  d("l2_write_bytes_total", "Bytes the disk tier wrote to the files of its directory since start: WAL, sstables, blob files and MANIFEST, flushes and compactions included (what reaches the device, before the filesystem's and the device's own amplification)."),
 		pendingBytes:  d("pending_write_bytes", "Bytes of writes waiting to reach L2."),
 		dropped:       d("pending_writes_dropped_total", "Queued L2 writes shed while L2 was failing (they stay in L1)."),
 		staleWrites:   d("stale_writes_rejected_total", "Writes refused because their model is at another version."),
@@ -90,7 +92,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.hits, c.misses, c.tierHits, c.tierMisses, c.promotions, c.demotions,
 		c.evictions, c.bytes, c.maxBytes, c.keys, c.corrupt, c.readErrors,
-		c.writeErrs, c.storageErrors, c.pendingBytes, c.dropped, c.staleWrites,
+		c.writeErrs, c.storageErrors, c.l2WriteBytes, c.pendingBytes, c.dropped, c.staleWrites,
 		c.modelsRev, c.modelsKnown, c.rollouts, c.writePolicy, c.modelHits, c.modelMisses,
 		c.warmupDone, c.warmupBytes, c.warmupKeys,
 	} {
@@ -128,6 +130,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.readErrors, s.L2ReadErrors)
 	counter(c.writeErrs, s.L2WriteErrors)
 	counter(c.storageErrors, s.L2.Errors)
+	counter(c.l2WriteBytes, s.L2.Written)
 	gauge(c.pendingBytes, float64(s.PendingBytes))
 	counter(c.dropped, s.PendingDropped)
 	counter(c.staleWrites, s.StaleWrites)
