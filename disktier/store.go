@@ -994,3 +994,14 @@ func (s *Store) Close() error {
 	})
 	return s.closeErr
 }
+
+// Full reports whether what the store takes now pushes out what it holds
+// (tier.FullReporter): its live generations are within two generations of
+// the budget, or it has evicted since it opened and they fill half the
+// budget or more (the maintainer may drop a generation more than the
+// budget asks, when the directory's measure runs high, and the room that
+// leaves is not room a one-time write should take).
+func (s *Store) Full() bool {
+	live := s.liveGauge.Load()
+	return live >= s.budget-2*s.genTarget || (s.evictions.Load() > 0 && live >= s.budget/2)
+}

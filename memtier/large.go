@@ -31,7 +31,8 @@ import (
 //     (under the write lock).
 //   - LFU: Redis' approximation: a logarithmic counter per entry that a
 //     Get may increment and idle minutes decrement; eviction takes the
-//     least frequent of lfuSamples entries drawn at random.
+//     least frequent of lfuSamples entries drawn at random (of all of
+//     them, the oldest first on a tie, when there are lfuExact or fewer).
 //   - FIFO: one queue in write order; reads change nothing.
 type large struct {
 	policy policy.Eviction
@@ -95,6 +96,7 @@ const (
 // million reads to saturate at 255) and its decay (one per idle minute).
 const (
 	lfuSamples   = 5
+	lfuExact     = 16
 	lfuInit      = 5
 	lfuLogFactor = 10
 )
@@ -294,6 +296,14 @@ func (l *large) lfuVictim(keep *entry) *entry {
 	now := l.now()
 	var best *entry
 	bestC := uint8(0)
+	if n <= lfuExact {
+		for e := l.mu.main.head; e != nil; e = e.next {
+			if c := lfuDecayed(e, now); e != keep && (best == nil || c < bestC) {
+				best, bestC = e, c
+			}
+		}
+		return best
+	}
 	for range lfuSamples {
 		e := l.mu.sample[l.rand()%uint64(n)]
 		if e == keep {

@@ -186,8 +186,8 @@ info = r.info()
 assert 'l1_hits' in info and 'connected_clients' in info, sorted(info)
 assert r.info('tiers')['write_policy'] == 'through'
 # The eviction policy as clients parse it: a Redis-shaped policy name.
-assert r.info('memory')['maxmemory_policy'] == 'allkeys-fifo', r.info('memory')
-assert r.config_get('maxmemory-policy') == {'maxmemory-policy': 'allkeys-fifo'}
+assert r.info('memory')['maxmemory_policy'] == 'allkeys-s3fifo', r.info('memory')
+assert r.config_get('maxmemory-policy') == {'maxmemory-policy': 'allkeys-s3fifo'}
 pipe = r.pipeline(transaction=False)
 for i in range(200):
     pipe.set('p%d' % i, struct.pack('<d', i))

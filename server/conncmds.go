@@ -308,7 +308,7 @@ func (s *Server) configParams() [][2]string {
 	st := s.opts.Cache.Stats()
 	return [][2]string{
 		{"maxmemory", strconv.FormatInt(st.L1.MaxBytes, 10)},
-		{"maxmemory-policy", evictionPolicy},
+		{"maxmemory-policy", s.opts.MaxmemoryPolicy},
 		{"save", ""},
 		{"appendonly", "no"},
 		{"databases", "1"},

@@ -12,17 +12,6 @@ import (
 	"github.com/tiercache/tiercache/tier"
 )
 
-// evictionPolicy is what INFO (maxmemory_policy) and CONFIG GET
-// (maxmemory-policy) report, in the shape of Redis' policy names: any key
-// may be evicted, in the order it was written. L1 evicts records under
-// 1 KiB first in, first out (bigcache's rings: a read does not keep one);
-// larger records and L2's entries evict in write order too, with a second
-// chance for those read since (CLOCK in memtier's large store, rewrites of
-// entries read in L2's oldest generations, see package disktier), and an
-// entry L1 evicts is still served from L2. FIFO is what holds for every
-// record; LRU would claim that reads keep small records, which they do not.
-const evictionPolicy = "allkeys-fifo"
-
 // pathMatch matches CONFIG GET patterns (glob, as Redis).
 var pathMatch = path.Match
 
@@ -101,7 +90,7 @@ func (s *Server) info(want map[string]bool) string {
 		"used_memory_go_heap", ms.HeapAlloc,
 		"maxmemory", st.L1.MaxBytes,
 		"maxmemory_human", human(st.L1.MaxBytes),
-		"maxmemory_policy", evictionPolicy,
+		"maxmemory_policy", s.opts.MaxmemoryPolicy,
 		"memory_bound", s.opts.MemoryBound,
 		"memory_bound_human", human(s.opts.MemoryBound),
 		"recycled_buffers_bytes", bs.Bytes,
@@ -138,6 +127,10 @@ func (s *Server) info(want map[string]bool) string {
 		"demotions", st.Demotions,
 		"l1_evictions", st.L1.Evictions,
 		"l2_evictions", st.L2.Evictions,
+		"l1_admitted", st.L1.Admitted,
+		"l1_rejected", st.L1.Rejected,
+		"l2_admitted", st.L2.Admitted,
+		"l2_rejected", st.L2.Rejected,
 		"l1_bytes", st.L1.Bytes,
 		"l1_max_bytes", st.L1.MaxBytes,
 		"l1_keys", st.L1.Keys,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tiercache/tiercache/lease"
+	"github.com/tiercache/tiercache/policy"
 	"github.com/tiercache/tiercache/tier"
 	"go.uber.org/zap"
 )
@@ -85,6 +86,11 @@ type Options struct {
 	// Cluster fills INFO's "# Cluster" section. Default: nats_connected:0
 	// and no extra fields.
 	Cluster func() ClusterInfo
+	// MaxmemoryPolicy is what INFO (maxmemory_policy) and CONFIG GET
+	// (maxmemory-policy) report: the L1 eviction policy in force, in the
+	// shape of Redis' names (policy.Eviction.RedisName). Default the
+	// default policy's.
+	MaxmemoryPolicy string
 	// Peers, when set, fills INFO's "# Peers" section; a daemon outside a
 	// fleet has none, and no such section.
 	Peers func() PeersInfo
@@ -170,6 +176,9 @@ func (o Options) LeaseMemory() int64 {
 
 // EnsureDefaults fills in the zero fields.
 func (o *Options) EnsureDefaults() {
+	if o.MaxmemoryPolicy == "" {
+		o.MaxmemoryPolicy = policy.Default.RedisName()
+	}
 	if o.MaxValue == 0 {
 		o.MaxValue = 64 << 20
 	}

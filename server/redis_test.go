@@ -321,13 +321,13 @@ func TestRedisConfig(t *testing.T) {
 	}
 	want := map[string]string{
 		"save": "", "appendonly": "no", "databases": "1", "maxclients": "77",
-		"proto-max-bulk-len": strconv.Itoa(5 << 20), "maxmemory": strconv.Itoa(32 << 20), "maxmemory-policy": "allkeys-fifo",
+		"proto-max-bulk-len": strconv.Itoa(5 << 20), "maxmemory": strconv.Itoa(32 << 20), "maxmemory-policy": "allkeys-s3fifo",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("CONFIG GET *: %v, want %v", got, want)
 	}
 	runScript(t, ts.dial(t), []step{
-		{args("CONFIG", "GET", "maxmemory*"), `["maxmemory" "33554432" "maxmemory-policy" "allkeys-fifo"]`},
+		{args("CONFIG", "GET", "maxmemory*"), `["maxmemory" "33554432" "maxmemory-policy" "allkeys-s3fifo"]`},
 		{args("CONFIG", "GET", "save", "appendonly"), `["save" "" "appendonly" "no"]`},
 		{args("config", "get", "nosuch"), "[]"},
 		{args("CONFIG", "SET", "maxmemory", "1"), "-ERR CONFIG SET is not supported: tiercached is configured by its flags"},

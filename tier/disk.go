@@ -63,6 +63,14 @@ type RecentReader interface {
 	ReadRecent(cursor []byte, maxBytes int64, maxRecord int, skip func(key []byte) bool, fn func(key []byte, r Record)) (next []byte, err error)
 }
 
+// FullReporter is an L2 that can tell whether it is full: whether what
+// it takes now pushes out what it holds (disktier.Store is one). Without
+// it, the Hybrid deems L2 full once it has evicted, or its directory holds
+// three quarters of its bound.
+type FullReporter interface {
+	Full() bool
+}
+
 // ProvenSetter is an L1 whose eviction policy can be told that a record's
 // key was asked for before (memtier.Cache is one): the Hybrid promotes L2
 // hits with SetProven, where other L1s get Set.

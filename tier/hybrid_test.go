@@ -18,6 +18,7 @@ import (
 	"github.com/tiercache/tiercache/internal/bufpool"
 	"github.com/tiercache/tiercache/internal/race"
 	"github.com/tiercache/tiercache/memtier"
+	"github.com/tiercache/tiercache/policy"
 	"github.com/tiercache/tiercache/tier"
 	"github.com/tiercache/tiercache/tier/tiertest"
 	"go.uber.org/goleak"
@@ -42,6 +43,7 @@ type hcfg struct {
 	diskOpts func(*disktier.Options)
 	onError  func(string, error)
 	wrapL2   func(tier.Disk) tier.Disk // wraps the disk tier, for tests that watch its calls
+	eviction policy.Eviction
 }
 
 func openHybrid(t testing.TB, c hcfg) *tier.Hybrid {
@@ -58,7 +60,7 @@ func openHybrid(t testing.TB, c hcfg) *tier.Hybrid {
 	if c.clock == nil {
 		c.clock = tier.SystemClock{}
 	}
-	l1, err := memtier.New(memtier.Options{MaxBytes: c.memMax, Clock: c.clock})
+	l1, err := memtier.New(memtier.Options{MaxBytes: c.memMax, Clock: c.clock, Eviction: c.eviction, GhostBytes: c.memMax + c.diskMax})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -326,10 +326,12 @@ func (h *Hybrid) onEvict(key string, r Record, admitted bool) {
 	h.demotions.Add(1)
 }
 
-// l2Full reports whether L2 has begun evicting, or its directory holds
-// three quarters of its bound (after a restart, before it evicts again):
-// from then on, what L2 takes pushes out what it holds.
+// l2Full reports whether what L2 takes now pushes out what it holds (see
+// FullReporter).
 func (h *Hybrid) l2Full() bool {
+	if fr, ok := h.l2.(FullReporter); ok {
+		return fr.Full()
+	}
 	st := h.l2.Stats()
 	return st.Evictions > 0 || st.Bytes >= st.MaxBytes/4*3
 }

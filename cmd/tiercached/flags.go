@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/tiercache/tiercache/internal/config"
+	"github.com/tiercache/tiercache/policy"
 	"github.com/tiercache/tiercache/tier"
 	"go.uber.org/zap/zapcore"
 )
@@ -44,7 +45,7 @@ type flagText struct {
 	modelsReplicas, threads, hugePages                     string
 	peerListen, peerAdvertise, peerPassword, peerPassFile  string
 	peerTLSCert, peerTLSKey, peerTLSCA, peerTimeout        string
-	maxLeases                                              string
+	maxLeases, eviction                                    string
 }
 
 // newFlagSet returns the flag table, with the defaults in t.
@@ -67,6 +68,7 @@ func newFlagSet(t *flagText, version *bool) *pflag.FlagSet {
 	v(&t.diskMax, "10GiB", "disk-max", "SIZE", "L2 capacity: the data directory never grows past it by more than 10%")
 	v(&t.maxValue, "64MiB", "max-value", "SIZE", "largest value accepted")
 	v(&t.writePolicy, "through", "write-policy", "through|back", "through: every SET reaches L2 within --flush-interval; back: L2 receives entries when L1 evicts them and at shutdown")
+	v(&t.eviction, policy.Default.String(), "eviction", strings.Join(policy.Names(), "|"), "which entries L1 keeps, and so which L2 gets: s3fifo keeps what is read again and writes none of the one-time entries to a full L2 (see README); lru, lfu (sampled, as Redis') and fifo demote every entry L1 evicts")
 	v(&t.flush, "200ms", "flush-interval", "DURATION", "longest an acknowledged write-through SET waits before it is durable in L2")
 	v(&t.nats, natsEmbedded, "nats", "URL|embedded|off", "embedded: in-process NATS server with JetStream; a URL list: join that NATS cluster; off: standalone")
 	v(&t.natsListen, "127.0.0.1:4222", "nats-listen", "ADDR", "client address of the embedded NATS server (port 0: a free port)")
@@ -182,6 +184,14 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), environ []
 			return errors.New("want through or back")
 		}
 		o.WritePolicy = p
+		return nil
+	})
+	b.Parse("eviction", func(s string) error {
+		p, err := policy.Parse(s)
+		if err != nil {
+			return fmt.Errorf("want one of %s", strings.Join(policy.Names(), ", "))
+		}
+		o.Eviction = p
 		return nil
 	})
 	b.Duration("flush-interval", &o.FlushInterval)

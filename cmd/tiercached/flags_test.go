@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/tiercache/tiercache/internal/config"
+	"github.com/tiercache/tiercache/policy"
 	"github.com/tiercache/tiercache/tier"
 	"go.uber.org/zap/zapcore"
 )
@@ -83,14 +84,14 @@ func TestFlagsEveryValue(t *testing.T) {
 		"--flush-interval", "1s", "--nats", "nats://a:4222,tls://b:4223", "--nats-creds", creds,
 		"--models-bucket", "m", "--node-id", "n1", "--metrics", ":9100",
 		"--max-clients", "5", "--shutdown-timeout", "3s", "--log-level", "debug", "--log-format", "json",
-		"--threads", "3",
+		"--threads", "3", "--eviction", "lfu",
 	}, nil)
 	o := c.opts
 	if o.Socket != "/run/tc.sock" || o.SocketMode != 0o600 || o.TCP != "127.0.0.1:6380" || o.RequirePass != "pw" ||
 		o.DataDir != "/var/lib/tc" || o.MemMax != 512<<20 || o.DiskMax != 1_500_000_000 || o.MaxValue != 1_000_000 ||
 		o.WritePolicy != tier.WriteBack || o.FlushInterval != time.Second || o.NATS != "nats://a:4222,tls://b:4223" ||
 		o.NATSCreds != creds || o.ModelsBucket != "m" || o.NodeID != "n1" || o.Metrics != ":9100" ||
-		o.MaxClients != 5 || o.ShutdownTimeout != 3*time.Second || o.Threads != 3 || c.logLevel != zapcore.DebugLevel || c.logFormat != "json" {
+		o.MaxClients != 5 || o.ShutdownTimeout != 3*time.Second || o.Threads != 3 || o.Eviction != policy.LFU || c.logLevel != zapcore.DebugLevel || c.logFormat != "json" {
 		t.Fatalf("options %+v, log %v %q", o, c.logLevel, c.logFormat)
 	}
 }
@@ -194,6 +195,7 @@ func TestFlagProblems(t *testing.T) {
 		{"max leases word", []string{"--max-leases", "many"}, `--max-leases "many"`},
 		{"threads", []string{"--threads", "0"}, `--threads "0": want auto or a whole number of at least 1`},
 		{"threads word", []string{"--threads", "many"}, `--threads "many": want auto`},
+		{"eviction", []string{"--eviction", "allkeys-lru"}, `--eviction "allkeys-lru": want one of s3fifo, lru, lfu, fifo`},
 		{"log level", []string{"--log-level", "loud"}, `--log-level "loud": want debug, info, warn or error`},
 		{"log format", []string{"--log-format", "xml"}, `--log-format "xml": want json or console`},
 		{"positional", []string{"serve"}, `unexpected argument "serve"`},
@@ -326,7 +328,7 @@ func TestHelpAndVersion(t *testing.T) {
 		"disk-max", "max-value", "write-policy", "flush-interval", "nats", "nats-listen", "nats-creds", "nats-nkey", "nats-user",
 		"nats-password", "nats-tls-ca", "nats-tls-cert", "nats-tls-key", "models-bucket", "node-id", "metrics",
 		"peer-listen", "peer-advertise", "peer-password", "peer-password-file", "peer-tls-cert", "peer-tls-key", "peer-tls-ca", "peer-timeout",
-		"log-level", "log-format", "max-clients", "max-leases", "threads", "protected-mode", "version"} {
+		"log-level", "log-format", "max-clients", "max-leases", "threads", "eviction", "protected-mode", "version"} {
 		if !strings.Contains(c.usage, "--"+f+" ") && !strings.Contains(c.usage, "--"+f+"[") {
 			t.Errorf("usage lacks --%s", f)
 		}

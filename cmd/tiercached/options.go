@@ -13,6 +13,7 @@ import (
 	"github.com/tiercache/tiercache/disktier"
 	"github.com/tiercache/tiercache/internal/config"
 	"github.com/tiercache/tiercache/memtier"
+	"github.com/tiercache/tiercache/policy"
 	"github.com/tiercache/tiercache/tier"
 	"go.uber.org/zap"
 )
@@ -72,6 +73,9 @@ type options struct {
 	maxValueDefault bool
 	// WritePolicy is when writes reach L2 (--write-policy). Default through.
 	WritePolicy tier.WritePolicy
+	// Eviction is L1's eviction policy (--eviction). Default
+	// policy.Default.
+	Eviction policy.Eviction
 	// FlushInterval bounds how long an acknowledged write-through SET waits
 	// before it is durable in L2 (--flush-interval). Default 200ms.
 	FlushInterval time.Duration

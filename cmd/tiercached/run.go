@@ -154,21 +154,22 @@ func newDaemon(opts options) (*daemon, error) {
 		cache, peers, leaser = d.fleet.cache, d.fleet.info, d.fleet.cache
 	}
 	sopts := server.Options{
-		Cache:       cache,
-		Peers:       peers,
-		Models:      d.cluster.models,
-		Cluster:     d.cluster.info,
-		Sync:        d.cluster.sync,
-		MaxValue:    opts.MaxValue,
-		RequirePass: opts.RequirePass,
-		MaxClients:  opts.MaxClients,
-		MaxLeases:   opts.MaxLeases,
-		Leases:      d.leases,
-		Leaser:      leaser, // leases of keys other members own are taken there
-		Logger:      d.log.Named("server"),
-		Registerer:  reg,
-		Version:     opts.Version,
-		NodeID:      opts.NodeID,
+		Cache:           cache,
+		Peers:           peers,
+		Models:          d.cluster.models,
+		Cluster:         d.cluster.info,
+		Sync:            d.cluster.sync,
+		MaxValue:        opts.MaxValue,
+		RequirePass:     opts.RequirePass,
+		MaxClients:      opts.MaxClients,
+		MaxLeases:       opts.MaxLeases,
+		MaxmemoryPolicy: opts.Eviction.RedisName(),
+		Leases:          d.leases,
+		Leaser:          leaser, // leases of keys other members own are taken there
+		Logger:          d.log.Named("server"),
+		Registerer:      reg,
+		Version:         opts.Version,
+		NodeID:          opts.NodeID,
 	}
 	d.memBound = d.memoryBound(sopts.InflightBytes(), sopts.LeaseMemory())
 	sopts.MemoryBound = d.memBound
@@ -253,7 +254,8 @@ func autoThreads(cpus int) int { return min(cpus, max(2, cpus/2)) }
 // GOMEMLIMIT, when set, wins: the runtime has applied it already.
 func (d *daemon) setMemoryLimit(inflight, leases int64) {
 	d.memLimit = applyRuntime(d.opts.SetMemoryLimit, "GOMEMLIMIT", func() string {
-		limit := d.goMemoryLimit(inflight) + leases + d.fleetMemory()
+		l1 := d.l1Options(nil)
+		limit := d.goMemoryLimit(inflight) + leases + d.fleetMemory() + l1.GhostMemory()
 		debug.SetMemoryLimit(limit)
 		return fmt.Sprintf("%.1fMiB", float64(limit)/(1<<20))
 	})
@@ -280,7 +282,7 @@ func (d *daemon) openCache() error {
 		return err
 	}
 	bufs := bufpool.New(bufpool.Options{MaxBytes: poolBytes(o.MemMax)})
-	l1, err := memtier.New(memtier.Options{MaxBytes: o.MemMax, Buffers: bufs})
+	l1, err := memtier.New(d.l1Options(bufs))
 	if err != nil {
 		return fmt.Errorf("--mem-max: %w", err)
 	}
@@ -324,6 +326,13 @@ func (d *daemon) openCache() error {
 	return nil
 }
 
+// l1Options are L1's options: --mem-max, --eviction with a ghost sized
+// for L1 and L2 together, and the recycled buffers.
+func (d *daemon) l1Options(bufs *bufpool.Pool) memtier.Options {
+	o := &d.opts
+	return memtier.Options{MaxBytes: o.MemMax, Buffers: bufs, Eviction: o.Eviction, GhostBytes: o.MemMax + o.DiskMax}
+}
+
 // poolBytes is the most memory the pool of recycled value buffers keeps
 // (see package bufpool): an eighth of --mem-max, between 8 and 64 MiB —
 // room for a buffer per client at 16 clients × 4 MB values.
@@ -334,11 +343,13 @@ func poolBytes(memMax int64) int64 { return min(64<<20, max(8<<20, memMax/8)) }
 // its overhead (1.15 × --mem-max, as tier.GoMemoryLimit), the write queue,
 // the recycled value buffers (poolBytes), Pebble's memory for batches as
 // large as the flusher makes, the leases (--max-leases × lease.Bytes),
-// a fleet member's peer requests and forward queue (fleetMemory) and
-// 64 MiB for the runtime, connections and everything else.
+// a fleet member's peer requests and forward queue (fleetMemory), the
+// eviction policy's ghost (memtier.Options.GhostMemory) and 64 MiB for
+// the runtime, connections and everything else.
 func (d *daemon) memoryBound(inflight, leases int64) int64 {
 	pending, batch := d.cache.QueueLimits()
-	return inflight + leases + d.fleetMemory() + d.opts.MemMax*115/100 + pending + d.cache.Buffers().MaxBytes() + d.l2.MemoryBound(max(batch, d.opts.MaxValue)) + 64<<20
+	l1 := d.l1Options(nil)
+	return inflight + leases + d.fleetMemory() + l1.GhostMemory() + d.opts.MemMax*115/100 + pending + d.cache.Buffers().MaxBytes() + d.l2.MemoryBound(max(batch, d.opts.MaxValue)) + 64<<20
 }
 
 // fleetMemory is what peer fill holds in the Go heap: the peer server's
@@ -568,6 +579,7 @@ func (d *daemon) logConfig() {
 		zap.String("max_value", config.FormatSize(o.MaxValue)),
 		zap.String("memory_bound", fmt.Sprintf("%.0fMiB", float64(d.memBound)/(1<<20))),
 		zap.Stringer("write_policy", o.WritePolicy),
+		zap.Stringer("eviction", o.Eviction),
 		zap.Duration("flush_interval", o.FlushInterval),
 		zap.String("nats", config.RedactNATSURLs(o.NATS)),
 	}

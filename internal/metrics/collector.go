@@ -16,6 +16,7 @@ type Collector struct {
 	tierHits, tierMisses   *prometheus.Desc
 	promotions, demotions  *prometheus.Desc
 	evictions              *prometheus.Desc
+	admitted, rejected     *prometheus.Desc
 	bytes, maxBytes, keys  *prometheus.Desc
 	corrupt                *prometheus.Desc
 	readErrors, writeErrs  *prometheus.Desc
@@ -65,6 +66,8 @@ func NewCollector(stats func() tier.HybridStats, models func() tier.ModelStats) 
 		promotions:    d("promotions_total", "L2 hits copied up to L1."),
 		demotions:     d("demotions_total", "L1 entries written down to L2 on eviction or at shutdown."),
 		evictions:     d("evictions_total", "Entries a tier removed to make space.", "tier"),
+		admitted:      d("admitted_total", "Entries a tier's admission let in: L1, into its eviction policy's main queue; L2, entries L1 evicted that were written down.", "tier"),
+		rejected:      d("rejected_total", "Entries a tier's admission turned away: L1, entries its policy let go unread (one-hit wonders); L2, those of them not written because L2 was full.", "tier"),
 		bytes:         d("tier_bytes", "Bytes a tier holds (L2: the data directory on disk).", "tier"),
 		maxBytes:      d("tier_max_bytes", "Configured capacity of a tier in bytes.", "tier"),
 		keys:          d("tier_keys", "Entries a tier holds.", "tier"),
@@ -91,7 +94,7 @@ func NewCollector(stats func() tier.HybridStats, models func() tier.ModelStats) 
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.hits, c.misses, c.tierHits, c.tierMisses, c.promotions, c.demotions,
-		c.evictions, c.bytes, c.maxBytes, c.keys, c.corrupt, c.readErrors,
+		c.evictions, c.admitted, c.rejected, c.bytes, c.maxBytes, c.keys, c.corrupt, c.readErrors,
 		c.writeErrs, c.storageErrors, c.l2WriteBytes, c.pendingBytes, c.dropped, c.staleWrites,
 		c.modelsRev, c.modelsKnown, c.rollouts, c.writePolicy, c.modelHits, c.modelMisses,
 		c.warmupDone, c.warmupBytes, c.warmupKeys,
@@ -122,6 +125,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		st   tier.Stats
 	}{{"l1", s.L1}, {"l2", s.L2}} {
 		counter(c.evictions, t.st.Evictions, t.name)
+		counter(c.admitted, t.st.Admitted, t.name)
+		counter(c.rejected, t.st.Rejected, t.name)
 		gauge(c.bytes, float64(t.st.Bytes), t.name)
 		gauge(c.maxBytes, float64(t.st.MaxBytes), t.name)
 		gauge(c.keys, float64(t.st.Keys), t.name)

@@ -21,8 +21,8 @@ func sampleStats() tier.HybridStats {
 		Promotions: 3, Demotions: 2, StaleWrites: 1, L2ReadErrors: 5, L2WriteErrors: 6,
 		PendingBytes: 4096, PendingDropped: 8, ModelsRevision: 12, ModelsKnown: 2, RolloutsApplied: 9,
 		WritePolicy: tier.WriteBack,
-		L1:          tier.Stats{Evictions: 11, Bytes: 1000, MaxBytes: 1 << 20, Keys: 3},
-		L2:          tier.Stats{Evictions: 13, Bytes: 5000, MaxBytes: 16 << 20, Keys: 30, Corrupt: 1, Errors: 2, Written: 1 << 30},
+		L1:          tier.Stats{Evictions: 11, Bytes: 1000, MaxBytes: 1 << 20, Keys: 3, Admitted: 40, Rejected: 21},
+		L2:          tier.Stats{Evictions: 13, Bytes: 5000, MaxBytes: 16 << 20, Keys: 30, Corrupt: 1, Errors: 2, Written: 1 << 30, Admitted: 2, Rejected: 17},
 		WarmupDone:  true, WarmupBytes: 3 << 20, WarmupKeys: 24,
 	}
 }
@@ -46,6 +46,10 @@ tiercache_tier_hits_total{tier="l2"} 3
 # TYPE tiercache_evictions_total counter
 tiercache_evictions_total{tier="l1"} 11
 tiercache_evictions_total{tier="l2"} 13
+# HELP tiercache_rejected_total Entries a tier's admission turned away: L1, entries its policy let go unread (one-hit wonders); L2, those of them not written because L2 was full.
+# TYPE tiercache_rejected_total counter
+tiercache_rejected_total{tier="l1"} 21
+tiercache_rejected_total{tier="l2"} 17
 # HELP tiercache_tier_max_bytes Configured capacity of a tier in bytes.
 # TYPE tiercache_tier_max_bytes gauge
 tiercache_tier_max_bytes{tier="l1"} 1.048576e+06
@@ -72,15 +76,15 @@ tiercache_model_misses_total{model="{unregistered}"} 1
 tiercache_model_misses_total{model="{unscoped}"} 1
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
-		"tiercache_tier_hits_total", "tiercache_evictions_total", "tiercache_tier_max_bytes",
+		"tiercache_tier_hits_total", "tiercache_evictions_total", "tiercache_rejected_total", "tiercache_tier_max_bytes",
 		"tiercache_pending_write_bytes", "tiercache_l2_write_bytes_total", "tiercache_write_policy_info", "tiercache_model_misses_total",
 		"tiercache_l1_warmup_done", "tiercache_l1_warmup_bytes_total"); err != nil {
 		t.Fatal(err)
 	}
-	// 19 metrics, 6 more per tier, 2 per model line (one model, unscoped,
+	// 19 metrics, 8 more per tier, 2 per model line (one model, unscoped,
 	// unregistered).
-	if n := testutil.CollectAndCount(c); n != 19+2*6+2*3 {
-		t.Fatalf("collected %d metrics, want %d", n, 19+2*6+2*3)
+	if n := testutil.CollectAndCount(c); n != 19+2*8+2*3 {
+		t.Fatalf("collected %d metrics, want %d", n, 19+2*8+2*3)
 	}
 }
 
