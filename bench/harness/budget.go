@@ -3,7 +3,10 @@ package harness
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,9 +51,13 @@ func (h *runner) budget(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			io0, _ := storageWrites(p.pid())
 			r, err := h.replay(ctx, p, tr, value)
 			if err != nil {
 				return fmt.Errorf("%s at %s: %w", k, fmtBytes(mem), err)
+			}
+			if io1, ok := storageWrites(p.pid()); ok && k == kindTiercache {
+				r.DiskWriteBytesPer1k = float64(io1-io0) / float64(len(tr)) * 1000
 			}
 			r.Budget = mem
 			setting := "limit " + fmtBytes(mem)
@@ -60,8 +67,16 @@ func (h *runner) budget(ctx context.Context) error {
 			}
 			if k == kindTiercache {
 				if m, err := info(p, "tiers"); err == nil {
-					h.logf("tiercached tiers: l1_hits=%s l2_hits=%s l1_bytes=%s l2_bytes=%s l2_keys=%s demotions=%s", m["l1_hits"], m["l2_hits"], m["l1_bytes"], m["l2_bytes"], m["l2_keys"], m["demotions"])
+					h.logf("tiercached tiers: l1_hits=%s l2_hits=%s l1_bytes=%s l2_bytes=%s l2_keys=%s demotions=%s l2_write_bytes=%s l1_admitted=%s l1_rejected=%s l2_rejected=%s",
+						m["l1_hits"], m["l2_hits"], m["l1_bytes"], m["l2_bytes"], m["l2_keys"], m["demotions"], m["l2_write_bytes"], m["l1_admitted"], m["l1_rejected"], m["l2_rejected"])
+					keys, _ := strconv.ParseInt(m["l2_keys"], 10, 64)
+					r.L2LiveShare = float64(keys*int64(h.cfg.BudgetValue)) / float64(disk)
+					if wb, err := strconv.ParseInt(m["l2_write_bytes"], 10, 64); err == nil {
+						r.L2WriteBytesPer1k = float64(wb) / float64(len(tr)) * 1000
+					}
 				}
+				h.logf("tiercached budget %s: L2 holds %.3f of --disk-max in values; %.1f MB written to storage per 1,000 requests (/proc/PID/io), %.1f MB by L2's own count",
+					fmtBytes(mem), r.L2LiveShare, r.DiskWriteBytesPer1k/1e6, r.L2WriteBytesPer1k/1e6)
 			}
 			h.res.Budget = append(h.res.Budget, r)
 			h.logf("%s budget %s: hit %.3f, GET p99 %.0fµs, %.1f encoder-s saved/1k, %d set errors, %.1fs",
@@ -72,6 +87,23 @@ func (h *runner) budget(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// storageWrites returns the bytes process pid caused to be written to
+// storage (write_bytes of /proc/PID/io), whatever the build: what L2
+// costs the device.
+func storageWrites(pid int) (int64, bool) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "io"))
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
 
 // lruModel simulates exact LRU caches on the trace.

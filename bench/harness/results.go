@@ -136,6 +136,13 @@ type BudgetResult struct {
 	Get                      Latency `json:"get"`
 	Set                      Latency `json:"set"`
 	Seconds                  float64 `json:"seconds"`
+	// tiercached only: the bytes it caused to be written to storage per
+	// 1,000 requests of the replay (/proc/PID/io), the same by L2's own
+	// count (INFO l2_write_bytes; 0 for builds without it), and the values
+	// L2 holds at the end as a share of --disk-max (l2_keys × value size).
+	DiskWriteBytesPer1k float64 `json:"disk_write_bytes_per_1k,omitempty"`
+	L2WriteBytesPer1k   float64 `json:"l2_write_bytes_per_1k,omitempty"`
+	L2LiveShare         float64 `json:"l2_live_share,omitempty"`
 }
 
 // BudgetModel is what an exact LRU cache would hit on the same trace: a

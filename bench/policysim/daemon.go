@@ -58,8 +58,9 @@ func l2Cost(size int64) int64 {
 }
 
 // l2Budget is disktier's logical budget for --disk-max diskMax: MaxBytes
-// less two memtables and MaxBytes/16 (store.go, sizing).
+// less a memtable (MaxBytes/32, 1 to 64 MiB) and a generation (a 33rd of
+// the rest) (store.go, sizing).
 func l2Budget(diskMax int64) int64 {
-	memTable := max(1*MiB, min(64*MiB, diskMax/16))
-	return diskMax - (2*memTable + diskMax/16)
+	memTable := max(1*MiB, min(64*MiB, diskMax/32))
+	return diskMax - memTable - (diskMax-memTable)/33
 }

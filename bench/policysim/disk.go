@@ -1,7 +1,7 @@
 package main
 
 // disk models disktier's eviction (store.go, maintain.go): writes go to
-// the current generation, rolled when it has taken 1/16 of the budget;
+// the current generation, rolled when it has taken 1/32 of the budget;
 // while the generations' bytes exceed the budget the oldest generation
 // is dropped whole, with every entry still in it. A generation's bytes
 // count everything written to it, so an entry rewritten elsewhere keeps
@@ -38,7 +38,7 @@ type diskEnt struct {
 
 // newDisk returns the L2 of budget bytes charging cost(size) per entry.
 func newDisk(budget int64, cost func(int64) int64) *disk {
-	return &disk{budget: budget, genTarget: max(budget/16, 1), cost: cost,
+	return &disk{budget: budget, genTarget: max(budget/32, 1), cost: cost,
 		gens: []*generation{{id: 1}}, m: make(map[int32]diskEnt), secondChance: true}
 }
 

@@ -144,31 +144,31 @@ func TestTodayDemotesEveryEviction(t *testing.T) {
 
 func TestTwoTierAdmission(t *testing.T) {
 	// Keys asked once are written to L2 by the admission policies only
-	// while it fills: L2 of 32 values, generations of 2, so 30 writes.
+	// while it fills: L2 of 32 values, generations of 1, so 31 writes.
 	a := nominalAccounting(2*SmallValue, 32*SmallValue)
 	for _, c := range []*twoTier{newS3FIFO2(a), newWTinyLFU2(a, 34, 2, false)} {
 		for i := range int32(100) {
 			c.request(int(i), i, SmallValue)
 		}
-		if _, w := c.l2Written(); w != 30 || c.rejected < 60 {
-			t.Errorf("%T: %d L2 writes, %d rejected; want 30 and at least 60", c.l1, w, c.rejected)
+		if _, w := c.l2Written(); w != 31 || c.rejected < 60 {
+			t.Errorf("%T: %d L2 writes, %d rejected; want 31 and at least 60", c.l1, w, c.rejected)
 		}
 	}
 }
 
 func TestDiskGenerations(t *testing.T) {
-	// 16 generations of 2 values: the 33rd write drops the oldest
-	// generation, the first two keys.
+	// 32 generations of 1 value: the 33rd write drops the oldest
+	// generation, the first key.
 	d := newDisk(32*SmallValue, func(s int64) int64 { return s })
 	for k := range int32(33) {
 		d.write(k, SmallValue)
 	}
-	if d.has(0) || d.has(1) || !d.has(2) || len(d.m) != 31 {
+	if d.has(0) || !d.has(1) || !d.has(2) || len(d.m) != 32 {
 		t.Errorf("after 33 writes: has(0)=%v has(1)=%v has(2)=%v, %d keys; want the first generation dropped", d.has(0), d.has(1), d.has(2), len(d.m))
 	}
-	// Key 2 is in the oldest generation, at risk: a hit rewrites it.
+	// Key 1 is in the oldest generation, at risk: a hit rewrites it.
 	w := d.writes
-	if !d.get(2) || d.writes != w+1 {
+	if !d.get(1) || d.writes != w+1 {
 		t.Error("a hit at risk was not given a second chance")
 	}
 	if !d.get(32) || d.writes != w+1 {
