@@ -59,12 +59,15 @@ const (
 func floodBound(memMax, diskMax, maxValue int64) int64 {
 	budget := max(4*maxValue, 256<<20) + 32<<20
 	queue := max(8<<20, min(64<<20, memMax/4))
-	memtable := max(1<<20, min(64<<20, diskMax/16))
+	memtable := max(1<<20, min(64<<20, diskMax/32))
 	cache := min(256<<20, diskMax/8)
 	pebble := cache + 2*memtable + 4*max(maxValue, 4<<20)
 	recycled := max(8<<20, min(64<<20, memMax/8))
 	leases := int64(lease.DefaultMax * lease.Bytes) // --max-leases' default, 512 B each
-	return budget + memMax*115/100 + queue + recycled + pebble + leases + 64<<20
+	// S3-FIFO's ghost (the default --eviction): 72 B per 16 KiB of
+	// --mem-max + --disk-max, 1 Ki to 4 Mi entries.
+	ghost := min(max((memMax+diskMax)/(16<<10), 1024), 4<<20) * 72
+	return budget + memMax*115/100 + queue + recycled + pebble + leases + ghost + 64<<20
 }
 
 func TestDrillFlood(t *testing.T) {
