@@ -7,11 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tiercache/tiercache/disktier"
 	"github.com/tiercache/tiercache/internal/bufpool"
 	"github.com/tiercache/tiercache/internal/testutil"
 	"github.com/tiercache/tiercache/lease"
-	"github.com/tiercache/tiercache/memtier"
 	"github.com/tiercache/tiercache/tier"
 	"github.com/tiercache/tiercache/tier/tiertest"
 )
@@ -258,26 +256,7 @@ func TestCacheLeaseLocalFirst(t *testing.T) {
 // would show).
 func TestCacheGetRecycles(t *testing.T) {
 	pool := bufpool.New(bufpool.Options{Poison: true})
-	l1, err := memtier.New(memtier.Options{MaxBytes: 256 << 20, Buffers: pool})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l2, err := disktier.Open(disktier.Options{Dir: t.TempDir(), MaxBytes: 1 << 30})
-	if err != nil {
-		l1.Close()
-		t.Fatal(err)
-	}
-	hb, err := tier.NewHybrid(tier.Options{L1: l1, L2: l2, Buffers: pool})
-	if err != nil {
-		l1.Close()
-		l2.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := hb.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	hb := openHybridPool(t, pool)
 	ha := openHybrid(t)
 	sa := startServer(t, ServerOptions{Store: ha, NodeID: "a"})
 	ring := NewRing([]Member{{ID: "a", Addr: sa.Addr().String()}, {ID: "b", Addr: "127.0.0.1:1"}})

@@ -9,15 +9,20 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache/disktier"
+	"github.com/tiercache/tiercache/internal/bufpool"
 	"github.com/tiercache/tiercache/memtier"
 	"github.com/tiercache/tiercache/tier"
 )
 
 // openHybrid opens a real two-tier cache on a temporary directory, closed
 // when the test ends.
-func openHybrid(t testing.TB) *tier.Hybrid {
+func openHybrid(t testing.TB) *tier.Hybrid { return openHybridPool(t, nil) }
+
+// openHybridPool is openHybrid whose L1 and Hybrid take their value
+// buffers from pool (nil: none).
+func openHybridPool(t testing.TB, pool *bufpool.Pool) *tier.Hybrid {
 	t.Helper()
-	l1, err := memtier.New(memtier.Options{MaxBytes: 256 << 20})
+	l1, err := memtier.New(memtier.Options{MaxBytes: 256 << 20, Buffers: pool})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +31,7 @@ func openHybrid(t testing.TB) *tier.Hybrid {
 		l1.Close()
 		t.Fatal(err)
 	}
-	h, err := tier.NewHybrid(tier.Options{L1: l1, L2: l2})
+	h, err := tier.NewHybrid(tier.Options{L1: l1, L2: l2, Buffers: pool})
 	if err != nil {
 		l1.Close()
 		l2.Close()
