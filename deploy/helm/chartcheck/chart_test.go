@@ -168,6 +168,8 @@ func decodeAll(t *testing.T, stream []byte) []any {
 	return objs
 }
 
+// stripComments returns doc without its comment lines (Helm's "# Source:"
+// header and the templates' own comments).
 func stripComments(doc string) string {
 	var b strings.Builder
 	for _, l := range strings.Split(doc, "\n") {
@@ -450,12 +452,14 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
+// Write appends p.
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
+// String returns what was written so far.
 func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
