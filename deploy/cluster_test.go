@@ -8,8 +8,6 @@ package deploy_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -251,23 +249,7 @@ func checkAlertMetrics(t *testing.T, d *daemon) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hc := &http.Client{Timeout: 10 * time.Second}
-	defer hc.CloseIdleConnections()
-	resp, err := hc.Get("http://" + d.metrics + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("/metrics: %v %v", resp.Status, err)
-	}
-	exported := map[string]bool{}
-	for _, l := range strings.Split(string(body), "\n") {
-		if name, ok := strings.CutPrefix(l, "# TYPE "); ok {
-			exported[strings.Fields(name)[0]] = true
-		}
-	}
+	exported := exportedMetrics(t, d.metrics)
 	var missing []string
 	// Metric names, not recording rules (level:metric:operations).
 	var used []string
@@ -279,9 +261,9 @@ func checkAlertMetrics(t *testing.T, d *daemon) {
 	slices.Sort(used)
 	for _, name := range slices.Compact(used) {
 		switch why, pending := pendingMetrics[name]; {
-		case exported[name] && pending:
+		case exported[name] != "" && pending:
 			t.Logf("%s is exported now: remove it from pendingMetrics", name)
-		case exported[name]:
+		case exported[name] != "":
 		case pending:
 			t.Logf("alerts.yml uses %s, not exported yet (%s)", name, why)
 		default:
