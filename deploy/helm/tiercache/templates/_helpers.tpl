@@ -62,6 +62,11 @@ Operations, Memory) for the chart's cache sizes, rounded up.
 {{- $pebble := addf (minf 256 (divf $disk 8)) $memtables (mulf 4 (maxf $mv 4)) -}}
 {{- $leases := divf (mulf .Values.cache.maxLeases 512) 1048576 -}}
 {{- $bound := addf $inflight $l1 $queue $buffers $pebble $leases 64 -}}
+{{- if eq (toString .Values.cache.eviction) "s3fifo" -}}
+{{- /* S3-FIFO's ghost: 72 bytes per 16 KiB of memMax + diskMax, 1 Ki to 4 Mi entries */ -}}
+{{- $ghost := include "tiercache.clampf" (list (mulf (addf $mem $disk) 64) 1024 4194304) | float64 -}}
+{{- $bound = addf $bound (divf (mulf $ghost 72) 1048576) -}}
+{{- end -}}
 {{- if .Values.peer.enabled -}}
 {{- $bound = addf $bound $mv 16.25 128 64 -}}
 {{- end -}}
