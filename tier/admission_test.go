@@ -57,10 +57,11 @@ func TestAdmission(t *testing.T) {
 		t.Run(tc.p.String(), func(t *testing.T) {
 			r := admissionRun{t, openHybrid(t, hcfg{memMax: 8 << 20, diskMax: 32 << 20, policy: tier.WriteBack, eviction: tc.p})}
 			defer r.h.Close()
-			// L2 full of one-time keys, written while it had room.
+			// L2 full of one-time keys, written while it had room: it
+			// has evicted, or turned the last ones away (S3-FIFO).
 			r.write("junk", 250)
-			if st := r.h.Stats(); st.L2.Evictions == 0 {
-				t.Fatalf("L2 has not evicted after 50 MB of writes: %+v", st.L2)
+			if st := r.h.Stats(); st.L2.Evictions == 0 && st.L2.Rejected == 0 {
+				t.Fatalf("L2 is not full after 50 MB of writes: %+v", st.L2)
 			}
 			// A hot set larger than L1, read as it is written and again.
 			const hot = 80
@@ -97,8 +98,11 @@ func TestAdmission(t *testing.T) {
 			if !tc.hotKept && lost == 0 {
 				t.Errorf("under %s the scan evicted no hot key: the test does not tell policies apart", tc.p)
 			}
-			if tc.rejected && (rejected < 300 || demoted > 0) {
-				t.Errorf("one-hit wonders: %d demoted, %d rejected; want none demoted", demoted, rejected)
+			// The scan's first evictions may come from main (hot keys,
+			// demoted as they should be) until the small queue holds its
+			// tenth of L1: four entries of 200 KiB.
+			if tc.rejected && (rejected < 300 || demoted > 4) {
+				t.Errorf("one-hit wonders: %d demoted, %d rejected; want at most the 4 of main while the small queue fills", demoted, rejected)
 			}
 			if !tc.rejected && (rejected != 0 || demoted < 300) {
 				t.Errorf("under %s: %d demoted, %d rejected; want every eviction demoted", tc.p, demoted, rejected)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/tiercache/tiercache/bench/harness"
 	"github.com/tiercache/tiercache/internal/zipf"
@@ -94,11 +95,15 @@ type traceKind struct {
 	build func(s Shape, capBytes int64, v Values) Trace
 }
 
-// kinds returns the trace families of s. zipfs caches each exponent's
-// table, which takes a while for a million keys.
+// kinds returns the trace families of s. z caches each exponent's table,
+// which takes a while for a million keys; the cells that ask for it run
+// concurrently.
 func kinds(s Shape) []traceKind {
+	var mu sync.Mutex // guards tables
 	tables := map[float64]*zipf.Zipf{}
 	z := func(e float64) *zipf.Zipf {
+		mu.Lock()
+		defer mu.Unlock()
 		if tables[e] == nil {
 			tables[e] = zipf.New(s.Keys, e)
 		}
