@@ -169,10 +169,19 @@ func (c *Cache) Lease(ctx context.Context, keys [][]byte, ttl, wait time.Duratio
 	var ask [][]byte
 	var idx []int
 	seqs := make([]uint64, len(keys))
+	// L1's large records are pooled buffers: one read here is reused
+	// only once the guard is unpinned, after the copy.
+	guard := c.Hybrid.Buffers().Guard()
+	defer guard.Close()
 	for i, k := range keys {
 		seqs[i] = c.Hybrid.WriteSeq(k)
-		if r, err := c.Hybrid.Get(k); err == nil {
-			r = slices.Clone(r) // L1's record may be shared and recycled; the answer outlives the lookup
+		guard.Pin()
+		r, err := c.Hybrid.Get(k)
+		if err == nil {
+			r = slices.Clone(r) // the answer outlives the lookup
+		}
+		guard.Unpin()
+		if err == nil {
 			ans[i] = lease.Answer{State: lease.Hit, Record: r, Value: r.Value()}
 			continue
 		}

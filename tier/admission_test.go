@@ -1,6 +1,7 @@
 package tier_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"testing"
@@ -127,5 +128,37 @@ func TestAdmissionWriteThrough(t *testing.T) {
 		if err := r.get(fmt.Sprintf("once%d", i)); err != nil {
 			t.Fatalf("once%d: %v", i, err)
 		}
+	}
+}
+
+// TestAdmissionOverwrite: in write-back mode with L2 full, an overwrite
+// that S3-FIFO then lets go unread is not written to L2, and L2's older
+// value of the key must not come back: the eviction deletes it.
+func TestAdmissionOverwrite(t *testing.T) {
+	r := admissionRun{t, openHybrid(t, hcfg{memMax: 8 << 20, diskMax: 32 << 20, policy: tier.WriteBack})}
+	defer r.h.Close()
+	r.write("junk", 250)
+	old, fresh := bytes.Repeat([]byte{'0'}, 200<<10), bytes.Repeat([]byte{'1'}, 200<<10)
+	mustSetValue(t, r.h, "victim", old)
+	if err := r.get("victim"); err != nil { // read while new: on to main
+		t.Fatal(err)
+	}
+	for i := range 80 { // main evicts it: demoted to L2
+		k := fmt.Sprintf("hot%d", i)
+		r.set(k)
+		if err := r.get(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.h.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	mustSetValue(t, r.h, "victim", fresh) // not read: S3-FIFO lets it go
+	r.write("scan", 100)
+	if st := r.h.Stats(); st.L2.Rejected == 0 {
+		t.Fatalf("nothing rejected: the test does not reach the case (%+v)", st.L2)
+	}
+	if v, err := getValue(r.h, "victim"); err == nil && !bytes.Equal(v, fresh) {
+		t.Fatal("the value overwritten in L1 came back from L2")
 	}
 }

@@ -302,15 +302,15 @@ func (h *Hybrid) deleteLocked(key []byte, sc Scope, scoped bool, epoch uint64) {
 // onEvict is L1's eviction callback: it runs under an L1 lock, so it only
 // queues the record for L2 (demotion); the record is not copied, as L1 hands
 // over records that nothing modifies. Records L2 already has (FlagClean),
-// expired records and stale ones are dropped, and so are those L1's policy
-// did not admit (one-hit wonders) once L2 is full: written, they would
-// only push out entries asked for again.
+// expired records and stale ones are dropped. Once L2 is full, a record
+// L1's policy did not admit (a one-hit wonder) is not written either:
+// written, it would only push out entries asked for again. Its key's
+// deletion is queued instead (a tombstone, not the value), because L2, or
+// the queue, may hold an older value of the key that this record replaced
+// in L1 only (write-back writes nothing at SET time), which must not be
+// served once the record is gone.
 func (h *Hybrid) onEvict(key string, r Record, admitted bool) {
 	if err := r.Check(); err != nil || r.Flags()&FlagClean != 0 || r.Expired(h.nowMs()) {
-		return
-	}
-	if !admitted && h.l2Full() {
-		h.l2Rejected.Add(1)
 		return
 	}
 	kb := []byte(key)
@@ -321,9 +321,14 @@ func (h *Hybrid) onEvict(key string, r Record, admitted bool) {
 	if scoped && !h.state(sc.Model).current(sc, r.Epoch()) {
 		return
 	}
-	h.queue.enqueue(newOp(kb, r, sc, scoped, r.Epoch()))
+	if !admitted && h.l2Full() {
+		h.queue.enqueue(newOp(kb, nil, sc, scoped, r.Epoch()))
+		h.l2Rejected.Add(1)
+	} else {
+		h.queue.enqueue(newOp(kb, r, sc, scoped, r.Epoch()))
+		h.demotions.Add(1)
+	}
 	h.stripes.ofString(key).seq.Add(1) // see stripes
-	h.demotions.Add(1)
 }
 
 // l2Full reports whether what L2 takes now pushes out what it holds (see
