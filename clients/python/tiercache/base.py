@@ -23,6 +23,26 @@ class CacheBase:
         self._warned = False
         self._lock = threading.Lock()  # guards _warned across threads
 
+    # -- leases -------------------------------------------------------------
+
+    def _set_wait_slice(self, socket_timeout):
+        """Sets the longest one LEASE.GET waits, from the connection's read
+        timeout in seconds (None: no limit): half of it, so that a wait never
+        runs into the timeout."""
+        self._wait_slice_ms = max(1, int(socket_timeout * 1000) // 2) if socket_timeout else None
+
+    def _wait_slices(self, wait_ms):
+        """The WAIT of each LEASE.GET a wait of wait_ms is sent as: slices
+        of at most _wait_slice_ms summing to wait_ms (one, at least). The
+        caller stops at the first answer that is not a "miss"."""
+        left = wait_ms
+        while True:
+            wait = left if self._wait_slice_ms is None else min(left, self._wait_slice_ms)
+            yield wait
+            left -= wait
+            if left <= 0:
+                return
+
     # -- errors -------------------------------------------------------------
 
     def _unavailable(self, e):

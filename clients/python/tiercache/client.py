@@ -41,10 +41,7 @@ class Cache(CacheBase):
             self.r = redis.Redis.from_url(url, socket_timeout=timeout)
         else:
             self.r = redis.Redis(unix_socket_path=socket_path(socket), socket_timeout=timeout)
-        t = self.r.connection_pool.connection_kwargs.get("socket_timeout")
-        # _wait_slice_ms is the longest one LEASE.GET waits (None: no
-        # limit), so that a wait never runs into the read timeout.
-        self._wait_slice_ms = max(1, int(t * 1000) // 2) if t else None
+        self._set_wait_slice(self.r.connection_pool.connection_kwargs.get("socket_timeout"))
 
     # -- values -------------------------------------------------------------
 
@@ -145,13 +142,11 @@ class Cache(CacheBase):
     def _lease_get(self, key, lease_ms, wait_ms):
         """LEASE.GET key, waiting up to wait_ms in slices of at most
         _wait_slice_ms: a "miss" before wait_ms is over asks again."""
-        left = wait_ms
-        while True:
-            wait = left if self._wait_slice_ms is None else min(left, self._wait_slice_ms)
+        for wait in self._wait_slices(wait_ms):
             status, v = self.r.execute_command("LEASE.GET", key, lease_ms, "WAIT", wait)
-            left -= wait
-            if status != b"miss" or left <= 0:
-                return status, v
+            if status != b"miss":
+                break
+        return status, v
 
     # -- batches --------------------------------------------------------------
 
