@@ -25,12 +25,16 @@ const (
 	// unlinkBatch is the number of keys of a dropped generation checked and
 	// unlinked per batch (and per hold of the writer mutex).
 	unlinkBatch = 256
+	// rewriteBatch is the number of keys of a dropped generation read
+	// since written whose records are read and rewritten together (in
+	// batches of at most half a memtable).
+	rewriteBatch = 64
 	// sweepEvery and sweepBatch rate-limit the TTL sweep to about 10k
 	// pointer records a second.
 	sweepEvery = 100 * time.Millisecond
 	sweepBatch = 1024
-	// queueBatch bounds the second-chance and cleanup requests handled per
-	// step, so that eviction is never starved.
+	// queueBatch bounds the cleanup requests handled per step, so that
+	// eviction is never starved.
 	queueBatch = 64
 	// recoverMin and recoverMax bound the back-off between attempts to
 	// replace a faulty Pebble instance.
@@ -50,11 +54,6 @@ type maintState struct {
 	sweepSaw    bool   // the current pass saw a record with an expiry
 	sweepIdle   uint64 // ttlWrites of the last pass that saw none
 
-	// Second-chance rewrites that found no room under the bound: done,
-	// regardless of room, just before their generation is dropped (which
-	// frees far more than they cost).
-	deferred []cleanupReq
-
 	// Recovery.
 	recoverNext time.Time
 	backoff     time.Duration
@@ -67,8 +66,9 @@ func (s *Store) kickMaintainer() {
 	}
 }
 
-// maintain is the store's background writer: it evicts, measures the
-// directory, rewrites second-chance entries, deletes expired ones, sweeps
+// maintain is the store's background writer: it evicts (rewriting the
+// entries read since written: second chance), measures the directory,
+// deletes expired ones, sweeps
 // TTLs and replaces a faulty Pebble instance. Owned by Open, stopped by
 // Close.
 func (s *Store) maintain() {
@@ -107,9 +107,7 @@ func (s *Store) step(m *maintState) {
 		return
 	}
 	s.measure()
-	// Second chances first: an entry read since it was queued must move
-	// before its generation is dropped.
-	s.drainQueues(m, h)
+	s.drainQueues(h)
 	s.evict(m, h)
 	s.sweep(m, h)
 	if s.flushWant.Swap(false) {
@@ -149,36 +147,13 @@ func (s *Store) evict(m *maintState, h *handle) {
 	}
 }
 
-// maxDeferred bounds the second-chance rewrites kept waiting for room.
-const maxDeferred = 1024
-
-// rewriteDeferred performs the deferred second chances of entries in
-// generation g, about to be dropped, up to half a generation's bytes.
-func (s *Store) rewriteDeferred(m *maintState, h *handle, g uint64) {
-	budget := s.genTarget / 2
-	kept := m.deferred[:0]
-	for _, r := range m.deferred {
-		p, err := decodePointer(r.ptr)
-		switch {
-		case err != nil || p.gen < g:
-			// dropped already
-		case p.gen == g && budget > 0:
-			budget -= int64(p.size)
-			s.secondChance(h, r, true)
-		default:
-			kept = append(kept, r)
-		}
-	}
-	clear(m.deferred[len(kept):])
-	m.deferred = kept
-}
-
 // dropOldest evicts the oldest generation: every entry whose pointer still
-// names it is unlinked (found through the generation's q index, so the cost
-// is per key of the generation, not per key stored), then its d and q spans
-// are range-deleted, and the memtable is flushed so that Pebble can delete
-// the generation's files whole. The current generation is rolled first if it
-// is the only one.
+// names it (found through the generation's q index, so the cost is per key
+// of the generation, not per key stored) is rewritten into the current
+// generation if it was read since written (refs: CLOCK's second chance)
+// and unlinked otherwise, then its d and q spans are range-deleted, and
+// the memtable is flushed so that Pebble can delete the generation's files
+// whole. The current generation is rolled first if it is the only one.
 func (s *Store) dropOldest(m *maintState, h *handle) (bool, error) {
 	s.mu.Lock()
 	if len(s.mu.gens) == 1 {
@@ -198,7 +173,6 @@ func (s *Store) dropOldest(m *maintState, h *handle) (bool, error) {
 	}
 	g := s.mu.gens[0].id
 	s.mu.Unlock()
-	s.rewriteDeferred(m, h, g)
 
 	it, err := h.db.NewIter(&pebble.IterOptions{LowerBound: genPrefix(nsQueue, g), UpperBound: genEnd(nsQueue, g)})
 	if err != nil {
@@ -206,8 +180,17 @@ func (s *Store) dropOldest(m *maintState, h *handle) (bool, error) {
 		return false, fmt.Errorf("%w: iterate generation %d: %w", ErrStorage, g, err)
 	}
 	keys := make([][]byte, 0, unlinkBatch)
+	var again [][]byte // read since written: rewritten, in batches
 	for it.First(); it.Valid(); it.Next() {
-		keys = append(keys, bytes.Clone(it.Key()[9:]))
+		k := it.Key()[9:]
+		if s.refs.marked(k, g) {
+			if again = append(again, bytes.Clone(k)); len(again) == rewriteBatch {
+				s.secondChance(h, g, again)
+				again = again[:0]
+			}
+			continue
+		}
+		keys = append(keys, bytes.Clone(k))
 		if len(keys) == unlinkBatch {
 			if err = s.unlink(h, g, keys); err != nil {
 				break
@@ -216,6 +199,7 @@ func (s *Store) dropOldest(m *maintState, h *handle) (bool, error) {
 		}
 	}
 	if err == nil {
+		s.secondChance(h, g, again)
 		err = errors.Join(it.Error(), s.unlink(h, g, keys))
 	}
 	if cerr := it.Close(); err == nil {
@@ -239,6 +223,7 @@ func (s *Store) dropOldest(m *maintState, h *handle) (bool, error) {
 	s.mu.live -= s.mu.gens[0].bytes
 	s.mu.gens = s.mu.gens[1:]
 	s.publishLocked()
+	s.refs.forget(g)
 	s.flushWant.Store(true)
 	s.mu.compact = append(s.mu.compact,
 		span{genPrefix(nsData, g), genEnd(nsData, g)}, span{genPrefix(nsQueue, g), genEnd(nsQueue, g)})
@@ -308,8 +293,8 @@ func (s *Store) flush(h *handle) {
 	}
 }
 
-// drainQueues handles the cleanup and second-chance requests of readers.
-func (s *Store) drainQueues(m *maintState, h *handle) {
+// drainQueues handles the cleanup requests of readers.
+func (s *Store) drainQueues(h *handle) {
 	var reqs []cleanupReq
 	for len(reqs) < queueBatch {
 		select {
@@ -323,55 +308,60 @@ func (s *Store) drainQueues(m *maintState, h *handle) {
 	if len(reqs) > 0 {
 		s.removeIfUnchanged(reqs)
 	}
-	for i := 0; i < queueBatch; i++ {
-		select {
-		case r := <-s.rewriteq:
-			if !s.secondChance(h, r, false) && len(m.deferred) < maxDeferred {
-				m.deferred = append(m.deferred, r)
-			}
-		default:
-			return
-		}
-	}
 }
 
-// secondChance rewrites an entry of an old generation, read since it was
-// queued, into the current generation, so that it survives the eviction of
-// its own. It applies only if p|key still holds the pointer the reader saw.
-// Unless forced, it reports false, doing nothing, when the write would not
-// fit under the bound now.
-func (s *Store) secondChance(h *handle, r cleanupReq, force bool) bool {
-	p, err := decodePointer(r.ptr)
-	if err != nil || p.gen >= s.secondChanceBelow.Load() {
-		return true
-	}
-	var rec tier.Record
-	if p.inline() {
-		rec = tier.Record(r.ptr[ptrHdrSize:])
-	} else {
-		v, err := getCopy(h.db, appendGenKey(nil, nsData, p.gen, r.key))
-		if err != nil {
-			return true
+// secondChance rewrites the entries of keys, read since they were
+// written, from generation g, about to be dropped, into the current
+// generation: those whose pointer still names g, unexpired, whose record
+// verifies (the others are left to the drop). The writes are not held
+// back by the bound: the drop that follows frees g, which holds their old
+// copies. Their batches stay under half a memtable (see room).
+func (s *Store) secondChance(h *handle, g uint64, keys [][]byte) {
+	var ops []tier.Op
+	var cost int64
+	apply := func() {
+		if len(ops) == 0 {
+			return
 		}
-		rec = v
+		s.mu.Lock()
+		err := s.applyLocked(ops, cost)
+		s.mu.Unlock()
+		if err != nil {
+			if !errors.Is(err, tier.ErrClosed) {
+				s.opts.Logger("disktier: second chance for %d entries: %v", len(ops), err)
+			}
+		} else {
+			s.rewrites.Add(uint64(len(ops)))
+		}
+		ops, cost = ops[:0], 0
 	}
-	if rec.Verify() != nil {
-		return true // the next read reports it
+	now := s.nowMs()
+	for _, k := range keys {
+		raw, err := getCopy(h.db, appendPtrKey(nil, k))
+		if err != nil {
+			continue
+		}
+		p, err := decodePointer(raw)
+		if err != nil || p.gen != g || p.expired(now) {
+			continue
+		}
+		rec := tier.Record(raw[ptrHdrSize:])
+		if !p.inline() {
+			if rec, err = getCopy(h.db, appendGenKey(nil, nsData, g, k)); err != nil {
+				continue
+			}
+		}
+		if rec.Verify() != nil || (rec.ExpireAt() != 0 && rec.ExpireAt() <= now) {
+			continue
+		}
+		c := entryCost(len(k), len(rec), s.inline(rec))
+		if cost > 0 && cost+c > s.opts.MemTableSize/2 {
+			apply()
+		}
+		ops = append(ops, tier.Op{Key: k, Record: rec})
+		cost += c
 	}
-	cost := entryCost(len(r.key), len(rec), s.inline(rec))
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !force && s.estimate()+s.room(cost) > s.hardLimit {
-		return false
-	}
-	cur, err := getCopy(h.db, appendPtrKey(nil, r.key))
-	if err != nil || !bytes.Equal(cur, r.ptr) {
-		return true
-	}
-	if err := s.applyLocked([]tier.Op{{Key: r.key, Record: rec}}, cost); err != nil && !errors.Is(err, tier.ErrClosed) {
-		s.opts.Logger("disktier: second chance for %q: %v", r.key, err)
-	}
-	return true
+	apply()
 }
 
 // sweep reclaims expired entries: a rate-limited, incremental pass over the

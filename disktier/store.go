@@ -30,6 +30,9 @@ type Store struct {
 	maxBatch  int64 // largest Write (by entryCost) accepted
 
 	cache *pebble.Cache
+	// refs marks the entries read since written, for the second chance
+	// they get when their generation is dropped.
+	refs *refs
 
 	// dbmu guards h. Readers hold it shared while they use the instance;
 	// swapping the instance (recovery, Close) holds it exclusively, and also
@@ -60,7 +63,6 @@ type Store struct {
 	wg        sync.WaitGroup
 
 	kick      chan struct{}   // wakes the maintainer (capacity 1)
-	rewriteq  chan cleanupReq // second-chance rewrites
 	cleanupq  chan cleanupReq // expired or dangling pointers to delete
 	recountq  chan struct{}   // wakes the recounter (capacity 1)
 	flushWant atomic.Bool     // maintainer should flush the memtable
@@ -82,13 +84,13 @@ type Store struct {
 	writeBytes atomic.Int64
 
 	// Published copies of state guarded by mu, for lock-free readers.
-	keysGauge         atomic.Int64
-	expiringGauge     atomic.Int64
-	liveGauge         atomic.Int64
-	secondChanceBelow atomic.Uint64 // entries of generations below it get a second chance
-	ttlWrites         atomic.Uint64 // writes of records with an expiry (wakes the sweep)
+	keysGauge     atomic.Int64
+	expiringGauge atomic.Int64
+	liveGauge     atomic.Int64
+	ttlWrites     atomic.Uint64 // writes of records with an expiry (wakes the sweep)
 
 	hits, misses, evictions, corrupt, errors atomic.Uint64
+	rewrites                                 atomic.Uint64 // second chances (see secondChance)
 	lastLimitedLog                           atomic.Int64
 }
 
@@ -131,9 +133,9 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		opts:     opts,
 		cache:    pebble.NewCache(opts.CacheSize),
+		refs:     newRefs(RefEntries(opts.MaxBytes)),
 		done:     make(chan struct{}),
 		kick:     make(chan struct{}, 1),
-		rewriteq: make(chan cleanupReq, 256),
 		cleanupq: make(chan cleanupReq, 256),
 		recountq: make(chan struct{}, 1),
 	}
@@ -315,25 +317,6 @@ func (s *Store) publishLocked() {
 	s.keysGauge.Store(s.mu.keys)
 	s.expiringGauge.Store(max(s.mu.expiring, 0))
 	s.liveGauge.Store(s.mu.live)
-	s.secondChanceBelow.Store(secondChanceBelow(s.mu.gens, s.mu.live, s.budget))
-}
-
-// secondChanceBelow returns the generation below which a hit is rewritten
-// into the current generation: those that writing another half of the
-// budget would evict, the older half of the bytes when the directory is
-// full. While the live generations fill less than half the budget nothing
-// is at risk and no hit is rewritten: a rewrite costs a read and a synced
-// write of the entry, for nothing unless its generation is evicted soon.
-func secondChanceBelow(gens []genInfo, live, budget int64) uint64 {
-	atRisk := live - budget/2 // bytes the next budget/2 of writes would evict
-	var before int64
-	for _, g := range gens {
-		if before >= atRisk {
-			return g.id
-		}
-		before += g.bytes
-	}
-	return gens[len(gens)-1].id
 }
 
 // getter is what *pebble.DB and *pebble.Snapshot have in common.
@@ -375,9 +358,7 @@ func (s *Store) Get(key []byte) (tier.Record, error) {
 	switch res.outcome {
 	case outcomeHit:
 		s.hits.Add(1)
-		if res.ptr.gen < s.secondChanceBelow.Load() {
-			s.enqueue(s.rewriteq, key, res.raw)
-		}
+		s.refs.mark(key, res.ptr.gen)
 		return res.rec, nil
 	case outcomeMiss:
 		s.misses.Add(1)
@@ -410,9 +391,8 @@ type lookupResult struct {
 	outcome outcome
 	rec     tier.Record
 	ptr     pointer
-	// raw is the pointer record as read: for a hit in an old generation
-	// (second chance), an expired or dangling entry (cleanup) and a corrupt
-	// one (nil when p|key itself could not be read).
+	// raw is the pointer record as read: for an expired or dangling entry
+	// (cleanup) and a corrupt one (nil when p|key itself could not be read).
 	raw []byte
 	err error
 }
@@ -477,11 +457,7 @@ func (s *Store) lookup(db *pebble.DB, key []byte) lookupResult {
 	if rec.ExpireAt() != 0 && rec.ExpireAt() <= s.nowMs() {
 		return lookupResult{outcome: outcomeMiss, raw: raw()}
 	}
-	res := lookupResult{outcome: outcomeHit, rec: rec, ptr: ptr}
-	if ptr.gen < s.secondChanceBelow.Load() {
-		res.raw = raw()
-	}
-	return res
+	return lookupResult{outcome: outcomeHit, rec: rec, ptr: ptr}
 }
 
 func lookupFailure(err error, raw []byte) lookupResult {
@@ -496,7 +472,7 @@ func lookupFailure(err error, raw []byte) lookupResult {
 }
 
 // enqueue hands an entry to the maintainer; when it is busy the request is
-// dropped (both kinds are optimizations that a later read asks for again).
+// dropped (an optimization that a later read asks for again).
 func (s *Store) enqueue(q chan cleanupReq, key, raw []byte) {
 	select {
 	case q <- cleanupReq{key: bytes.Clone(key), ptr: raw}:
@@ -694,6 +670,7 @@ func (s *Store) applyLocked(ops []tier.Op, cost int64) error {
 		if old.expiring {
 			expiring-- // re-added below if the new record has an expiry
 		}
+		s.refs.unmark(op.Key) // a write is not a read: CLOCK's bit starts clear
 		if op.Record == nil {
 			if seen != nil {
 				seen[string(op.Key)] = ptrState{}
@@ -940,10 +917,16 @@ func (s *Store) PutMeta(name string, value []byte) error {
 // cache, two memtables, and four batches — a batch larger than half a
 // memtable is queued whole as a memtable of its own, Pebble queues up to
 // two before it stalls writes, one more is being committed, and the flush
-// copies a value once more on its way to a blob file.
+// copies a value once more on its way to a blob file; and the marks of
+// the entries read since written (RefEntries of MaxBytes, RefEntryBytes
+// each).
 func (s *Store) MemoryBound(largestBatch int64) int64 {
-	return s.opts.CacheSize + 2*s.opts.MemTableSize + 4*largestBatch
+	return s.opts.CacheSize + 2*s.opts.MemTableSize + 4*largestBatch + s.RefsMemory()
 }
+
+// RefsMemory is the part of MemoryBound the marks of read entries take (in
+// the Go heap, whatever the build).
+func (s *Store) RefsMemory() int64 { return int64(RefEntries(s.opts.MaxBytes)) * RefEntryBytes }
 
 // Limits returns the longest key and the largest record Write accepts.
 func (s *Store) Limits() (maxKey, maxRecord int) { return MaxKeyLen, int(s.maxRecord) }

@@ -317,25 +317,6 @@ func TestWriteSeals(t *testing.T) {
 	}
 }
 
-func TestSecondChanceBelow(t *testing.T) {
-	gens := []genInfo{{1, 100}, {2, 100}, {3, 100}, {4, 100}, {5, 40}}
-	for _, c := range []struct {
-		name         string
-		live, budget int64
-		want         uint64
-	}{
-		{"less than half full: nothing at risk", 440, 1000, 1},
-		{"exactly half full", 500, 1000, 1},
-		{"the next half budget evicts part of gen 1", 440, 800, 2},
-		{"full: the older half of the bytes", 440, 440, 4},
-		{"over the budget", 440, 200, 5},
-	} {
-		if got := secondChanceBelow(gens, c.live, c.budget); got != c.want {
-			t.Errorf("%s: secondChanceBelow(live %d, budget %d) = %d, want %d", c.name, c.live, c.budget, got, c.want)
-		}
-	}
-}
-
 // TestWrittenCountsWhatReachesTheDirectory checks Stats().Written: a record
 // is written once to the WAL when committed, and once more to a blob file
 // when its memtable is flushed.

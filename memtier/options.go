@@ -130,9 +130,10 @@ type Options struct {
 	// whatever it is). Default policy.Default (S3FIFO).
 	Eviction policy.Eviction
 
-	// GhostBytes sizes S3FIFO's ghost (policy.NewGhost): the bytes of
-	// entries whose keys it remembers after L1 drops them unread. The
-	// daemon passes L1's and L2's capacities together. Default MaxBytes.
+	// GhostBytes sizes S3FIFO's ghost (policy.NewGhost), which remembers
+	// the keys L1 drops unread: policy.GhostSpan times this many bytes of
+	// entries. The daemon passes L1's and L2's capacities together.
+	// Default MaxBytes.
 	GhostBytes int64
 }
 

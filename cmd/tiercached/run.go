@@ -267,7 +267,7 @@ func (d *daemon) setMemoryLimit(inflight, leases int64) {
 func (d *daemon) goMemoryLimit(inflight int64) int64 {
 	pending, batch := d.cache.QueueLimits()
 	limit := inflight + tier.GoMemoryLimit(d.opts.MemMax) + pending + d.cache.Buffers().MaxBytes()
-	manual := d.l2.MemoryBound(0) // block cache and memtables
+	manual := d.l2.MemoryBound(0) - d.l2.RefsMemory() // block cache and memtables
 	limit += d.l2.MemoryBound(max(batch, d.opts.MaxValue)) - manual
 	if !cgoEnabled {
 		limit += manual

@@ -67,7 +67,10 @@ func floodBound(memMax, diskMax, maxValue int64) int64 {
 	// S3-FIFO's ghost (the default --eviction): 72 B per 16 KiB of
 	// --mem-max + --disk-max, 1 Ki to 4 Mi entries.
 	ghost := min(max((memMax+diskMax)/(16<<10), 1024), 4<<20) * 72
-	return budget + memMax*115/100 + queue + recycled + pebble + leases + ghost + 64<<20
+	// L2's marks of entries read since written: 48 B per 16 KiB of
+	// --disk-max, 1 Ki to 4 Mi.
+	marks := min(max(diskMax/(16<<10), 1024), 4<<20) * 48
+	return budget + memMax*115/100 + queue + recycled + pebble + leases + ghost + marks + 64<<20
 }
 
 func TestDrillFlood(t *testing.T) {

@@ -61,7 +61,9 @@ Operations, Memory) for the chart's cache sizes, rounded up.
 {{- $memtables := mulf 2 (include "tiercache.clampf" (list (divf $disk 32) 1 64) | float64) -}}
 {{- $pebble := addf (minf 256 (divf $disk 8)) $memtables (mulf 4 (maxf $mv 4)) -}}
 {{- $leases := divf (mulf .Values.cache.maxLeases 512) 1048576 -}}
-{{- $bound := addf $inflight $l1 $queue $buffers $pebble $leases 64 -}}
+{{- /* L2's marks of entries read since written: 48 bytes per 16 KiB of diskMax, 1 Ki to 4 Mi */ -}}
+{{- $marks := divf (mulf (include "tiercache.clampf" (list (mulf $disk 64) 1024 4194304) | float64) 48) 1048576 -}}
+{{- $bound := addf $inflight $l1 $queue $buffers $pebble $leases $marks 64 -}}
 {{- if eq (toString .Values.cache.eviction) "s3fifo" -}}
 {{- /* S3-FIFO's ghost: 72 bytes per 16 KiB of memMax + diskMax, 1 Ki to 4 Mi entries */ -}}
 {{- $ghost := include "tiercache.clampf" (list (mulf (addf $mem $disk) 64) 1024 4194304) | float64 -}}
