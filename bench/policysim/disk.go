@@ -3,12 +3,12 @@ package main
 // disk models disktier's eviction (store.go, maintain.go): writes go to
 // the current generation, rolled when it has taken 1/32 of the budget;
 // while the generations' bytes exceed the budget the oldest generation
-// is dropped whole, with every entry still in it. A generation's bytes
-// count everything written to it, so an entry rewritten elsewhere keeps
-// taking room until its old generation is dropped. A hit on an entry of
-// a generation at risk (the older half of the bytes once more than half
-// the budget is used) rewrites it into the current generation (second
-// chance), which is a write like any other.
+// is dropped whole. A generation's bytes count everything written to it,
+// so an entry rewritten elsewhere keeps taking room until its old
+// generation is dropped. Entries read give a second chance as mode says:
+// rewritten into the current generation when read (readTime) or when
+// their generation is dropped (atDrop). A rewrite is a write like any
+// other.
 //
 // Left out: Pebble's measured size, the backstop that drops one more
 // generation when the directory stays high, and the timing of the
@@ -21,9 +21,28 @@ type disk struct {
 	live              int64
 	written           int64 // bytes ever written (cost), second chances included
 	writes            int64
-	secondChance      bool
+	mode              secondChance
 }
 
+// secondChance is how the disk model keeps an entry that was read.
+type secondChance uint8
+
+const (
+	// readTime is disktier before the CLOCK at drop time (the today
+	// model): a hit on an entry of a generation at risk (the older half
+	// of the bytes once more than half the budget is used) rewrites it
+	// into the current generation at once.
+	readTime secondChance = iota
+	// atDrop is CLOCK at drop time: a hit marks its entry, a write of the
+	// key clears the mark, and dropping a generation rewrites into the
+	// current generation the entries still in it that are marked (their
+	// marks cleared), dropping the others. A rewritten entry not read
+	// again goes with the next drop of its new generation.
+	atDrop
+)
+
+// generation is a range of writes dropped together: its keys in write
+// order, duplicates and keys since rewritten elsewhere included.
 type generation struct {
 	id    uint64
 	bytes int64
@@ -31,15 +50,19 @@ type generation struct {
 	cur   int // keys[:cur] are known to have left this generation
 }
 
+// diskEnt is a stored entry: the generation holding its newest write, its
+// value's size and, in atDrop mode, whether it was read since written.
 type diskEnt struct {
-	gen  uint64
-	size int64
+	gen    uint64
+	size   int64
+	marked bool
 }
 
-// newDisk returns the L2 of budget bytes charging cost(size) per entry.
-func newDisk(budget int64, cost func(int64) int64) *disk {
+// newDisk returns the L2 of budget bytes charging cost(size) per entry,
+// giving read entries their second chance as mode says.
+func newDisk(budget int64, cost func(int64) int64, mode secondChance) *disk {
 	return &disk{budget: budget, genTarget: max(budget/32, 1), cost: cost,
-		gens: []*generation{{id: 1}}, m: make(map[int32]diskEnt), secondChance: true}
+		gens: []*generation{{id: 1}}, m: make(map[int32]diskEnt), mode: mode}
 }
 
 // has reports whether k is stored.
@@ -48,14 +71,23 @@ func (d *disk) has(k int32) bool {
 	return ok
 }
 
-// get looks k up; a hit at risk gets its second chance.
+// get looks k up. A hit is marked (atDrop) or, at risk, rewritten
+// (readTime).
 func (d *disk) get(k int32) bool {
 	e, ok := d.m[k]
 	if !ok {
 		return false
 	}
-	if d.secondChance && e.gen < d.atRiskBelow() {
-		d.write(k, e.size)
+	switch d.mode {
+	case atDrop:
+		if !e.marked {
+			e.marked = true
+			d.m[k] = e
+		}
+	case readTime:
+		if e.gen < d.atRiskBelow() {
+			d.write(k, e.size)
+		}
 	}
 	return true
 }
@@ -78,7 +110,7 @@ func (d *disk) atRiskBelow() uint64 {
 // dropped generations (it then stays within one of its budget).
 func (d *disk) hasRoom(size int64) bool { return d.live+d.cost(size) <= d.budget-d.genTarget }
 
-// write stores k in the current generation and evicts.
+// write stores k in the current generation, unmarked, and evicts.
 func (d *disk) write(k int32, size int64) {
 	c := d.cost(size)
 	cur := d.gens[len(d.gens)-1]
@@ -96,19 +128,38 @@ func (d *disk) write(k int32, size int64) {
 	}
 }
 
+// dropOldest drops the oldest generation with the entries still in it,
+// then, in atDrop mode, rewrites those that were marked. The generation's
+// bytes are gone before the rewrites are written, and the rewrites are
+// unmarked, so a drop they cause drops them.
 func (d *disk) dropOldest() {
 	if len(d.gens) == 1 {
 		cur := d.gens[0]
 		d.gens = append(d.gens, &generation{id: cur.id + 1})
 	}
 	g := d.gens[0]
+	var keep []rewrite
 	for _, k := range g.keys {
-		if e, ok := d.m[k]; ok && e.gen == g.id {
-			delete(d.m, k)
+		e, ok := d.m[k]
+		if !ok || e.gen != g.id {
+			continue
 		}
+		if d.mode == atDrop && e.marked {
+			keep = append(keep, rewrite{k, e.size})
+		}
+		delete(d.m, k)
 	}
 	d.live -= g.bytes
 	d.gens = d.gens[1:]
+	for _, r := range keep {
+		d.write(r.key, r.size)
+	}
+}
+
+// rewrite is an entry of a dropped generation to write again.
+type rewrite struct {
+	key  int32
+	size int64
 }
 
 // oldest returns the key the store would evict first: the oldest entry

@@ -46,23 +46,32 @@
 //     ghost of as many bytes as main) and W-TinyLFU (Caffeine: window LRU
 //     1%, segmented LRU main 20/80, count-min sketch of 4-bit counters
 //     halved every 10 × entries additions, no doorkeeper, fixed window).
-//   - today: tiercached in write-back mode, two tiers with their own
+//   - today: tiercached in write-back mode before admission (commit
+//     694b8d4), two tiers with their own
 //     capacities charged as the daemon charges them: memtier's large
 //     store (CLOCK: the 118 KB and 4 MiB values never reach bigcache's
 //     rings) at the record's pooled-buffer size, every dirty entry it
 //     evicts written to L2 (demotion), an L2 hit copied to L1 clean
-//     (promotion), and disktier's generations (1/16 of a budget that
+//     (promotion), and disktier's generations (1/32 of a budget that
 //     leaves room for the WAL and memtables, dropped whole, oldest first,
-//     with a second chance for hits on the older half). "today, nominal
+//     with a second chance at read time: a hit on the older half of the
+//     bytes is rewritten into the current generation). "today, nominal
 //     bytes" is the same with each value costing its size against the
 //     nominal --mem-max and --disk-max: the difference is capacity lost
 //     to accounting, not to the policy.
 //   - S3-FIFO 2-tier and W-TinyLFU 2-tier: the candidates as L1, deciding
-//     what L1's evictions write to L2, which evicts as disktier does
-//     (same charges as today). S3-FIFO writes what leaves its main queue,
-//     never what leaves the small queue unread; W-TinyLFU writes what its
-//     shared sketch has seen at least twice. The split-sketch variant
-//     gives L1 and L2 a sketch each, L2's counting only L1's misses.
+//     what L1's evictions write to L2, which evicts as disktier now does
+//     (same charges as today): generations dropped whole, oldest first,
+//     with the second chance at drop time (CLOCK): a hit marks its entry,
+//     a write of the key clears the mark, and dropping a generation
+//     rewrites into the current one its entries that are marked. While
+//     L2 fills every dirty eviction is written; then S3-FIFO writes what
+//     leaves its main queue, never what leaves the small queue unread,
+//     and W-TinyLFU what its shared sketch has seen at least twice.
+//     S3-FIFO's ghost remembers 4 × the bytes of L1 and L2, at most
+//     policy.GhostEntries(--mem-max + --disk-max) keys.
+//     The split-sketch variant gives L1 and L2 a sketch each, L2's
+//     counting only L1's misses.
 //
 // The report gives each policy's hit ratio with its ratio to OPT, then,
 // for the two-tier models, the bytes written to L2 per 1,000 measured

@@ -83,30 +83,40 @@ func (h *nodeHeap) Pop() any {
 }
 
 // ghost is a FIFO of recently evicted keys (no values), bounded by the
-// bytes the keys' values had.
+// bytes the keys' values had and, when maxEntries is not 0, by its
+// entries. As in policy.Ghost, an entry counts until it leaves the FIFO,
+// even once taken or superseded by a newer entry of its key.
 type ghost struct {
-	q     []ghostEnt
-	head  int
-	m     map[int32]int64 // key → seq of its newest entry in q
-	seq   int64
-	bytes int64
-	limit int64
+	q          []ghostEnt
+	head       int
+	m          map[int32]int64 // key → seq of its newest entry in q
+	seq        int64
+	bytes      int64
+	limit      int64
+	maxEntries int
 }
 
+// ghostEnt is one entry of the ghost's FIFO.
 type ghostEnt struct {
 	key  int32
 	size int64
 	seq  int64
 }
 
-func newGhost(limit int64) *ghost { return &ghost{m: make(map[int32]int64), limit: limit} }
+// newGhost returns a ghost of limit bytes' worth of keys, maxEntries
+// entries at most (0: no bound on entries).
+func newGhost(limit int64, maxEntries int) *ghost {
+	return &ghost{m: make(map[int32]int64), limit: limit, maxEntries: maxEntries}
+}
 
+// add remembers k, whose value had size bytes, forgetting the oldest
+// entries past the bounds.
 func (g *ghost) add(k int32, size int64) {
 	g.seq++
 	g.q = append(g.q, ghostEnt{k, size, g.seq})
 	g.m[k] = g.seq
 	g.bytes += size
-	for g.bytes > g.limit && g.head < len(g.q) {
+	for g.head < len(g.q) && (g.bytes > g.limit || g.maxEntries > 0 && len(g.q)-g.head > g.maxEntries) {
 		e := g.q[g.head]
 		g.head++
 		g.bytes -= e.size

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tiercache/tiercache/policy"
 )
 
 // replay runs keys of unit size through c and returns the hit vector.
@@ -107,7 +109,7 @@ func TestScanResistance(t *testing.T) {
 	keys := oneHitWonders()
 	const size, capacity = 100, 3000
 	lruHits := count(replay(newLRU(capacity), keys, size))
-	s3 := count(replay(newS3FIFO(capacity, capacity-capacity/10), keys, size))
+	s3 := count(replay(newS3FIFO(capacity, capacity-capacity/10, 0), keys, size))
 	w := count(replay(newWTinyLFU(capacity, newSketch(30)), keys, size))
 	// The warm-up's second requests and part of the first round.
 	if lruHits > 40 {
@@ -159,7 +161,7 @@ func TestTwoTierAdmission(t *testing.T) {
 func TestDiskGenerations(t *testing.T) {
 	// 32 generations of 1 value: the 33rd write drops the oldest
 	// generation, the first key.
-	d := newDisk(32*SmallValue, func(s int64) int64 { return s })
+	d := newDisk(32*SmallValue, func(s int64) int64 { return s }, readTime)
 	for k := range int32(33) {
 		d.write(k, SmallValue)
 	}
@@ -173,6 +175,119 @@ func TestDiskGenerations(t *testing.T) {
 	}
 	if !d.get(32) || d.writes != w+1 {
 		t.Error("a hit on the newest generation was rewritten")
+	}
+}
+
+func TestDiskClockAtDrop(t *testing.T) {
+	// 32 generations of 1 value. Key 0 is read, key 1 is not: the 33rd
+	// write drops generation 1, rewriting key 0 (one write more), which
+	// takes generation 2 and key 1 with it.
+	d := newDisk(32*SmallValue, func(s int64) int64 { return s }, atDrop)
+	for k := range int32(32) {
+		d.write(k, SmallValue)
+	}
+	if !d.get(0) || d.writes != 32 {
+		t.Fatalf("a hit: %d writes, want 32 (no rewrite when read)", d.writes)
+	}
+	d.write(32, SmallValue)
+	if !d.has(0) || d.has(1) || !d.has(2) || d.writes != 34 {
+		t.Fatalf("after the drops: has(0)=%v has(1)=%v has(2)=%v, %d writes; want key 0 rewritten (34 writes), key 1 dropped", d.has(0), d.has(1), d.has(2), d.writes)
+	}
+	// Key 0 is now the newest but one: not read again, it goes when its
+	// new generation does, 32 writes later, without a rewrite.
+	for k := range int32(31) {
+		d.write(100+k, SmallValue)
+	}
+	if !d.has(0) {
+		t.Fatal("key 0 dropped before its new generation")
+	}
+	d.write(131, SmallValue)
+	if d.has(0) || d.writes != 34+32 {
+		t.Errorf("has(0)=%v, %d writes; want key 0 dropped with its new generation, no rewrite (66 writes)", d.has(0), d.writes)
+	}
+
+	// A write clears the mark: key 5, read then written again, is dropped
+	// with the generation of its newer write; the older generation's
+	// drop leaves it be.
+	d = newDisk(32*SmallValue, func(s int64) int64 { return s }, atDrop)
+	for k := range int32(32) {
+		d.write(k, SmallValue)
+	}
+	d.get(5)
+	d.write(5, SmallValue) // generation 33; generation 1 goes
+	for k := range int32(31) {
+		d.write(100+k, SmallValue)
+	}
+	if !d.has(5) || d.writes != 64 {
+		t.Fatalf("has(5)=%v, %d writes; want key 5 kept by its newer write, no rewrite (64 writes)", d.has(5), d.writes)
+	}
+	d.write(131, SmallValue)
+	if d.has(5) || d.writes != 65 {
+		t.Errorf("has(5)=%v, %d writes; want key 5 dropped with generation 33, unread since written (65 writes)", d.has(5), d.writes)
+	}
+
+	// Every entry read: one write more rewrites each once and ends, the
+	// rewrites unmarked; the new key, older than the rewrites, goes.
+	d = newDisk(32*SmallValue, func(s int64) int64 { return s }, atDrop)
+	for k := range int32(32) {
+		d.write(k, SmallValue)
+		d.get(k)
+	}
+	d.write(32, SmallValue)
+	if d.writes != 33+32 || len(d.m) != 32 || d.has(32) || d.live > d.budget {
+		t.Errorf("%d writes, %d keys, has(32)=%v, %d of %d bytes; want 65 writes, the 32 read keys kept", d.writes, len(d.m), d.has(32), d.live, d.budget)
+	}
+}
+
+func TestGhostEntryCap(t *testing.T) {
+	// Room for a thousand keys' bytes, but 3 entries: the ghost forgets by
+	// count.
+	g := newGhost(1000*SmallValue, 3)
+	for k := range int32(5) {
+		g.add(k, SmallValue)
+	}
+	for k, want := range []bool{false, false, true, true, true} {
+		if got := g.take(int32(k)); got != want {
+			t.Errorf("take(%d) = %v, want %v", k, got, want)
+		}
+	}
+	// A key taken still holds its entry until it leaves the FIFO, as in
+	// policy.Ghost: with 10 and 11 added and 11 taken, adding 12 and 13
+	// forgets 10 (four entries), though only three keys were remembered.
+	g = newGhost(1000*SmallValue, 3)
+	g.add(10, SmallValue)
+	g.add(11, SmallValue)
+	g.take(11)
+	g.add(12, SmallValue)
+	g.add(13, SmallValue)
+	if g.take(10) || !g.take(12) || !g.take(13) {
+		t.Error("a taken entry did not count against the cap")
+	}
+	// No cap: bytes alone bound it.
+	g = newGhost(2*SmallValue, 0)
+	for k := range int32(5) {
+		g.add(k, SmallValue)
+	}
+	if g.take(2) || !g.take(3) || !g.take(4) {
+		t.Error("the byte bound did not hold")
+	}
+}
+
+func TestS3FIFO2Ghost(t *testing.T) {
+	// The two-tier ghost spans 4 × both tiers' bytes, the daemon's entry
+	// bound at most.
+	a := daemonAccounting(64*MiB, 640*MiB)
+	c := newS3FIFO2(a).l1.(*s3fifo)
+	if c.g.limit != 4*(a.l1Limit+a.l2Budget) || c.g.maxEntries != policy.GhostEntries(704*MiB) {
+		t.Errorf("ghost of %d bytes, %d entries; want %d and %d", c.g.limit, c.g.maxEntries, 4*(a.l1Limit+a.l2Budget), policy.GhostEntries(704*MiB))
+	}
+	if c := newToday(a); c.d.mode != readTime {
+		t.Error("the today model's L2 does not rewrite at read time")
+	}
+	for _, c := range []*twoTier{newS3FIFO2(a), newWTinyLFU2(a, 6000, 545, false), newWTinyLFU2(a, 6000, 545, true)} {
+		if c.d.mode != atDrop {
+			t.Errorf("%T: L2 mode %d, want CLOCK at drop time", c.l1, c.d.mode)
+		}
 	}
 }
 

@@ -13,7 +13,8 @@ const (
 // FIFO of 10% of the bytes that new keys enter, a main FIFO of the rest
 // with a 2-bit counter per entry (CLOCK with up to 3 passes), and a ghost
 // FIFO of the keys the small queue dropped, holding as many bytes' worth
-// of keys as the main queue (ghostBytes). A hit increments the counter
+// of keys as the main queue (ghostBytes; the two-tier model's ghost is
+// larger, see newS3FIFO2). A hit increments the counter
 // (up to 3). A new key goes to main if the ghost has it, else to small.
 // Eviction takes from small while it holds 10% or more: its oldest entry
 // moves to main if it was hit while in small (the counter carries over),
@@ -32,8 +33,10 @@ type s3fifo struct {
 	onEvict       func(e *node, fromSmall bool)
 }
 
-func newS3FIFO(capacity, ghostBytes int64) *s3fifo {
-	return &s3fifo{cap: capacity, smallCap: capacity / 10, m: make(map[int32]*node), g: newGhost(ghostBytes)}
+// newS3FIFO returns S3-FIFO of capacity bytes whose ghost remembers
+// ghostBytes' worth of keys, ghostEntries keys at most (0: no bound).
+func newS3FIFO(capacity, ghostBytes int64, ghostEntries int) *s3fifo {
+	return &s3fifo{cap: capacity, smallCap: capacity / 10, m: make(map[int32]*node), g: newGhost(ghostBytes, ghostEntries)}
 }
 
 func (c *s3fifo) get(k int32) bool {

@@ -23,7 +23,6 @@ type env struct {
 	memMax, diskMax int64   // the two tiers' capacities (--mem-max, --disk-max)
 	total           int64   // memMax + diskMax: the single-tier policies' capacity
 	entries, l1Ent  int     // total and memMax in mean-sized values (sketch sizing)
-	ghostBytes      int64
 }
 
 // Policy is one simulated policy.
@@ -42,7 +41,7 @@ var Policies = []Policy{
 	{Name: "LRU", make: func(e env) cache { return newLRU(e.total) }},
 	{Name: "FIFO", make: func(e env) cache { return newFIFO(e.total) }},
 	{Name: "LFU-DA", make: func(e env) cache { return newLFU(e.total) }},
-	{Name: "S3-FIFO", make: func(e env) cache { return newS3FIFO(e.total, e.total-e.total/10) }},
+	{Name: "S3-FIFO", make: func(e env) cache { return newS3FIFO(e.total, e.total-e.total/10, 0) }},
 	{Name: "W-TinyLFU", make: func(e env) cache { return newWTinyLFU(e.total, newSketch(e.entries)) }},
 	{Name: "today", TwoTier: true, make: func(e env) cache { return newToday(daemonAccounting(e.memMax, e.diskMax)) }},
 	{Name: "today, nominal bytes", TwoTier: true, make: func(e env) cache { return newToday(nominalAccounting(e.memMax, e.diskMax)) }},

@@ -1,5 +1,7 @@
 package main
 
+import "github.com/tiercache/tiercache/policy"
+
 // tier1 is a policy used as L1 of a two-tier model.
 type tier1 interface {
 	get(k int32) bool
@@ -61,23 +63,28 @@ func (c *clock) keys() map[int32]*node    { return c.m }
 func (c *s3fifo) keys() map[int32]*node   { return c.m }
 func (c *wtinylfu) keys() map[int32]*node { return c.m }
 
-// accounting is how a two-tier model charges its capacity.
+// accounting is how a two-tier model charges its capacity: L1's bytes,
+// largest record and cost per value, L2's budget and cost per value, and
+// the bound in entries of the daemon's S3-FIFO ghost.
 type accounting struct {
 	l1Limit, maxRecord, l2Budget int64
 	l1Cost, l2Cost               func(int64) int64
+	ghostEntries                 int
 }
 
 // daemonAccounting charges as tiercached does for --mem-max memMax and
 // --disk-max diskMax (see daemon.go).
 func daemonAccounting(memMax, diskMax int64) accounting {
-	return accounting{l1Limit: l1Limit(memMax), maxRecord: l1MaxRecord(memMax), l2Budget: l2Budget(diskMax), l1Cost: l1Cost, l2Cost: l2Cost}
+	return accounting{l1Limit: l1Limit(memMax), maxRecord: l1MaxRecord(memMax), l2Budget: l2Budget(diskMax), l1Cost: l1Cost, l2Cost: l2Cost,
+		ghostEntries: policy.GhostEntries(memMax + diskMax)}
 }
 
 // nominalAccounting charges each value its size against the nominal
 // --mem-max and --disk-max.
 func nominalAccounting(memMax, diskMax int64) accounting {
 	id := func(s int64) int64 { return s }
-	return accounting{l1Limit: memMax, maxRecord: memMax, l2Budget: diskMax, l1Cost: id, l2Cost: id}
+	return accounting{l1Limit: memMax, maxRecord: memMax, l2Budget: diskMax, l1Cost: id, l2Cost: id,
+		ghostEntries: policy.GhostEntries(memMax + diskMax)}
 }
 
 // clock is memtier's large store (large.go): CLOCK in write order, a Get
@@ -128,11 +135,11 @@ func (c *clock) insert(k int32, size, cost int64, dirty, _ bool) {
 func (c *clock) has(k int32) bool { return c.m[k] != nil }
 func (c *clock) held() held       { return held{Keys: len(c.m)} }
 
-// newToday models tiercached today (write-back): memtier's CLOCK as L1,
-// every dirty entry L1 evicts written to L2 (demotion), disktier's
-// generations with second chance as L2.
+// newToday models tiercached before admission (write-back): memtier's
+// CLOCK as L1, every dirty entry L1 evicts written to L2 (demotion),
+// disktier's generations with second chance at read time as L2.
 func newToday(a accounting) *twoTier {
-	t := &twoTier{d: newDisk(a.l2Budget, a.l2Cost), cost: a.l1Cost, maxRecord: a.maxRecord}
+	t := &twoTier{d: newDisk(a.l2Budget, a.l2Cost, readTime), cost: a.l1Cost, maxRecord: a.maxRecord}
 	t.l1 = &clock{limit: a.l1Limit, m: make(map[int32]*node), onEvict: func(e *node) {
 		if e.dirty {
 			t.d.write(e.key, e.size)
@@ -143,14 +150,15 @@ func newToday(a accounting) *twoTier {
 
 // newS3FIFO2 is S3-FIFO as L1 deciding what L2 gets: what leaves the
 // small queue unread is not written once L2 is full (see disk.hasRoom;
-// its key goes to the ghost), what leaves main is demoted. L2 is disktier's, whose generations with second
-// chance are S3-FIFO's main queue on disk. The ghost covers both tiers:
-// as many bytes' worth of keys as L1 and L2 hold, so that a key asked
-// again before L2 would have dropped it goes to main. A promotion goes to
-// main.
+// its key goes to the ghost), what leaves main is demoted. L2 is
+// disktier's, whose generations with CLOCK at drop time are S3-FIFO's
+// main queue on disk. The ghost covers both tiers and more: 4 × the bytes
+// L1 and L2 hold, a.ghostEntries keys at most, so that a key asked again
+// up to a few times L2's span after it was dropped goes to main. A
+// promotion goes to main.
 func newS3FIFO2(a accounting) *twoTier {
-	t := &twoTier{d: newDisk(a.l2Budget, a.l2Cost), cost: a.l1Cost, maxRecord: a.maxRecord}
-	c := newS3FIFO(a.l1Limit, a.l1Limit+a.l2Budget)
+	t := &twoTier{d: newDisk(a.l2Budget, a.l2Cost, atDrop), cost: a.l1Cost, maxRecord: a.maxRecord}
+	c := newS3FIFO(a.l1Limit, 4*(a.l1Limit+a.l2Budget), a.ghostEntries)
 	c.onEvict = func(e *node, fromSmall bool) {
 		switch {
 		case !e.dirty:
@@ -174,9 +182,10 @@ func newS3FIFO2(a accounting) *twoTier {
 // room, and its oldest entries are mostly one-hit wonders too.) One
 // sketch, sized for the entries both tiers hold (entries), counts every
 // request. With split, L1 has its own sketch sized for its entries and
-// L2's, sized for L2's, counts only the requests L1 missed.
+// L2's, sized for L2's, counts only the requests L1 missed. L2's
+// generations have CLOCK at drop time, as S3-FIFO 2-tier's.
 func newWTinyLFU2(a accounting, entries, l1Entries int, split bool) *twoTier {
-	t := &twoTier{d: newDisk(a.l2Budget, a.l2Cost), cost: a.l1Cost, maxRecord: a.maxRecord}
+	t := &twoTier{d: newDisk(a.l2Budget, a.l2Cost, atDrop), cost: a.l1Cost, maxRecord: a.maxRecord}
 	l2sk := newSketch(entries)
 	l1sk := l2sk
 	if split {
