@@ -51,7 +51,7 @@
 // half a generation not yet filled again since the last drop: about 94% of
 // MaxBytes with the defaults (32 generations), 91% just after a drop.
 // Overwritten and deleted entries count until their generation is dropped
-// (see Caveats), so a load that rewrites or second-chances much keeps fewer.
+// (see Caveats), so a load that overwrites or deletes much keeps fewer.
 // Measured with a cache-aside load of 118 KiB values (a lookup, a write on
 // a miss; uniform keys, four times MaxBytes written; TestLiveShare): the
 // live entries were 0.94 of MaxBytes at 64 MiB, peak directory 1.04 ×
@@ -63,9 +63,11 @@
 // beyond the memtable's, no obsolete blob file waiting for a rewrite, since
 // whole generations are deleted), the reservation (19% of MaxBytes) and the
 // eviction granularity (1.5% on average, 3% just after a drop) were.
-// With a Zipf-distributed load that reads the store directly (a third of
-// the lookups hit, many in the generations at risk), the second-chance
-// copies left behind take another 4%: 0.88 of MaxBytes, from 0.75 before.
+// A second chance given at read time (as before: a hit in the older half
+// of the generations rewrote its entry at once) left the old copy taking
+// room until its generation dropped: 0.88 of MaxBytes with a Zipf load
+// reading the store directly; given at drop time, the old copy goes with
+// its generation.
 //
 // Every byte the store writes to its directory (WAL, sstables, blob files,
 // MANIFEST; a flush's and a compaction's output) is counted in
@@ -74,21 +76,24 @@
 // twice: to the WAL, and to a blob file when its memtable is flushed
 // (2.0× the records' bytes on the load above, with 118 KiB values).
 //
-// Second chance: a hit on an entry of a generation at risk asks the
-// maintainer to rewrite it into the current one, if its pointer has not
-// changed meanwhile, so that entries read often outlive their generation.
-// At risk are the oldest generations that another half budget of writes
-// would evict: the older half of the bytes when the directory is full,
-// none while it is less than half full (a rewrite costs a read and a synced
-// write, wasted unless the generation is evicted soon).
+// Second chance (CLOCK over generations): a hit marks its entry, in memory
+// by 64-bit key hash with the generation its pointer names (at most
+// RefEntries(MaxBytes) marks, RefEntryBytes each, counted in
+// MemoryBound); a write of the key clears the mark. Dropping a generation
+// rewrites into the current one, in batches, the entries still in it that
+// were marked, and unlinks the rest; its marks are then forgotten. A read
+// costs no write, a rewrite happens only when its entry would otherwise be
+// evicted, and the old copy leaves with its generation. Marks are not
+// persisted: after a restart the first drop of each old generation gives
+// no second chance.
 //
 // ReadRecent reads the entries back newest generation first (in key order
 // within one), through the q indices, for the Hybrid to warm L1 after a
 // restart: the newest generations hold what was written last and what a
 // second chance moved forward. It uses no record besides those the store
 // keeps anyway, so it works after a crash as after a clean stop, on
-// directories written before it existed; it counts no lookup and gives no
-// second chance, reads the pointers and records of a generation in key
+// directories written before it existed; it counts no lookup and marks
+// nothing, reads the pointers and records of a generation in key
 // order through one iterator each, does not read the records of keys the
 // caller says it holds, and each call is bounded (maxBytes, 1024 index
 // entries) and resumes from a cursor, so that no iterator is held between
@@ -141,10 +146,10 @@
 //     which a cache can afford.
 //   - A write waits at most Options.WriteTimeout for room; a single record or
 //     batch larger than a quarter of the budget is refused (tier.ErrTooLarge).
-//   - Generations order entries by write only, and by read only for hits on
-//     an entry at risk (second chance; none while the directory is less than
-//     half full): ReadRecent ranks an entry read often but written long ago
-//     by its write. Index entries of overwritten or deleted keys stay until
+//   - Generations order entries by write, and by read only through the
+//     second chance at drop time: ReadRecent ranks an entry read often but
+//     written long ago by its write, or by its last second chance. Index
+//     entries of overwritten or deleted keys stay until
 //     their generation is dropped; ReadRecent reads their pointer to skip
 //     them.
 package disktier

@@ -26,6 +26,6 @@
 // Policies apply to L1's large records (1 KiB and more: the embeddings
 // pipelines store); records under 1 KiB live in bigcache's rings, which
 // are FIFO whatever the policy. L2 evicts whole generations oldest first,
-// with a second chance for entries read in the oldest ones (package
+// rewriting those of their entries read since written (CLOCK, package
 // disktier), under every policy: the policy decides what is written to it.
 package policy

@@ -30,11 +30,11 @@ func TestGhost(t *testing.T) {
 	if len(g.ring) != 1024 {
 		t.Fatalf("%d slots, want 1024", len(g.ring))
 	}
-	for h := range uint64(60) {
+	for h := range uint64(30) {
 		g.Add(h, 1<<20) // 1 MiB each: GhostSpan × 10 fit
 	}
-	if g.Len() != 40 || g.Take(19) || !g.Take(20) || !g.Take(59) || g.Take(59) {
-		t.Fatalf("after 60 adds of 1 MiB to a ghost sized for 10 MiB: len %d, want keys 20..59", g.Len())
+	if g.Len() != 20 || g.Take(9) || !g.Take(10) || !g.Take(29) || g.Take(29) {
+		t.Fatalf("after 30 adds of 1 MiB to a ghost sized for 10 MiB: len %d, want keys 10..29", g.Len())
 	}
 	g.Reset()
 	for h := range uint64(3000) {
@@ -49,7 +49,7 @@ func TestGhost(t *testing.T) {
 	g.Reset()
 	g.Add(7, 1<<20)
 	g.Add(7, 1<<20)
-	for h := range uint64(39) {
+	for h := range uint64(19) {
 		g.Add(100+h, 1<<20)
 	}
 	if !g.Take(7) {

@@ -68,7 +68,8 @@
 //     L2 fills every dirty eviction is written; then S3-FIFO writes what
 //     leaves its main queue, never what leaves the small queue unread,
 //     and W-TinyLFU what its shared sketch has seen at least twice.
-//     S3-FIFO's ghost remembers 4 × the bytes of L1 and L2, at most
+//     S3-FIFO's ghost remembers policy.GhostSpan (2) × the bytes of L1
+//     and L2, at most
 //     policy.GhostEntries(--mem-max + --disk-max) keys.
 //     The split-sketch variant gives L1 and L2 a sketch each, L2's
 //     counting only L1's misses.

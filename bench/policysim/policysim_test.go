@@ -274,12 +274,12 @@ func TestGhostEntryCap(t *testing.T) {
 }
 
 func TestS3FIFO2Ghost(t *testing.T) {
-	// The two-tier ghost spans 4 × both tiers' bytes, the daemon's entry
-	// bound at most.
+	// The two-tier ghost spans policy.GhostSpan × both tiers' bytes, the
+	// daemon's entry bound at most.
 	a := daemonAccounting(64*MiB, 640*MiB)
 	c := newS3FIFO2(a).l1.(*s3fifo)
-	if c.g.limit != 4*(a.l1Limit+a.l2Budget) || c.g.maxEntries != policy.GhostEntries(704*MiB) {
-		t.Errorf("ghost of %d bytes, %d entries; want %d and %d", c.g.limit, c.g.maxEntries, 4*(a.l1Limit+a.l2Budget), policy.GhostEntries(704*MiB))
+	if c.g.limit != policy.GhostSpan*(a.l1Limit+a.l2Budget) || c.g.maxEntries != policy.GhostEntries(704*MiB) {
+		t.Errorf("ghost of %d bytes, %d entries; want %d and %d", c.g.limit, c.g.maxEntries, policy.GhostSpan*(a.l1Limit+a.l2Budget), policy.GhostEntries(704*MiB))
 	}
 	if c := newToday(a); c.d.mode != readTime {
 		t.Error("the today model's L2 does not rewrite at read time")

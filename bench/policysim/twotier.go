@@ -152,13 +152,13 @@ func newToday(a accounting) *twoTier {
 // small queue unread is not written once L2 is full (see disk.hasRoom;
 // its key goes to the ghost), what leaves main is demoted. L2 is
 // disktier's, whose generations with CLOCK at drop time are S3-FIFO's
-// main queue on disk. The ghost covers both tiers and more: 4 × the bytes
-// L1 and L2 hold, a.ghostEntries keys at most, so that a key asked again
-// up to a few times L2's span after it was dropped goes to main. A
+// main queue on disk. The ghost covers both tiers and more: policy.GhostSpan
+// × the bytes L1 and L2 hold, a.ghostEntries keys at most, so that a key
+// asked again up to twice L2's span after it was dropped goes to main. A
 // promotion goes to main.
 func newS3FIFO2(a accounting) *twoTier {
 	t := &twoTier{d: newDisk(a.l2Budget, a.l2Cost, atDrop), cost: a.l1Cost, maxRecord: a.maxRecord}
-	c := newS3FIFO(a.l1Limit, 4*(a.l1Limit+a.l2Budget), a.ghostEntries)
+	c := newS3FIFO(a.l1Limit, policy.GhostSpan*(a.l1Limit+a.l2Budget), a.ghostEntries)
 	c.onEvict = func(e *node, fromSmall bool) {
 		switch {
 		case !e.dirty:
