@@ -8,9 +8,9 @@ package policy
 // daemon passes --mem-max + --disk-max), a key returns to main if it comes
 // back before twice what both tiers hold has been asked for once. In the
 // simulator (bench/policysim, S3-FIFO 2-tier), a span of 2 gave the best
-// mean hit ratio over its 42 cells (0.5622, against 0.5607 with 1 and
-// 0.5602 with 4) and 0.4–0.8 points more than 1 on the budget trace at 64
-// and 128 MiB; 4 gained 0.3 more there but lost up to 1.2 points with
+// mean hit ratio over its 42 cells (0.5727, against 0.5711 with 1 and
+// 0.5712 with 4) and 0.4–0.7 points more than 1 on the budget trace at 64
+// and 128 MiB; 4 gained 0.2–0.4 more there but lost up to 0.8 points with
 // mixed 118 KB / 4 MiB values.
 //
 // A Ghost is not safe for concurrent use: its owner serializes calls.

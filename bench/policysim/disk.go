@@ -36,7 +36,9 @@ const (
 	// atDrop is CLOCK at drop time: a hit marks its entry, a write of the
 	// key clears the mark, and dropping a generation rewrites into the
 	// current generation the entries still in it that are marked (their
-	// marks cleared), dropping the others. A rewritten entry not read
+	// marks cleared), in its order while less than 3/4 of the
+	// generation's bytes were rewritten (disktier's maxChanceShare),
+	// dropping the others. A rewritten entry not read
 	// again goes with the next drop of its new generation.
 	atDrop
 )
@@ -139,12 +141,14 @@ func (d *disk) dropOldest() {
 	}
 	g := d.gens[0]
 	var keep []rewrite
+	room := g.bytes * 3 / 4
 	for _, k := range g.keys {
 		e, ok := d.m[k]
 		if !ok || e.gen != g.id {
 			continue
 		}
-		if d.mode == atDrop && e.marked {
+		if d.mode == atDrop && e.marked && room > 0 {
+			room -= d.cost(e.size)
 			keep = append(keep, rewrite{k, e.size})
 		}
 		delete(d.m, k)
