@@ -946,6 +946,8 @@ func (s *Store) Stats() tier.Stats {
 		Corrupt:   s.corrupt.Load(),
 		Errors:    s.errors.Load(),
 		Written:   uint64(s.writeBytes.Load()),
+
+		SecondChances: s.rewrites.Load(),
 	}
 }
 

@@ -143,6 +143,7 @@ func (s *Server) info(want map[string]bool) string {
 		"l2_corrupt_entries", st.L2.Corrupt,
 		"l2_errors", st.L2.Errors,
 		"l2_write_bytes", st.L2.Written,
+		"l2_second_chances", st.L2.SecondChances,
 		"l2_read_errors", st.L2ReadErrors,
 		"l2_write_errors", st.L2WriteErrors,
 		"pending_write_bytes", st.PendingBytes,

@@ -754,7 +754,7 @@ var infoContract = map[string][]string{
 	"Clients":  {"connected_clients"},
 	"Memory":   {"used_memory", "used_memory_rss"},
 	"Stats":    {"keyspace_hits", "keyspace_misses", "total_commands_processed", "rejected_stale_writes", "leases_granted", "lease_waits", "lease_wakeups", "leases_expired"},
-	"Tiers":    {"l1_hits", "l1_misses", "l2_hits", "l2_misses", "promotions", "demotions", "l1_evictions", "l2_evictions", "l1_bytes", "l1_max_bytes", "l1_keys", "l2_bytes", "l2_max_bytes", "l2_keys", "l2_corrupt_entries", "l2_write_bytes", "write_policy"},
+	"Tiers":    {"l1_hits", "l1_misses", "l2_hits", "l2_misses", "promotions", "demotions", "l1_evictions", "l2_evictions", "l1_bytes", "l1_max_bytes", "l1_keys", "l2_bytes", "l2_max_bytes", "l2_keys", "l2_corrupt_entries", "l2_write_bytes", "l2_second_chances", "write_policy"},
 	"Cluster":  {"nats_connected", "models_revision", "models_known", "rollouts_applied"},
 	"Models":   {"unscoped", "unregistered"},
 	"Keyspace": {"db0"},

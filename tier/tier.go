@@ -69,6 +69,10 @@ type Stats struct {
 	// opened (L2: to the files of its directory, WAL, sstables, blob files
 	// and MANIFEST, flushes and compactions included; 0 for L1).
 	Written uint64
+	// SecondChances is the number of entries the tier rewrote instead of
+	// evicting them, having been read since written (L2: when their
+	// generation was dropped; 0 for L1).
+	SecondChances uint64
 }
 
 // Op is one write in a batch for the disk tier: a set when Record is not

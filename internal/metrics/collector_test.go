@@ -22,7 +22,7 @@ func sampleStats() tier.HybridStats {
 		PendingBytes: 4096, PendingDropped: 8, ModelsRevision: 12, ModelsKnown: 2, RolloutsApplied: 9,
 		WritePolicy: tier.WriteBack,
 		L1:          tier.Stats{Evictions: 11, Bytes: 1000, MaxBytes: 1 << 20, Keys: 3, Admitted: 40, Rejected: 21},
-		L2:          tier.Stats{Evictions: 13, Bytes: 5000, MaxBytes: 16 << 20, Keys: 30, Corrupt: 1, Errors: 2, Written: 1 << 30, Admitted: 2, Rejected: 17},
+		L2:          tier.Stats{Evictions: 13, Bytes: 5000, MaxBytes: 16 << 20, Keys: 30, Corrupt: 1, Errors: 2, Written: 1 << 30, Admitted: 2, Rejected: 17, SecondChances: 9},
 		WarmupDone:  true, WarmupBytes: 3 << 20, WarmupKeys: 24,
 	}
 }
@@ -57,6 +57,9 @@ tiercache_tier_max_bytes{tier="l2"} 1.6777216e+07
 # HELP tiercache_l2_write_bytes_total Bytes the disk tier wrote to the files of its directory since start: WAL, sstables, blob files and MANIFEST, flushes and compactions included (what reaches the device, before the filesystem's and the device's own amplification).
 # TYPE tiercache_l2_write_bytes_total counter
 tiercache_l2_write_bytes_total 1.073741824e+09
+# HELP tiercache_l2_second_chances_total Entries the disk tier rewrote when their generation was dropped instead of evicting them, having been read since written (INFO's l2_second_chances).
+# TYPE tiercache_l2_second_chances_total counter
+tiercache_l2_second_chances_total 9
 # HELP tiercache_pending_write_bytes Bytes of writes waiting to reach L2.
 # TYPE tiercache_pending_write_bytes gauge
 tiercache_pending_write_bytes 4096
@@ -77,14 +80,14 @@ tiercache_model_misses_total{model="{unscoped}"} 1
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
 		"tiercache_tier_hits_total", "tiercache_evictions_total", "tiercache_rejected_total", "tiercache_tier_max_bytes",
-		"tiercache_pending_write_bytes", "tiercache_l2_write_bytes_total", "tiercache_write_policy_info", "tiercache_model_misses_total",
+		"tiercache_pending_write_bytes", "tiercache_l2_write_bytes_total", "tiercache_l2_second_chances_total", "tiercache_write_policy_info", "tiercache_model_misses_total",
 		"tiercache_l1_warmup_done", "tiercache_l1_warmup_bytes_total"); err != nil {
 		t.Fatal(err)
 	}
-	// 19 metrics, 8 more per tier, 2 per model line (one model, unscoped,
+	// 20 metrics, 8 more per tier, 2 per model line (one model, unscoped,
 	// unregistered).
-	if n := testutil.CollectAndCount(c); n != 19+2*8+2*3 {
-		t.Fatalf("collected %d metrics, want %d", n, 19+2*8+2*3)
+	if n := testutil.CollectAndCount(c); n != 20+2*8+2*3 {
+		t.Fatalf("collected %d metrics, want %d", n, 20+2*8+2*3)
 	}
 }
 
