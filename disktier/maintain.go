@@ -31,6 +31,10 @@ const (
 	// the simulator, a cap of a half cost 0.35 points of hits at 64 MiB, 3/4
 	// 0.07, on the budget trace.)
 	maxChanceShare = 3
+	// chanceBatch bounds the bytes of second chances committed together
+	// (and written under one hold of the writer mutex), so that writers
+	// and readers interleave with a drop's rewrites.
+	chanceBatch = 1 << 20
 	// sweepEvery and sweepBatch rate-limit the TTL sweep to about 10k
 	// pointer records a second.
 	sweepEvery = 100 * time.Millisecond
@@ -355,7 +359,7 @@ type chanceRoom struct{ left, forced int64 }
 // unlink. An entry is rewritten only if its record verifies and has not
 // expired, if its pointer still names g (readChance) and is still the one
 // read when the batch is applied (applyChances), while room lasts (see
-// chanceRoom). Batches stay under half a memtable.
+// chanceRoom). Batches stay under chanceBatch and half a memtable.
 func (s *Store) secondChance(h *handle, g uint64, keys [][]byte, room *chanceRoom) (left [][]byte) {
 	var batch []chance
 	var cost int64
@@ -379,7 +383,7 @@ func (s *Store) secondChance(h *handle, g uint64, keys [][]byte, room *chanceRoo
 			left = append(left, k)
 			continue
 		}
-		if cost > 0 && (cost+e.cost > s.opts.MemTableSize/2 || (room.forced > 0 && cost+e.cost > room.forced)) {
+		if cost > 0 && (cost+e.cost > min(s.opts.MemTableSize/2, chanceBatch) || (room.forced > 0 && cost+e.cost > room.forced)) {
 			apply()
 		}
 		room.left -= e.cost
@@ -448,7 +452,10 @@ func (s *Store) applyChances(h *handle, batch []chance, force bool) (left [][]by
 	case !force && s.estimate()+s.room(cost) > s.physHigh:
 		err = errNoRoomForChance
 	default:
-		err = s.applyLocked(ops, cost)
+		// Not synced: the drop's range delete, committed after it with a
+		// sync, makes it durable; a crash before that keeps the generation
+		// and the entry's copy in it.
+		err = s.applyLockedWith(ops, cost, pebble.NoSync)
 	}
 	s.mu.Unlock()
 	if err != nil {

@@ -629,8 +629,13 @@ func (s *Store) writableLocked() (*handle, error) {
 // record under d|cur|key unless inline, and q|cur|key; for a delete, p|key
 // only. The key count, the count of entries with an expiry and the current
 // generation's bytes go in the same batch, so the persisted counters never
-// disagree with the data.
+// disagree with the data. The commit is synced.
 func (s *Store) applyLocked(ops []tier.Op, cost int64) error {
+	return s.applyLockedWith(ops, cost, pebble.Sync)
+}
+
+// applyLockedWith is applyLocked committing with wo.
+func (s *Store) applyLockedWith(ops []tier.Op, cost int64, wo *pebble.WriteOptions) error {
 	h, err := s.writableLocked()
 	if err != nil {
 		return err
@@ -719,7 +724,7 @@ func (s *Store) applyLocked(ops []tier.Op, cost int64) error {
 	if roll {
 		_ = b.Set(metaGenKey(cur.id+1), le64(0), nil)
 	}
-	if err := s.commit(h, b); err != nil {
+	if err := s.commitWith(h, b, wo); err != nil {
 		return err
 	}
 	s.mu.keys, s.mu.expiring = keys, expiring
