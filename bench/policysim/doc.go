@@ -22,7 +22,9 @@
 //   - zipf-0.8, zipf-1.0, zipf-1.2: Zipf over 1,000,000 prompts, 100,000
 //     warm-up and 200,000 measured requests;
 //   - shift: zipf-1.0 where every key becomes new halfway through the
-//     measured part (a rollout);
+//     measured part (a rollout); there every policy starts empty, as the
+//     daemon drops the old version's entries from both tiers (range
+//     deletes in L2, which free its room) (Trace.Rollout);
 //   - scan: zipf-1.0 where, during the middle half of the measured part,
 //     every request is followed by one of a key never seen before (a
 //     batch job walking a prompt list once);

@@ -343,3 +343,21 @@ func positions(at []int, n int) []bool {
 	}
 	return v
 }
+
+// TestRollout: from a trace's rollout on, a policy starts empty (the
+// daemon drops the old version's keys), and what both instances wrote to
+// L2 is counted.
+func TestRollout(t *testing.T) {
+	tr := Trace{Name: "tiny", Keys: []int32{1, 2, 1, 2, 1, 2}, Warm: 0, Rollout: 4}
+	c := &rolledOut{before: newLRU(10 * SmallValue), after: newLRU(10 * SmallValue), at: tr.Rollout}
+	if hit, _, _ := run(c, tr, Uniform); hit != 2.0/6 {
+		t.Errorf("hit ratio %.3f, want 2/6: the keys asked again after the rollout miss", hit)
+	}
+	a := daemonAccounting(64*MiB, 640*MiB)
+	two := &rolledOut{before: newS3FIFO2(a), after: newS3FIFO2(a), at: 2}
+	big := Trace{Name: "big", Keys: []int32{1, 2, 3, 4}, Rollout: 2}
+	run(two, big, Uniform)
+	if b, w := two.l2Written(); b != 0 || w != 0 {
+		t.Errorf("L2 written %d bytes in %d writes with nothing evicted", b, w)
+	}
+}

@@ -166,6 +166,9 @@ func simulateCell(cfg Config, kind traceKind, v Values, mem int64) Cell {
 		Compulsory: compulsory(t), Bound: bound(t, v, total)}
 	for _, p := range cfg.Policies {
 		c := p.make(e)
+		if t.Rollout > 0 {
+			c = &rolledOut{before: c, after: p.make(e), at: t.Rollout}
+		}
 		hit, b, w := run(c, t, v)
 		r := Result{Trace: t.Name, Values: v, MemMax: mem, Policy: p.Name, Hit: hit, L2Bytes: b, L2Writes: w}
 		if h, ok := c.(interface{ held() held }); ok {
@@ -174,4 +177,39 @@ func simulateCell(cfg Config, kind traceKind, v Values, mem int64) Cell {
 		cell.Results = append(cell.Results, r)
 	}
 	return cell
+}
+
+// rolledOut is a policy told of a rollout at request at: before it, the
+// requests go to before; from it on, to after, a fresh instance, as the
+// daemon drops the old version's keys from both tiers (which frees L2's
+// room: its admission takes everything again while L2 fills).
+type rolledOut struct {
+	before, after cache
+	at            int
+}
+
+func (r *rolledOut) request(i int, k int32, size int64) bool {
+	if i >= r.at {
+		return r.after.request(i, k, size)
+	}
+	return r.before.request(i, k, size)
+}
+
+// l2Written sums what both instances wrote to L2 (two-tier models).
+func (r *rolledOut) l2Written() (bytes, writes int64) {
+	for _, c := range []cache{r.before, r.after} {
+		if tt, ok := c.(interface{ l2Written() (int64, int64) }); ok {
+			b, w := tt.l2Written()
+			bytes, writes = bytes+b, writes+w
+		}
+	}
+	return bytes, writes
+}
+
+// held is what the instance after the rollout holds.
+func (r *rolledOut) held() held {
+	if h, ok := r.after.(interface{ held() held }); ok {
+		return h.held()
+	}
+	return held{}
 }

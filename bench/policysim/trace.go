@@ -61,6 +61,12 @@ type Trace struct {
 	Name string
 	Keys []int32
 	Warm int
+	// Rollout, when not 0, is the request from which every key is new: a
+	// model rollout, after which the old version's keys are never asked
+	// for again. The daemon drops them from both tiers (L2 by range
+	// deletes, which free its room); every policy is told the same way:
+	// from there on it starts empty (see rolledOut).
+	Rollout int
 }
 
 // Shape describes the traces of one run. The zero value of a field
@@ -130,7 +136,7 @@ func kinds(s Shape) []traceKind {
 			for i := s.Warm + s.Measured/2; i < len(t); i++ {
 				t[i] += int32(s.Keys)
 			}
-			return Trace{Name: "shift", Keys: t, Warm: s.Warm}
+			return Trace{Name: "shift", Keys: t, Warm: s.Warm, Rollout: s.Warm + s.Measured/2}
 		}},
 		traceKind{"scan", func(s Shape, _ int64, _ Values) Trace {
 			// Zipf(1) load; during the middle half of the measured
