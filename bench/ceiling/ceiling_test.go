@@ -37,7 +37,10 @@ func TestParse(t *testing.T) {
 // enough to need several reads and writes.
 func exercise(t *testing.T, sock string) {
 	ctx := context.Background()
-	c := redis.NewClient(&redis.Options{Network: "unix", Addr: sock, MaxRetries: -1, Protocol: 2, DisableIdentity: true})
+	// Generous timeouts: a pipeline of 22 MB under -race on a loaded
+	// machine outlasted go-redis' default 3 s; this checks answers, not speed.
+	c := redis.NewClient(&redis.Options{Network: "unix", Addr: sock, MaxRetries: -1, Protocol: 2, DisableIdentity: true,
+		ReadTimeout: time.Minute, WriteTimeout: time.Minute})
 	defer c.Close()
 	big := strings.Repeat("v", 4<<20)
 	for _, v := range []string{"", "x", big} {
