@@ -54,7 +54,8 @@
 // (see Caveats), so a load that overwrites or deletes much keeps fewer.
 // Measured with a cache-aside load of 118 KiB values (a lookup, a write on
 // a miss; uniform keys, four times MaxBytes written; TestLiveShare): the
-// live entries were 0.94 of MaxBytes at 64 MiB, peak directory 1.04 ×
+// values were 0.91 of MaxBytes at the end (505 of 120,832 bytes, at 64
+// MiB), peak directory 1.04 ×
 // MaxBytes (on disk, 0.93 at the end and 0.91 at the lowest over the last
 // 40% of the load; peak 1.02). The sizing before (room for two memtables of
 // MaxBytes/16 and another MaxBytes/16, 16 generations) kept 0.76 on the
