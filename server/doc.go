@@ -47,7 +47,8 @@
 // (tier.LocalRegistry for a standalone daemon). A daemon in a
 // cluster passes the registry that follows the cluster's, with
 // Options.Sync and Options.Cluster; the server knows nothing of NATS and
-// imports no package of tiercache but tier and internal helpers.
+// imports no package of tiercache but tier, lease (the leases it serves),
+// policy (the eviction policy's name it reports) and internal helpers.
 //
 // # Limits and back-pressure
 //
