@@ -147,7 +147,9 @@ func (s *Store) evict(m *maintState, h *handle) {
 	w := s.waiting.Load()
 	high := s.usage.Load().disk > s.physHigh || (w > 0 && s.estimate()+w > s.hardLimit)
 	if high && time.Since(m.lastDrop) > physGrace {
-		// No second chance here: the directory is over its bound already.
+		// One second chance only, the first marked entry's: the directory
+		// is over its bound already, but a generation of one large record
+		// read all along must not lose it (TestDiskBound, 4 MB).
 		if dropped, err := s.dropOldest(m, h, false); err == nil && dropped {
 			m.lastDrop = time.Now()
 		}
@@ -157,8 +159,9 @@ func (s *Store) evict(m *maintState, h *handle) {
 // dropOldest evicts the oldest generation: every entry whose pointer still
 // names it (found through the generation's q index, so the cost is per key
 // of the generation, not per key stored) is unlinked, or, if it was read
-// since written and chances allows, rewritten into the current generation
-// (refs: CLOCK's second chance; see secondChance for its bounds); then the
+// since written, rewritten into the current generation (refs: CLOCK's
+// second chance; see secondChance for its bounds; without chances, the
+// backstop's drop, only the first such entry is); then the
 // generation's d and q spans are range-deleted, and the memtable is
 // flushed so that Pebble can delete the generation's files whole. The q
 // index is read a batch at a time, each through an iterator of its own, so
@@ -185,6 +188,8 @@ func (s *Store) dropOldest(m *maintState, h *handle, chances bool) (bool, error)
 	var room chanceRoom
 	if chances {
 		room = chanceRoom{left: s.mu.gens[0].bytes * maxChanceShare / 4, forced: 1}
+	} else {
+		room = chanceRoom{left: 1, forced: 1}
 	}
 	s.mu.Unlock()
 

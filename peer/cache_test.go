@@ -27,10 +27,13 @@ func newDuo(t testing.TB) *duo {
 	sa := startServer(t, ServerOptions{Store: ha, NodeID: "a"})
 	sb := startServer(t, ServerOptions{Store: hb, NodeID: "b"})
 	ring := NewRing([]Member{{ID: "a", Addr: sa.Addr().String()}, {ID: "b", Addr: sb.Addr().String()}})
+	// A request timeout far above the default 100 ms: these tests check
+	// what a peer answers, and a first request under the race detector on
+	// a loaded machine outlasted 100 ms (a timeout, not the answer).
 	return &duo{
 		ring: ring,
-		a:    NewCache(ha, newClient(t, ClientOptions{Ring: ring, Self: "a"})),
-		b:    NewCache(hb, newClient(t, ClientOptions{Ring: ring, Self: "b"})),
+		a:    NewCache(ha, newClient(t, ClientOptions{Ring: ring, Self: "a", Timeout: 5 * time.Second})),
+		b:    NewCache(hb, newClient(t, ClientOptions{Ring: ring, Self: "b", Timeout: 5 * time.Second})),
 	}
 }
 
