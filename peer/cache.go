@@ -41,7 +41,12 @@ type Cache struct {
 
 // NewCache returns h as a member of the fleet that client reaches. It
 // closes neither: the caller closes the client before the Hybrid.
+//
+// A near copy whose forward is dropped (Client.OnSetDropped) is then
+// stored here as any write (tier.Hybrid.KeepNear): the owner may never
+// have had it, and the near copy alone would be lost at a restart.
 func NewCache(h *tier.Hybrid, client *Client) *Cache {
+	client.OnSetDropped(func(key, value []byte, tag string) { h.KeepNear(key, value, tag) })
 	return &Cache{Hybrid: h, client: client, Keep: func([]byte, tier.Record) bool { return true }}
 }
 
@@ -95,7 +100,8 @@ func (c *Cache) Get(key []byte) (tier.Record, error) {
 // that wrote it. Measured on the fleet workload, the writers' disk copies
 // were what kept the fleet's hit ratio under one daemon's of the same
 // total size. An owner that is down gets nothing, and the value is stored
-// here as any write.
+// here as any write; so is a near copy whose forward is not queued (the
+// queue is full, the value too large for a peer) or is dropped later.
 func (c *Cache) SetWith(key, value []byte, a tier.SetArgs) (tier.SetResult, error) {
 	up := c.client.OwnerUp(key)
 	a.Near = up
@@ -117,7 +123,9 @@ func (c *Cache) SetWith(key, value []byte, a tier.SetArgs) (tier.SetResult, erro
 	}
 	// value is still the caller's to read here (SetArgs.Spare's buffer is
 	// retired only once the command ends); Forward copies it.
-	c.client.Forward(key, value, expireAt, res.Tag)
+	if !c.client.Forward(key, value, expireAt, res.Tag) && a.Near {
+		c.Hybrid.KeepNear(key, value, res.Tag)
+	}
 	return res, nil
 }
 

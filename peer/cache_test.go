@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -297,5 +298,78 @@ func TestCacheGetRecycles(t *testing.T) {
 	get(keys[2]) // the near copy, intact
 	if st := b.PeerStats(); st.Requests != requests {
 		t.Fatalf("the near copy was not served: %d peer requests, want %d", st.Requests, requests)
+	}
+}
+
+// A near copy whose forward never reaches its owner is kept on the writer's
+// disk: one the full queue did not take at once, one queued when the
+// client closed (a daemon stopping) once it closes. Flush waits until the
+// owner has what was queued, so a daemon stopping gives its owners their
+// writes first.
+func TestCacheDroppedForwardKept(t *testing.T) {
+	ha := openHybrid(t)
+	sa := startServer(t, ServerOptions{Store: ha, NodeID: "a"})
+	fz := newFreezer(t, sa.Addr().String())
+	ring := NewRing([]Member{{ID: "a", Addr: fz.addr()}, {ID: "b", Addr: "b.invalid:1"}})
+	dir := t.TempDir()
+	hb := openHybridIn(t, dir, nil)
+	// The queue holds one of these values: the second does not fit.
+	client, err := NewClient(ClientOptions{Ring: ring, Self: "b", Timeout: 5 * time.Second, ForwardTimeout: time.Minute, QueueBytes: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	b := NewCache(hb, client)
+	ks := keysOf(t, ring, "a", "k", 3)
+	set := func(k []byte, v string) {
+		t.Helper()
+		if _, err := b.SetWith(k, value(3<<10, v[0]), tier.SetArgs{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	set(ks[0], "0") // reaches a: Flush waits for it
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := client.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	if r, err := ha.PeerGet(ks[0]); err != nil || !bytes.Equal(r.Value(), value(3<<10, '0')) {
+		t.Fatalf("the owner has not the write Flush waited for: %v", err)
+	}
+
+	fz.freeze()     // a takes nothing more
+	set(ks[1], "1") // queued, stuck
+	set(ks[2], "2") // the queue is full: not queued
+	if n := hb.NearWrites(); n != 3 {
+		t.Fatalf("near writes %d, want 3", n)
+	}
+	if n := hb.NearKept(); n != 1 {
+		t.Fatalf("near copies kept before the close %d, want 1 (the one not queued)", n)
+	}
+	shortCtx, cancelShort := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancelShort()
+	if err := client.Flush(shortCtx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Flush with the owner frozen: %v, want the context's deadline", err)
+	}
+	client.Close()
+	if n := hb.NearKept(); n != 2 {
+		t.Fatalf("near copies kept after the close %d, want 2", n)
+	}
+	if st := client.Stats(); st.SetsForwarded != 1 || st.SetsDropped != 2 {
+		t.Fatalf("forwarded %d, dropped %d; want 1, 2", st.SetsForwarded, st.SetsDropped)
+	}
+	if err := hb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	hb = openHybridIn(t, dir, nil)
+	for i, k := range ks {
+		r, err := hb.Get(k)
+		switch {
+		case i == 0 && !errors.Is(err, tier.ErrNotFound):
+			t.Errorf("%s, which its owner took, is on the writer's disk too: %v", k, err)
+		case i > 0 && (err != nil || !bytes.Equal(r.Value(), value(3<<10, byte('0'+i)))):
+			t.Errorf("%s, never forwarded, is lost after the writer's restart: %v", k, err)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"slices"
@@ -26,6 +27,15 @@ type Client struct {
 	opts   ClientOptions
 	flight singleflight.Group // one request per key in flight
 	queued atomic.Int64       // bytes of forwarded writes waiting, across peers
+
+	// idle is closed, and reset, when queued falls to zero: Flush waits on it.
+	idle struct {
+		sync.Mutex
+		ch chan struct{}
+	}
+	// setDropped, if set, is told of each forwarded SET that was dropped
+	// (OnSetDropped).
+	setDropped atomic.Pointer[func(key, value []byte, tag string)]
 
 	mu struct {
 		sync.Mutex
@@ -283,6 +293,55 @@ func (c *Client) Stats() Stats {
 		}
 	}
 	return st
+}
+
+// OnSetDropped has fn called with the key, value and tag of each
+// forwarded SET that is dropped (counted in SetsDropped) once it was
+// queued: its owner's breaker opened, the owner failed before answering,
+// the owner left the ring, or the client closed. Its owner may or may not
+// have stored it. fn runs on the client's goroutines (or Close's) and must
+// not block; key and value are valid only during the call. A SET Forward
+// did not queue (it returned false) is not reported: its caller knows.
+func (c *Client) OnSetDropped(fn func(key, value []byte, tag string)) {
+	c.setDropped.Store(&fn)
+}
+
+// Flush waits until every forwarded write queued before it is settled
+// (answered, or dropped), or ctx ends, whose error it then returns. Writes
+// queued meanwhile are waited for too: a daemon flushes once it has
+// stopped taking writes.
+func (c *Client) Flush(ctx context.Context) error {
+	for {
+		c.idle.Lock()
+		if c.queued.Load() == 0 {
+			c.idle.Unlock()
+			return nil
+		}
+		if c.idle.ch == nil {
+			c.idle.ch = make(chan struct{})
+		}
+		ch := c.idle.ch
+		c.idle.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// unqueue gives back n bytes of the queue's bound, waking Flush when none
+// is left.
+func (c *Client) unqueue(n int64) {
+	if c.queued.Add(-n) != 0 {
+		return
+	}
+	c.idle.Lock()
+	if c.idle.ch != nil {
+		close(c.idle.ch)
+		c.idle.ch = nil
+	}
+	c.idle.Unlock()
 }
 
 // Close closes every connection (Gets in progress are misses), drops the

@@ -143,8 +143,10 @@
 //     restarted) is replaced once, without counting a failure.
 //   - Forwarded writes are best effort: dropped when the queue is full,
 //     the owner's breaker is open or its connection fails, never retried.
-//     Writes of one key reach its owner in order; nothing orders them
-//     against Gets.
+//     Cache keeps the near copy of a dropped SET in its own L2 instead
+//     (Client.OnSetDropped, tier.Hybrid.KeepNear), and a daemon stopping
+//     sends what is queued first (Client.Flush). Writes of one key reach
+//     its owner in order; nothing orders them against Gets.
 //   - Memory. The server holds at most MaxInflight bytes of large request
 //     bodies plus about 128 KiB per connection (its buffers); the client
 //     holds at most QueueBytes of forwarded writes (one write larger than

@@ -86,7 +86,7 @@ func (c *Client) enqueue(key []byte, set bool, n int, build func([]byte) []byte,
 	r.mu.Lock()
 	if r.mu.closed {
 		r.mu.Unlock()
-		c.queued.Add(-int64(n))
+		c.unqueue(int64(n))
 		c.dropped(set, 1)
 		return false
 	}
@@ -150,13 +150,15 @@ func (r *remote) dropQueued() {
 func (r *remote) settle(batch []forward, replies []byte) {
 	st := &r.c.stats
 	for i, f := range batch {
-		r.c.queued.Add(-int64(len(f.frame)))
 		if f.done != nil {
 			defer close(f.done) // once counted
 		}
 		switch {
 		case i >= len(replies):
 			r.c.dropped(f.set, 1)
+			if f.set {
+				r.c.reportDropped(f.frame)
+			}
 		case f.set && replies[i] == stOK:
 			st.setsForwarded.Add(1)
 		case f.set:
@@ -167,6 +169,24 @@ func (r *remote) settle(batch []forward, replies []byte) {
 			st.updatesDropped.Add(1)
 		}
 	}
+	// Given back once each write is counted and reported, so that Flush
+	// returns only after that.
+	for _, f := range batch {
+		r.c.unqueue(int64(len(f.frame)))
+	}
+}
+
+// reportDropped tells OnSetDropped's function of the SET frame carries.
+func (c *Client) reportDropped(frame []byte) {
+	fn := c.setDropped.Load()
+	if fn == nil {
+		return
+	}
+	req, err := parseSet(frame[frameHeader:])
+	if err != nil {
+		return // cannot happen: appendSet built it
+	}
+	(*fn)(req.key, req.value, string(req.tag))
 }
 
 // sendQueued sends the queued writes, batch after batch, until the queue

@@ -22,11 +22,18 @@ func openHybrid(t testing.TB) *tier.Hybrid { return openHybridPool(t, nil) }
 // buffers from pool (nil: none).
 func openHybridPool(t testing.TB, pool *bufpool.Pool) *tier.Hybrid {
 	t.Helper()
+	return openHybridIn(t, t.TempDir(), pool)
+}
+
+// openHybridIn is openHybridPool on dir, where a Hybrid closed earlier
+// may have left its L2.
+func openHybridIn(t testing.TB, dir string, pool *bufpool.Pool) *tier.Hybrid {
+	t.Helper()
 	l1, err := memtier.New(memtier.Options{MaxBytes: 256 << 20, Buffers: pool})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l2, err := disktier.Open(disktier.Options{Dir: t.TempDir(), MaxBytes: 1 << 30})
+	l2, err := disktier.Open(disktier.Options{Dir: dir, MaxBytes: 1 << 30})
 	if err != nil {
 		l1.Close()
 		t.Fatal(err)

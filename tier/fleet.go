@@ -1,6 +1,9 @@
 package tier
 
-import "errors"
+import (
+	"bytes"
+	"errors"
+)
 
 // A cache in a fleet (package peer) answers the lookups of other members
 // for the keys it owns (PeerGet), serves the records they send for keys it
@@ -79,6 +82,52 @@ func (h *Hybrid) Fill(key []byte, r Record, seq uint64, keep bool) (Record, erro
 	}
 	return r, nil
 }
+
+// KeepNear stores key's near copy (SetArgs.Near) in L2 as any write, if
+// L1 still holds it with value under version tag and it is still current:
+// for a write whose forward to the key's owner never reached it (the
+// owner failed, the forward queue was full, or this daemon is closing),
+// so that the value is not left in memory alone, lost at the next
+// restart. It reports whether it queued the write. A copy L1 no longer
+// holds, or holds with another value (a later write, which forwards
+// itself), is left alone; writing a value L2 may have already (a clean
+// record of write-through) only costs a rewrite.
+func (h *Hybrid) KeepNear(key, value []byte, tag string) bool {
+	if h.closed.Load() {
+		return false
+	}
+	sc, scoped, err := ParseScope(key)
+	if err != nil {
+		return false
+	}
+	st := h.stripes.of(key)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	// Under the stripe's lock no write of key changes L1's record, and the
+	// guard keeps a pooled one from being reused meanwhile; its bytes are
+	// only compared, the record queued is built from value.
+	g := h.opts.Buffers.Guard()
+	defer g.Close()
+	g.Pin()
+	r, err := h.l1.Get(key)
+	if err != nil || r.Flags()&FlagClean == 0 || r.Expired(h.nowMs()) {
+		return false
+	}
+	hdr, err := r.Header()
+	if err != nil || hdr.Tag != tag || !bytes.Equal(r.Value(), value) {
+		return false
+	}
+	if scoped && !h.state(sc.Model).current(sc, hdr.Epoch) {
+		return false
+	}
+	h.queue.enqueue(newOp(key, NewRecord(hdr, value), sc, scoped, hdr.Epoch))
+	h.nearKept.Add(1)
+	st.seq.Add(1) // L2 changed under key: see stripes
+	return true
+}
+
+// NearKept returns how many near copies KeepNear stored in L2.
+func (h *Hybrid) NearKept() uint64 { return h.nearKept.Load() }
 
 // NearWrites returns how many writes were stored as near copies
 // (SetArgs.Near) in L1 alone, their L2 copy left to the key's owner.

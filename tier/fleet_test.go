@@ -214,3 +214,78 @@ func TestFleetNearWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestFleetKeepNear: a near copy whose forward was dropped is stored in L2
+// by KeepNear, and survives a restart; KeepNear leaves alone a key L1 does
+// not hold, a copy with another value or tag (a later write), a dirty
+// record (write-back's own write, which L2 gets when evicted) and a copy a
+// rollout has made stale.
+func TestFleetKeepNear(t *testing.T) {
+	for _, policy := range []tier.WritePolicy{tier.WriteBack, tier.WriteThrough} {
+		t.Run(policy.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := hcfg{dir: dir, policy: policy}
+			h := openHybrid(t, cfg)
+			near := tier.SetArgs{Near: true}
+			set := func(key, value string, a tier.SetArgs) string {
+				t.Helper()
+				res, err := h.SetWith([]byte(key), []byte(value), a)
+				if err != nil || !res.Stored {
+					t.Fatalf("SetWith %s: %+v, %v", key, res, err)
+				}
+				return res.Tag
+			}
+			set("kept", "v", near)
+			set("rewritten", "old", near)
+			set("rewritten", "new", near)
+			set("{clip@v1}scoped", "s", near)
+			set("{clip@v1}stale", "s", near)
+			set("own", "o", tier.SetArgs{})
+			for _, c := range []struct {
+				key, value, tag string
+				want            bool
+			}{
+				{"kept", "v", "", true},
+				{"absent", "v", "", false},
+				{"rewritten", "old", "", false},
+				{"{clip@v1}scoped", "s", "v2", false},
+				{"{clip@v1}scoped", "s", "v1", true},
+				{"own", "o", "", policy == tier.WriteThrough}, // clean: L2 has it already, a rewrite is harmless
+			} {
+				if got := h.KeepNear([]byte(c.key), []byte(c.value), c.tag); got != c.want {
+					t.Errorf("KeepNear(%s, %s, %q) = %v, want %v", c.key, c.value, c.tag, got, c.want)
+				}
+			}
+			if err := h.ApplyModels([]tier.ModelChange{tiertest.Rollout(t, "clip", "v2")}, 1); err != nil {
+				t.Fatal(err)
+			}
+			if h.KeepNear([]byte("{clip@v1}stale"), []byte("s"), "v1") {
+				t.Error("KeepNear stored a copy of a version rolled out since")
+			}
+			want := uint64(2)
+			if policy == tier.WriteThrough {
+				want = 3
+			}
+			if n := h.NearKept(); n != want {
+				t.Errorf("NearKept = %d, want %d", n, want)
+			}
+			if err := h.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if h.KeepNear([]byte("kept"), []byte("v"), "") {
+				t.Error("KeepNear after Close reported a write")
+			}
+			h = openHybrid(t, cfg)
+			defer h.Close()
+			if v, err := getValue(h, "kept"); err != nil || string(v) != "v" {
+				t.Fatalf("after a restart, kept = %q, %v; want v", v, err)
+			}
+			if v, err := getValue(h, "rewritten"); !errors.Is(err, tier.ErrNotFound) {
+				t.Fatalf("after a restart, rewritten = %q, %v; want not found (its near copies were never kept)", v, err)
+			}
+			if v, err := getValue(h, "own"); err != nil || string(v) != "o" {
+				t.Fatalf("after a restart, own = %q, %v; want o", v, err)
+			}
+		})
+	}
+}

@@ -36,6 +36,7 @@ type Hybrid struct {
 
 	promotions, demotions atomic.Uint64
 	nearWrites            atomic.Uint64 // see NearWrites
+	nearKept              atomic.Uint64 // see NearKept
 	l2Rejected            atomic.Uint64 // L1 evictions not written: rejected by L1's policy, L2 full
 	staleWrites           atomic.Uint64
 	l2ReadErrs            atomic.Uint64

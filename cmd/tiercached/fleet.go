@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -118,9 +119,16 @@ func (f *fleet) info() server.PeersInfo {
 	}
 }
 
-// close stops serving peers, then asking them. It is idempotent (both
-// Close methods are).
-func (f *fleet) close() {
+// close stops serving peers, sends the writes still queued for their
+// owners (until ctx ends), then stops asking peers. A write not sent by
+// then is dropped, and its near copy stored here instead (see
+// peer.NewCache). It is idempotent (both Close methods are).
+func (f *fleet) close(ctx context.Context) {
 	_ = f.server.Close()
+	if err := f.client.Flush(ctx); err != nil {
+		st := f.client.Stats()
+		f.log.Warn("forwarded writes not sent before the shutdown timeout; their values are kept here",
+			zap.Int64("queued_bytes", st.QueuedBytes), zap.Error(err))
+	}
 	_ = f.client.Close()
 }

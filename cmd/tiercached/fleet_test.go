@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -228,6 +229,84 @@ func TestFleet(t *testing.T) {
 		nodes["c"].Signal(syscall.SIGCONT)
 		waitPeers(t, b, 2)
 		wantGet(t, b, "b", keys[0], "v")
+	})
+
+	t.Run("a stopping daemon's writes reach their owner or its own disk", func(t *testing.T) {
+		// Owner up: b, stopped right after the writes (pipelined, more
+		// than it sends in the time it takes to stop), sends them to a
+		// before it exits; only if a failed meanwhile (a loaded machine:
+		// the breaker opens after a second without an answer) are some
+		// of them on b's disk instead.
+		var sent, kept []string
+		for i := range 48 {
+			sent = append(sent, ownedBy(t, ring, "a", fmt.Sprintf("sent%d", i)))
+		}
+		for i := range 20 {
+			kept = append(kept, ownedBy(t, ring, "a", fmt.Sprintf("kept%d", i)))
+		}
+		big := strings.Repeat("b", 64<<10)
+		bulk := redis.NewClient(&redis.Options{
+			Network: "unix", Addr: nodes["b"].socket, Protocol: 2, MaxRetries: -1,
+			ReadTimeout: time.Minute, WriteTimeout: time.Minute,
+		})
+		defer bulk.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		pipe := bulk.Pipeline()
+		for _, k := range sent {
+			pipe.Set(ctx, k, big, 0)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		bulk.Close()
+		nodes["b"].stop()
+		aFailed := false
+		for _, l := range nodes["b"].LogLines() {
+			if msg, _ := l["msg"].(string); strings.HasPrefix(msg, "peer failed") && l["peer"] == "a" {
+				aFailed = true
+			}
+		}
+		var onB []string
+		for _, k := range sent {
+			got, err := clients["a"].Get(ctxT(t), k).Result()
+			switch {
+			case err == nil && got == big:
+			case errors.Is(err, redis.Nil) && aFailed:
+				onB = append(onB, k)
+			default:
+				t.Fatalf("GET %s on a = %d bytes, %v; want the %d written on b before it stopped", k, len(got), err, len(big))
+			}
+		}
+
+		// Owner frozen: the writes b could not send are on b's disk.
+		nodes["b"].start(top)
+		clients["b"] = nodes["b"].client(top, "")
+		if len(onB) > 0 {
+			t.Logf("a failed while b stopped: %d of %d writes stayed on b", len(onB), len(sent))
+		}
+		for _, k := range onB {
+			if got, err := clients["b"].Get(ctxT(t), k).Result(); err != nil || got != big {
+				t.Fatalf("GET %s on b = %d bytes, %v; want the %d b could not send a", k, len(got), err, len(big))
+			}
+		}
+		waitPeers(t, clients["b"], 2)
+		nodes["a"].Freeze()
+		defer nodes["a"].Signal(syscall.SIGCONT)
+		for _, k := range kept {
+			mustSetKey(t, clients["b"], k, "kept by b")
+		}
+		if n := peerCount(t, clients["b"], "peer_sets_near"); n != len(kept) {
+			t.Fatalf("b stored %d near copies, want %d (a frozen is still a live member)", n, len(kept))
+		}
+		nodes["b"].stop()
+		nodes["b"].start(top)
+		clients["b"] = nodes["b"].client(top, "")
+		for _, k := range kept {
+			wantGet(t, clients["b"], "b", k, "kept by b")
+		}
+		nodes["a"].Signal(syscall.SIGCONT)
+		waitPeers(t, clients["b"], 2)
 	})
 
 	t.Run("the peer port refuses a connection without the password", func(t *testing.T) {

@@ -130,7 +130,10 @@ func newDaemon(opts options) (*daemon, error) {
 			return fail(err)
 		}
 		d.fleet = f
-		undo = append(undo, f.close)
+		undo = append(undo, func() {
+			// Nothing was served: nothing is queued.
+			f.close(context.Background())
+		})
 		reg.MustRegister(metrics.NewPeerCollector(f.info))
 	}
 	cl, err := d.openCluster()
@@ -623,7 +626,8 @@ func (d *daemon) logConfig() {
 // shutdown stops the daemon gracefully: /healthz turns 503, the server
 // stops accepting and lets in-flight commands finish (until ctx ends; then
 // their connections are closed), the socket file is removed, a fleet
-// member stops serving and asking its peers, the daemon leaves the
+// member stops serving its peers, sends them the writes it still has for
+// them (until ctx ends) and stops asking them, the daemon leaves the
 // cluster, the cache
 // writes L1-only entries down to L2 (write-back) and closes Pebble, and the
 // metrics endpoint closes last. It is idempotent and returns the first
@@ -650,7 +654,7 @@ func (d *daemon) shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 		if d.fleet != nil {
-			d.fleet.close()
+			d.fleet.close(ctx)
 		}
 		if d.cluster.close != nil {
 			if err := d.cluster.close(); err != nil {
