@@ -168,10 +168,8 @@ func (r *remote) settle(batch []forward, replies []byte) {
 		default:
 			st.updatesDropped.Add(1)
 		}
-	}
-	// Given back once each write is counted and reported, so that Flush
-	// returns only after that.
-	for _, f := range batch {
+		// Given back once the write is counted and reported, so that
+		// Flush returns only after that.
 		r.c.unqueue(int64(len(f.frame)))
 	}
 }
